@@ -1,0 +1,38 @@
+/* comm.h: the process group of a data-parallel run. The MPI implementation works for one
+ * process started without mpirun too (a singleton); a NCCL implementation of the buffer
+ * reductions plugs in behind the same functions for GPU buffers.
+ * Every call is checked: an MPI error aborts the whole job with file, line and MPI's message. */
+#ifndef LAWT_COMM_H
+#define LAWT_COMM_H
+
+#include <stddef.h>
+
+typedef struct comm comm;
+
+/* MPI_Init (thread level funneled) and the error handlers; local rank from the MPI/Slurm
+ * environment (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID) or a shared-memory split. */
+comm *comm_init(int *argc, char ***argv);
+void comm_finalize(comm *c);
+int comm_rank(const comm *c);
+int comm_size(const comm *c);
+int comm_local_rank(const comm *c);
+
+/* In-place sums over all ranks, in one call per buffer (gradients are one flat buffer). */
+void comm_allreduce_sum_float(comm *c, float *buf, size_t n);
+void comm_allreduce_sum_double(comm *c, double *buf, size_t n);
+void comm_allreduce_sum_long(comm *c, long *buf, size_t n);
+/* In-place mean over ranks of a float buffer. */
+void comm_allreduce_mean_float(comm *c, float *buf, size_t n);
+void comm_broadcast(comm *c, void *buf, size_t bytes, int root);
+/* Broadcasts a NUL-terminated string of any length from root; returns a malloc'd copy on
+ * every rank (the caller frees it). */
+char *comm_broadcast_string(comm *c, const char *s, int root);
+void comm_barrier(comm *c);
+/* 1 on every rank if any rank passed flag != 0 (a logical OR), e.g. "a stop signal arrived". */
+int comm_any(comm *c, int flag);
+/* Brings the whole job down: prints "lawt: rank R: <message>" and calls MPI_Abort. */
+void comm_abort(comm *c, int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
+/* Seconds spent inside the reductions so far (for the share of step time in communication). */
+double comm_seconds(const comm *c);
+
+#endif

@@ -1,0 +1,54 @@
+/* eval.h: the paper's correctness checks (section 3, Appendix B) and failure analysis
+ * (sections 4.5, 4.6).
+ *
+ * For task t, input I, correct output O and decoded prediction P, the relative error is
+ *   transpose, add, matvec, matmul, eigenvalues, singular values:  |P - O| / |O|
+ *   eigenvectors (P = [D ; Q]):   |Q^T I Q - diag(D)| / |diag(D)|
+ *   SVD (P = [S ; U ; V]):        |U^T I V - diag(S)| / |diag(S)|
+ *   inversion:                    |P I - Id| / |Id|
+ * in the L1 (sum of |a_ij|), L2 (Frobenius) and Linf (max |a_ij|) norms. A prediction passes
+ * at tolerance tau when err < tau (transpose: only when err == 0, the paper's exact check). */
+#ifndef LAWT_EVAL_H
+#define LAWT_EVAL_H
+
+#include "common/common.h"
+
+typedef enum { NORM_L1, NORM_L2, NORM_LINF, LAWT_NORM_COUNT } lawt_norm;
+
+const char *norm_name(lawt_norm norm); /* "L1", "L2", "Linf" */
+
+/* Relative errors in the three norms. Returns 0, or -1 when P has the wrong shape for the
+ * task (err is then set to +Inf, which fails every tolerance). */
+int eval_relative_error(lawt_task task, const lawt_matrix *input, const lawt_matrix *target,
+                        const lawt_matrix *pred, double err[LAWT_NORM_COUNT]);
+
+/* 1 when err passes tolerance tau for the task. */
+int eval_passes(lawt_task task, double err, double tau);
+
+/* 2-norm condition number sigma_max / sigma_min (LAPACKE_dgesvd); +Inf when singular. */
+double eval_condition_number(const lawt_matrix *m);
+
+/* Condition number of the predicted eigenvector matrix Q of an eigenvectors prediction
+ * [D ; Q] ((n+1) x n), the failure predictor of section 4.5; +Inf if malformed. */
+double eval_eigenvectors_q_condition(const lawt_matrix *pred);
+
+/* Accuracy accumulator over many predictions at several tolerances in one pass. */
+#define EVAL_MAX_TOLERANCES 8
+typedef struct {
+    int ntol;
+    double tol[EVAL_MAX_TOLERANCES];
+    long count;                                          /* predictions seen */
+    long well_formed;                                    /* decoded as a matrix */
+    long pass[LAWT_NORM_COUNT][EVAL_MAX_TOLERANCES];     /* passes per norm and tolerance */
+    double err_sum[LAWT_NORM_COUNT];                     /* sum of finite errors, for means */
+} eval_tally;
+
+void eval_tally_init(eval_tally *t, const double *tol, int ntol);
+/* Adds one prediction; pred == NULL means "not well-formed" (a failure at every tolerance). */
+void eval_tally_add(eval_tally *t, lawt_task task, const lawt_matrix *input,
+                    const lawt_matrix *target, const lawt_matrix *pred);
+/* Adds b's counts into a (shards of an evaluation). */
+void eval_tally_merge(eval_tally *a, const eval_tally *b);
+double eval_tally_accuracy(const eval_tally *t, lawt_norm norm, int tol_index); /* percent */
+
+#endif

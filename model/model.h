@@ -1,0 +1,113 @@
+/* model.h: the sequence-to-sequence transformer of the paper (section 3), as its reference
+ * implementation built it (Vaswani et al., post-norm):
+ *
+ *   encoder:  x = LN(tok_in[src] + pos_in[t]);  per layer: x = LN(x + SelfAttn(x, pad mask))
+ *                                                          x = LN(x + FFN(x))
+ *   decoder:  y = LN(tok_out[tgt] + pos_out[t]); per layer: y = LN(y + CausalSelfAttn(y))
+ *                                                          y = LN(y + CrossAttn(y, x, pad mask))
+ *                                                          y = LN(y + FFN(y))
+ *   logits = y tok_out^T + out_bias   (the projection is tied to the decoder embedding)
+ *   FFN(x) = W2 ReLU(W1 x + b1) + b2 with 4*dim hidden units; no dropout.
+ * Cross-attention keys and values map enc_dim to dec_dim.
+ *
+ * Sequences are framed "EOS tokens EOS" and padded with TOK_PAD. The decoder reads
+ * tgt[0 .. T-1) and predicts tgt[1 .. T); the loss is the cross-entropy of every target token
+ * after the first EOS (the closing EOS included), never of padding.
+ *
+ * Parameters, gradients and the two Adam moments each live in one contiguous float buffer;
+ * model_tensors() names the views (for checkpoints and tests). Two backends implement this
+ * interface on the same layout: the CPU reference (BLAS) and, when built, CUDA. */
+#ifndef LAWT_MODEL_H
+#define LAWT_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int enc_layers, dec_layers;
+    int enc_dim, dec_dim;
+    int enc_heads, dec_heads;
+    int vocab_in, vocab_out;
+    int max_len; /* positions: the longest framed source or target sequence */
+} model_config;
+
+/* The parameter count of Appendix G:
+ * P = de(wi + wp + 2) + (wo + wp + 2)dd + wo + ne de(12de + 13) + nd dd(14dd + 2de + 19). */
+size_t model_param_count(const model_config *cfg);
+/* Returns 0, or -1 with a message in err (e.g. dim not divisible by heads). */
+int model_config_validate(const model_config *cfg, char *err, size_t errcap);
+
+/* One named view of the parameter buffer: name like "enc.layer0.attn.qkv.weight". */
+#define MODEL_MAX_NDIM 3
+typedef struct {
+    char name[64];
+    size_t offset; /* in floats, into the parameter (and gradient, and moment) buffers */
+    int ndim;
+    int shape[MODEL_MAX_NDIM];
+} model_tensor;
+/* Fills up to cap tensors (in buffer order, covering it exactly); returns how many exist. */
+int model_tensors(const model_config *cfg, model_tensor *out, int cap);
+
+typedef enum { BACKEND_CPU, BACKEND_CUDA } model_backend;
+
+/* A batch of B framed examples, padded to S source and T target positions. */
+typedef struct {
+    int B, S, T;
+    const int *src;     /* (B, S) */
+    const int *src_len; /* (B): framed lengths, the rest is TOK_PAD */
+    const int *tgt;     /* (B, T) */
+    const int *tgt_len; /* (B) */
+} model_batch;
+
+typedef struct model model;
+
+/* Activations are sized for batches up to max_batch examples of up to cfg->max_len tokens.
+ * Dies with a message if the backend is not available. */
+model *model_create(const model_config *cfg, model_backend backend, int max_batch);
+void model_free(model *m);
+const model_config *model_get_config(const model *m);
+size_t model_num_params(const model *m);
+
+/* Deterministic initialisation from seed: weights N(0, 0.02) style (documented in the
+ * implementation), biases 0, layer norms (1, 0); moments zero. */
+void model_init_params(model *m, uint64_t seed);
+
+typedef enum { BUF_PARAMS, BUF_GRADS, BUF_ADAM_M, BUF_ADAM_V } model_buffer;
+/* Copy a whole buffer to / from host memory (num_params floats). */
+void model_copy_out(const model *m, model_buffer which, float *dst);
+void model_copy_in(model *m, model_buffer which, const float *src);
+
+/* Forward pass with loss: returns the sum over target tokens of -log p(token) and sets
+ * *ntokens to the number of target tokens counted. Keeps activations for backward. */
+double model_forward(model *m, const model_batch *batch, long *ntokens);
+/* Mean-free per-example loss is not needed: the trainer divides by the global token count. */
+void model_zero_grad(model *m);
+/* Accumulates d(loss_scale * sum of token losses)/d(params) into the gradient buffer for the
+ * batch of the last forward. loss_scale is 1 / (global number of target tokens). */
+void model_backward(model *m, const model_batch *batch, float loss_scale);
+
+/* Logits of the last forward, (B, T-1, vocab_out) on the host: for tests. */
+void model_copy_logits(const model *m, float *dst);
+
+typedef struct {
+    float lr, beta1, beta2, eps;
+} adam_hparams;
+/* L2 norm of the gradient buffer. */
+double model_grad_norm(const model *m);
+/* One Adam step (bias-corrected, step counted from 1) on grad_scale * gradients;
+ * the trainer uses grad_scale for norm clipping and gradient averaging. */
+void model_adam_step(model *m, const adam_hparams *h, long step, float grad_scale);
+
+/* Greedy decoding with a key/value cache. src: (B, S) framed sources. For each example writes
+ * the predicted tokens after the leading EOS, without the closing EOS, into
+ * out[b * max_out ...] and their count into out_len[b]; stops at EOS or max_out tokens. */
+void model_greedy_decode(model *m, const int *src, const int *src_len, int B, int S,
+                         int max_out, int *out, int *out_len);
+/* Same without the KV cache (recomputes the whole prefix each step): the test oracle. */
+void model_greedy_decode_nocache(model *m, const int *src, const int *src_len, int B, int S,
+                                 int max_out, int *out, int *out_len);
+/* Beam search of width beam (length-normalised log-probability); writes the best hypothesis. */
+void model_beam_decode(model *m, const int *src, const int *src_len, int B, int S, int beam,
+                       int max_out, int *out, int *out_len);
+
+#endif
