@@ -1,0 +1,53 @@
+/* checkpoint.h: everything a run needs to continue, in one HDF5 file users can open with
+ * h5dump or h5py (layout documented in README.md, "Checkpoint format").
+ *
+ * A file is written to "<path>.tmp", flushed, closed, then renamed over <path>: a crash
+ * during a write never damages the previous checkpoint. A checksum over the parameters is
+ * stored as an attribute and verified on load, so a corrupted or truncated file is refused. */
+#ifndef LAWT_CHECKPOINT_H
+#define LAWT_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/model.h"
+
+#define CHECKPOINT_FORMAT_VERSION 1
+
+typedef struct {
+    long step;              /* optimizer steps done */
+    long examples_seen;     /* training examples consumed (the train stream's next index) */
+    long epoch;             /* completed epochs */
+    uint64_t seed;
+    uint64_t test_index;    /* next index of the test stream */
+    double lr;              /* learning rate of the last step (the schedule is a function of step) */
+    double best_accuracy;   /* best evaluation accuracy so far (percent, primary tolerance) */
+    double wall_seconds;    /* training time accumulated over all segments of the run */
+    char *config_text;      /* the resolved INI text (malloc'd on load) */
+    char *metrics_jsonl;    /* metrics history, one JSON object a line (malloc'd on load) */
+} checkpoint_meta;
+
+/* Writes parameters, both Adam moments and meta. Returns 0, or -1 with a message in err. */
+int checkpoint_save(const char *path, const model *m, const checkpoint_meta *meta,
+                    char *err, size_t errcap);
+
+/* Reads meta only (config text first: the caller builds the model from it). */
+int checkpoint_read_meta(const char *path, checkpoint_meta *meta, char *err, size_t errcap);
+
+/* Reads the model config stored in the file (to check compatibility before loading). */
+int checkpoint_read_model_config(const char *path, model_config *cfg, char *err, size_t errcap);
+
+/* Loads parameters (and the Adam moments when with_optimizer) into m after checking that the
+ * file's model config equals m's (a message naming the first differing field otherwise) and
+ * verifying the checksum. */
+int checkpoint_load(const char *path, model *m, int with_optimizer, char *err, size_t errcap);
+
+void checkpoint_meta_free(checkpoint_meta *meta);
+
+/* Path of the newest "step-*.h5" in dir into path; returns 0, or -1 when there is none. */
+int checkpoint_latest(const char *dir, char *path, size_t cap);
+
+/* Deletes all but the newest keep "step-*.h5" files of dir (never "best.h5"). */
+void checkpoint_keep_last(const char *dir, int keep);
+
+#endif
