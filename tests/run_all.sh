@@ -1,0 +1,18 @@
+#!/bin/bash
+# The whole test suite: installs what is missing, builds lawt twice (optimised, and with
+# AddressSanitizer + UBSan) and runs CTest on both. The long end-to-end learning tests
+# (label "slow") run in the optimised build only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=$(nproc)
+# Open MPI refuses to run as root unless told; tests start it through mpirun.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$jobs"
+ctest --test-dir build --output-on-failure
+
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLAWT_SANITIZE=ON
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -LE slow
