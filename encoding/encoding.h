@@ -40,8 +40,9 @@ int encoding_tokens_per_coefficient(const lawt_encoding *enc);
 /* Tokens of an encoded rows x cols matrix, without sequence framing: 2 + rows*cols*tpc. */
 int encoding_matrix_length(const lawt_encoding *enc, int rows, int cols);
 
-/* x rounded to `digits` significant decimal digits, as C's "%.{digits-1}e" rounds it.
- * -0.0 becomes +0.0. */
+/* x rounded to `digits` (1 to 15) significant decimal digits: exactly strtod of C's
+ * "%.{digits-1}e" (ties to even on the exact binary value), without printf on the fast path
+ * (~15 ns). -0.0 becomes +0.0; NaN and Inf are returned as they are. */
 double round_significant(double x, int digits);
 
 enum { TOK_PAD = 0, TOK_EOS = 1, TOK_FIRST_DIM = 2 };

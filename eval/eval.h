@@ -38,13 +38,14 @@ typedef struct {
     int ntol;
     double tol[EVAL_MAX_TOLERANCES];
     long count;                                          /* predictions seen */
-    long well_formed;                                    /* decoded as a matrix */
+    long well_formed;                                    /* decoded, with the task's shape */
     long pass[LAWT_NORM_COUNT][EVAL_MAX_TOLERANCES];     /* passes per norm and tolerance */
     double err_sum[LAWT_NORM_COUNT];                     /* sum of finite errors, for means */
 } eval_tally;
 
 void eval_tally_init(eval_tally *t, const double *tol, int ntol);
-/* Adds one prediction; pred == NULL means "not well-formed" (a failure at every tolerance). */
+/* Adds one prediction; pred == NULL means "not well-formed" (a failure at every tolerance),
+ * and so does a prediction of the wrong shape. */
 void eval_tally_add(eval_tally *t, lawt_task task, const lawt_matrix *input,
                     const lawt_matrix *target, const lawt_matrix *pred);
 /* Adds b's counts into a (shards of an evaluation). */
