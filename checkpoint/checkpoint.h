@@ -44,6 +44,13 @@ int checkpoint_load(const char *path, model *m, int with_optimizer, char *err, s
 
 void checkpoint_meta_free(checkpoint_meta *meta);
 
+/* "<dir>/step-<step zero-padded to CHECKPOINT_STEP_DIGITS digits>.h5" into path, so that the
+ * names sort lexically by step; returns 0, or -1 when it does not fit in cap (or step < 0).
+ * checkpoint_latest and checkpoint_keep_last order by the number itself, so longer numbers
+ * (10^9 steps and more) still sort right. */
+#define CHECKPOINT_STEP_DIGITS 9
+int checkpoint_step_path(const char *dir, long step, char *path, size_t cap);
+
 /* Path of the newest "step-*.h5" in dir into path; returns 0, or -1 when there is none. */
 int checkpoint_latest(const char *dir, char *path, size_t cap);
 

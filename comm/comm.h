@@ -12,10 +12,14 @@ typedef struct comm comm;
 /* MPI_Init (thread level funneled) and the error handlers; local rank from the MPI/Slurm
  * environment (OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID) or a shared-memory split. */
 comm *comm_init(int *argc, char ***argv);
+/* Collective: a barrier, then MPI_Finalize. A process that exits between comm_init and
+ * comm_finalize (lawt_die, exit) aborts the whole job with a message naming its rank. */
 void comm_finalize(comm *c);
 int comm_rank(const comm *c);
 int comm_size(const comm *c);
 int comm_local_rank(const comm *c);
+/* Number of ranks on this node (the shared-memory group of comm_local_rank). */
+int comm_local_size(const comm *c);
 
 /* In-place sums over all ranks, in one call per buffer (gradients are one flat buffer). */
 void comm_allreduce_sum_float(comm *c, float *buf, size_t n);
@@ -34,5 +38,22 @@ int comm_any(comm *c, int flag);
 void comm_abort(comm *c, int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
 /* Seconds spent inside the reductions so far (for the share of step time in communication). */
 double comm_seconds(const comm *c);
+
+/* Stop signals (Slurm preemption or time limit, scancel, a user's kill): SIGTERM and SIGUSR1
+ * only set a flag; the trainer polls it once a step, agrees on it with
+ * comm_any(c, comm_stop_requested()) so every rank stops at the same step, writes a
+ * checkpoint and exits with COMM_EXIT_STOPPED. Call after comm_init (it replaces the
+ * default action, termination, of both signals in this process). */
+void comm_install_stop_signals(void);
+int comm_stop_requested(void);
+/* The number of the last stop signal received (SIGTERM or SIGUSR1), 0 when none. */
+int comm_stop_signal(void);
+/* Exit status of a run that stopped on a signal after writing its checkpoint: EX_TEMPFAIL,
+ * "try again later"; the jobs/slurm batch scripts requeue the job on it. */
+#define COMM_EXIT_STOPPED 75
+
+/* For tests: the largest number of elements (or bytes, for broadcasts) one MPI call moves;
+ * longer buffers are split (MPI counts are ints). The default is 1 << 28. */
+void comm_set_max_chunk(comm *c, size_t elements);
 
 #endif

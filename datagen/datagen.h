@@ -1,9 +1,14 @@
 /* datagen.h: random linear-algebra problems (paper section 2, Appendix H).
  *
  * Example number i of a stream is a pure function of (seed, stream, i): it is drawn from a
- * Philox4x32 counter-based generator (Random123) keyed by (seed, stream) with i in the
- * counter, so any number of producers, in any order, make bit-identical examples.
- * Training and test streams use different keys and never overlap. */
+ * Philox4x32 counter-based generator (Random123) keyed by the 64-bit seed, with (i, stream,
+ * redraw attempt, block) in the 128-bit counter, so any number of producers, in any order,
+ * make bit-identical examples, and training, test and OOD streams never overlap (distinct
+ * counters under one key). Redraw rules, sign conventions and the inversion cut: datagen.c.
+ *
+ * Datagen sets OpenBLAS to one thread for the whole process on first use: its threaded
+ * level-2 BLAS makes the small LAPACK calls slower and their last bits depend on the thread
+ * count. Keep it at one thread (OPENBLAS_NUM_THREADS=1) for bit-identical examples. */
 #ifndef LAWT_DATAGEN_H
 #define LAWT_DATAGEN_H
 
@@ -16,8 +21,9 @@ typedef enum {
     STREAM_OOD = 2,  /* out-of-distribution test sets */
 } datagen_stream;
 
-/* Law of the input coefficients. All laws have the standard deviation of uniform [-A, A],
- * A / sqrt(3), so that eigenvalue spreads match (Appendix H). */
+/* Law of the input coefficients (names: uniform, gaussian, laplace, uniform_mixed). All laws
+ * have the standard deviation of uniform [-A, A], A / sqrt(3), so that eigenvalue spreads
+ * match (Appendix H). */
 typedef enum {
     COEF_UNIFORM,
     COEF_GAUSSIAN,
@@ -26,7 +32,12 @@ typedef enum {
     COEF_LAW_COUNT
 } coef_law;
 
-/* Eigenvalue laws of section 2.2: M = P D P^T, P the eigenvectors of a gaussian Wigner matrix. */
+/* Eigenvalue laws of section 2.2: M = P D P^T, P the eigenvectors of a gaussian Wigner matrix
+ * (names: semicircle, positive, uniform, gaussian, laplace, marchenko_pastur). Each is scaled
+ * so that the root mean square of the eigenvalues is eig_scale * A * sqrt(n/3), the Wigner
+ * sigma (for the centered laws, their std). Positive laws redraw a matrix whose rounded input
+ * has an eigenvalue < 0 (Marchenko-Pastur: 5% of 5x5 draws, 12% at 10x10, 27% at 20x20, all
+ * with an eigenvalue within rounding noise of 0; positive: 0.04% at 5x5). */
 typedef enum {
     EIG_SEMICIRCLE,        /* Wigner: D of a gaussian symmetric matrix */
     EIG_POSITIVE,          /* absolute value of the semicircle */
@@ -53,18 +64,23 @@ typedef struct {
     /* Special eigenvalue laws (symmetric tasks): weights of a mixture; all zero means the
      * input is a plain Wigner matrix of coef law `law`. */
     double eig_weights[EIG_LAW_COUNT];
-    double eig_scale;     /* std of the eigenvalues as a ratio of the Wigner sigma A*sqrt(n/3) (1) */
-    double noise;         /* gaussian noise added to the input, fraction of the coefficient std (0) */
-    int in_digits;        /* significant digits of the input (from its encoding, 3) */
-    int out_digits;       /* significant digits of the output (3) */
+    double eig_scale;     /* rms of the eigenvalues as a ratio of the Wigner sigma A*sqrt(n/3) (1) */
+    double noise;         /* gaussian noise added to the input, fraction of the coefficient std
+                           * (A/sqrt(3), times eig_scale under an eigenvalue law) (0) */
+    int in_digits;        /* significant digits of the input (from its encoding, 3); 0: unrounded */
+    int out_digits;       /* significant digits of the output (3); 0: unrounded */
 } datagen_config;
 
 /* Defaults: transpose, 5x5, uniform, A = 10, no special law, no noise, 3 digits. */
 void datagen_default(datagen_config *cfg);
-/* Fills the fields from a key/value pair ("task", "dim", "dim2", "law", "bound", "eig_law",
- * "eig_scale", "noise", ...). Returns 0, or -1 with a message naming the allowed values in err. */
+/* Fills the fields from a key/value pair: task ("add", or "add,matmul" for joint training,
+ * which also sets task_token), task_token, dim and dim2 ("5" or "5-15": rows and columns of M),
+ * law, bound, eig_law ("none", "laplace", or "gaussian:1,uniform:1,laplace:1"), eig_scale,
+ * noise, in_digits, out_digits. Returns 0, or -1 with a message naming the key, the bad value
+ * and the allowed values in err; cfg is unchanged on error. */
 int datagen_set(datagen_config *cfg, const char *key, const char *value, char *err, size_t errcap);
-/* Checks consistency (e.g. eig_law with a non-symmetric task); -1 with a message in err. */
+/* Checks consistency: eig_law only with eigen tasks, dim2 only with tasks that take rectangular
+ * matrices, task_token with several tasks, every matrix within V100; -1 with a message in err. */
 int datagen_validate(const datagen_config *cfg, char *err, size_t errcap);
 
 /* Largest input / output matrices (coefficient counts, and rows/cols) the config can make. */
@@ -73,9 +89,10 @@ size_t datagen_max_output_coeffs(const datagen_config *cfg);
 
 /* Example `index` of `stream`: in (the rounded, possibly noisy input) and out (the rounded
  * output computed in double precision from the clean rounded input). The caller provides
- * in->a and out->a with the capacities above; rows/cols are set. *task receives the task of
- * the example (joint training). Ill-posed draws are redrawn deterministically. Returns the
- * number of redraws (>= 0). */
+ * in->a and out->a with the capacities above; rows/cols are set. *task (may be NULL) receives
+ * the task of the example (joint training). Ill-posed draws are redrawn deterministically.
+ * Thread-safe; no allocation after a thread's first, largest example. Returns the number of
+ * redraws (>= 0). */
 int datagen_example(const datagen_config *cfg, uint64_t seed, datagen_stream stream, uint64_t index,
                     lawt_matrix *in, lawt_matrix *out, lawt_task *task);
 
@@ -84,9 +101,11 @@ int datagen_max_src_len(const datagen_config *cfg, const lawt_encoding *in_enc);
 int datagen_max_tgt_len(const datagen_config *cfg, const lawt_encoding *out_enc);
 
 /* Example `index` as framed token sequences: src = EOS [task] Vm Vn coeffs EOS,
- * tgt = EOS Vm Vn coeffs EOS. An example whose numbers the encodings cannot represent is
- * redrawn (deterministically). in/out/task may be NULL; when given they receive the matrices
- * (capacities as above). Returns 0. */
+ * tgt = EOS Vm Vn coeffs EOS (capacities datagen_max_src_len / datagen_max_tgt_len). An example
+ * whose numbers the encodings cannot represent is redrawn (deterministically). The digits are
+ * cfg's, or the encoding's where it keeps fewer, so the output is computed from the input the
+ * sequence shows. in/out/task may be NULL; when given they receive the matrices (capacities
+ * as above). Returns 0. */
 int datagen_tokens(const datagen_config *cfg, const lawt_vocab *vin, const lawt_vocab *vout,
                    uint64_t seed, datagen_stream stream, uint64_t index,
                    int *src, int *src_len, int *tgt, int *tgt_len,

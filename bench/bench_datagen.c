@@ -1,0 +1,169 @@
+/* bench_datagen: examples/s and tokens/s of datagen_tokens on one core, for every task at 5x5
+ * and 10x10 with P1000 in and out (target: >= 50,000 examples/s for every 5x5 task); datagen
+ * keeps OpenBLAS single-threaded, so this is one core's rate. Prints a
+ * table and appends it to bench/RESULTS.md with the date, machine and commit.
+ *
+ * usage: bench_datagen [--seconds S] [--results PATH | --no-results] */
+#include "datagen/datagen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+typedef struct {
+    const char *label;
+    const char *task;
+    const char *eig_law; /* NULL: plain Wigner / default law */
+    int dim;
+} bench_case;
+
+typedef struct {
+    double examples_per_s, tokens_per_s;
+} bench_result;
+
+static bench_result run_case(const bench_case *bc, const lawt_vocab *v, double seconds)
+{
+    datagen_config cfg;
+    datagen_default(&cfg);
+    char dim[16], err[256];
+    snprintf(dim, sizeof dim, "%d", bc->dim);
+    if (datagen_set(&cfg, "task", bc->task, err, sizeof err) != 0 ||
+        datagen_set(&cfg, "dim", dim, err, sizeof err) != 0 ||
+        (bc->eig_law && datagen_set(&cfg, "eig_law", bc->eig_law, err, sizeof err) != 0) ||
+        datagen_validate(&cfg, err, sizeof err) != 0)
+        lawt_die("bench_datagen: %s", err);
+    int *src = lawt_malloc(sizeof(int) * (size_t)datagen_max_src_len(&cfg, &v->enc));
+    int *tgt = lawt_malloc(sizeof(int) * (size_t)datagen_max_tgt_len(&cfg, &v->enc));
+    lawt_matrix in = {0, 0, lawt_malloc(sizeof(double) * datagen_max_input_coeffs(&cfg))};
+    lawt_matrix out = {0, 0, lawt_malloc(sizeof(double) * datagen_max_output_coeffs(&cfg))};
+    uint64_t index = 0, tokens = 0;
+    int src_len, tgt_len;
+    for (; index < 1000; index++) /* warm-up: workspace, caches */
+        datagen_tokens(&cfg, v, v, 1, STREAM_TRAIN, index, src, &src_len, tgt, &tgt_len, &in, &out,
+                       NULL);
+    uint64_t first = index;
+    double t0 = lawt_now(), elapsed;
+    do {
+        for (int k = 0; k < 1000; k++, index++) {
+            datagen_tokens(&cfg, v, v, 1, STREAM_TRAIN, index, src, &src_len, tgt, &tgt_len, &in,
+                           &out, NULL);
+            tokens += (uint64_t)(src_len + tgt_len);
+        }
+        elapsed = lawt_now() - t0;
+    } while (elapsed < seconds);
+    free(src);
+    free(tgt);
+    free(in.a);
+    free(out.a);
+    return (bench_result){(double)(index - first) / elapsed, (double)tokens / elapsed};
+}
+
+/* First line of a command's output, or "unknown". */
+static void command_line(const char *cmd, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown");
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (fgets(buf, (int)cap, p)) buf[strcspn(buf, "\n")] = '\0';
+    if (buf[0] == '\0') snprintf(buf, cap, "unknown");
+    pclose(p);
+}
+
+static void cpu_model(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon) {
+            snprintf(buf, cap, "%s", colon + 2);
+            buf[strcspn(buf, "\n")] = '\0';
+            break;
+        }
+    }
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = 0.5;
+    const char *results = LAWT_BENCH_RESULTS;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--results") == 0 && i + 1 < argc)
+            results = argv[++i];
+        else if (strcmp(argv[i], "--no-results") == 0)
+            results = NULL;
+        else
+            lawt_die("bench_datagen: unknown argument '%s' (usage: bench_datagen [--seconds S] "
+                     "[--results PATH | --no-results])",
+                     argv[i]);
+    }
+    if (!(seconds > 0)) lawt_die("bench_datagen: --seconds must be > 0");
+
+    static const bench_case CASES[] = {
+        {"transpose", "transpose", NULL, 0},
+        {"add", "add", NULL, 0},
+        {"matvec", "matvec", NULL, 0},
+        {"matmul", "matmul", NULL, 0},
+        {"eigenvalues", "eigenvalues", NULL, 0},
+        {"eigenvalues, eig_law laplace", "eigenvalues", "laplace", 0},
+        {"eigenvectors", "eigenvectors", NULL, 0},
+        {"singularvalues", "singularvalues", NULL, 0},
+        {"svd", "svd", NULL, 0},
+        {"inversion", "inversion", NULL, 0},
+    };
+    enum { NCASES = sizeof CASES / sizeof CASES[0] };
+    static const int DIMS[2] = {5, 10};
+    lawt_encoding enc;
+    encoding_from_name("P1000", &enc);
+    lawt_vocab v;
+    vocab_init(&v, &enc);
+
+    char table[8192];
+    size_t len = 0;
+    len += (size_t)snprintf(
+        table + len, sizeof table - len,
+        "| task | size | examples/s | tokens/s | us/example |\n|---|---|---:|---:|---:|\n");
+    double worst5 = 1e300;
+    for (int c = 0; c < NCASES; c++)
+        for (int d = 0; d < 2; d++) {
+            bench_case bc = CASES[c];
+            bc.dim = DIMS[d];
+            bench_result r = run_case(&bc, &v, seconds);
+            if (bc.dim == 5 && r.examples_per_s < worst5) worst5 = r.examples_per_s;
+            len += (size_t)snprintf(
+                table + len, sizeof table - len, "| %s | %dx%d | %.0f | %.0f | %.2f |\n", bc.label,
+                bc.dim, bc.dim, r.examples_per_s, r.tokens_per_s, 1e6 / r.examples_per_s);
+        }
+    vocab_free(&v);
+
+    char date[64], commit[64], cpu[256];
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&now));
+    command_line("git -C " LAWT_SOURCE_DIR " rev-parse --short HEAD 2>/dev/null", commit,
+                 sizeof commit);
+    cpu_model(cpu, sizeof cpu);
+    struct utsname host;
+    if (uname(&host) != 0) snprintf(host.nodename, sizeof host.nodename, "unknown");
+    char header[1024];
+    snprintf(header, sizeof header,
+             "## bench_datagen, %s\n\nmachine `%s`, CPU %s, commit %s; one thread, P1000 in and "
+             "out, %.1f s per row. Slowest 5x5 task: %.0f examples/s (target 50,000).\n\n",
+             date, host.nodename, cpu, commit, seconds, worst5);
+    fputs(header, stdout);
+    fputs(table, stdout);
+    if (results) {
+        FILE *f = fopen(results, "a");
+        if (!f) lawt_die("bench_datagen: cannot append to %s", results);
+        fprintf(f, "\n%s%s", header, table);
+        fclose(f);
+        printf("\nappended to %s\n", results);
+    }
+    return 0;
+}

@@ -1,0 +1,843 @@
+/* checkpoint.c: HDF5 checkpoints (checkpoint.h). The layout is documented in README.md,
+ * "Checkpoint format":
+ *
+ *   /params/<tensor name>   float32, the tensor's shape; attribute "offset" (int64): its
+ *                           position, in floats, in the flat parameter buffer
+ *   /adam/m/<tensor name>   float32, first Adam moment, same names and shapes
+ *   /adam/v/<tensor name>   float32, second Adam moment
+ *   /config_text            fixed-length string: the resolved INI text of the run
+ *   /metrics_jsonl          fixed-length string: the metrics history, one JSON object a line
+ *   attributes of /         lawt_version (string), format_version, step, examples_seen, epoch,
+ *                           seed, test_index, lr, best_accuracy, wall_seconds, the model
+ *                           config (enc_layers ... max_len), num_params, and the CRC-32
+ *                           (zlib's) of each of the five blocks of data above
+ *
+ * Tensor names keep their dots ("enc.layer0.attn.qkv.weight"): one flat group per buffer,
+ * names identical to model_tensors() and to a PyTorch-style state dict.
+ *
+ * Every HDF5 call is checked (H5_CHECKED): HDF5's own error printing is off, and a failure
+ * becomes one message naming the file, our source line, the call and HDF5's innermost error. */
+#include "checkpoint/checkpoint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "common/common.h"
+
+#define STEP_PREFIX "step-"
+#define STEP_SUFFIX ".h5"
+
+/* ---- errors ---- */
+
+typedef struct {
+    char *err;
+    size_t errcap;
+    const char *path;
+} ctx;
+
+static void fail(ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(ctx *x, const char *fmt, ...)
+{
+    if (!x->err || x->errcap == 0) return;
+    int n = snprintf(x->err, x->errcap, "checkpoint %s: ", x->path ? x->path : "");
+    if (n < 0 || (size_t)n >= x->errcap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->err + n, x->errcap - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+typedef struct {
+    char first[256], last[256];
+    int count;
+} h5_walk_data;
+
+static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *data)
+{
+    (void)n;
+    h5_walk_data *w = data;
+    const char *d = e->desc ? e->desc : "";
+    if (w->count == 0) snprintf(w->first, sizeof w->first, "%s", d);
+    snprintf(w->last, sizeof w->last, "%s", d);
+    w->count++;
+    return 0;
+}
+
+/* HDF5's error stack as "outermost: innermost" message, then cleared. */
+static void h5_stack_text(char *buf, size_t cap)
+{
+    h5_walk_data w;
+    memset(&w, 0, sizeof w);
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_walk_cb, &w);
+    H5Eclear2(H5E_DEFAULT);
+    if (w.count > 1 && strcmp(w.first, w.last) != 0)
+        snprintf(buf, cap, "%s: %s", w.first, w.last);
+    else if (w.count > 0)
+        snprintf(buf, cap, "%s", w.first);
+    else
+        snprintf(buf, cap, "no HDF5 error message");
+    for (char *p = buf; *p; p++) /* HDF5 messages can hold newlines (a ctime) */
+        if (*p == '\n' || *p == '\r') *p = ' ';
+}
+
+static void h5_failed(ctx *x, const char *file, int line, const char *call)
+{
+    char detail[600];
+    h5_stack_text(detail, sizeof detail);
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    fail(x, "%s failed (%s:%d): %s", call, base, line, detail);
+}
+
+/* Jumps to the function's "out" label with the message set when an HDF5 call fails. */
+#define H5_CHECKED(x, call)                                          \
+    do {                                                          \
+        if ((call) < 0) {                                         \
+            h5_failed((x), __FILE__, __LINE__, #call);            \
+            goto out;                                             \
+        }                                                         \
+    } while (0)
+
+/* Closes an identifier if open, ignoring errors (cleanup paths). */
+static void h5_close(hid_t *id)
+{
+    if (*id < 0) return;
+    H5E_BEGIN_TRY
+    {
+        switch (H5Iget_type(*id)) {
+        case H5I_FILE: H5Fclose(*id); break;
+        case H5I_GROUP: H5Gclose(*id); break;
+        case H5I_DATASET: H5Dclose(*id); break;
+        case H5I_DATASPACE: H5Sclose(*id); break;
+        case H5I_DATATYPE: H5Tclose(*id); break;
+        case H5I_ATTR: H5Aclose(*id); break;
+        case H5I_GENPROP_LST: H5Pclose(*id); break;
+        default: break;
+        }
+    }
+    H5E_END_TRY;
+    *id = -1;
+}
+
+static void quiet_hdf5(void)
+{
+    /* Our messages replace HDF5's automatic printing of its error stack. */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+/* ---- CRC-32 (the zlib / PNG polynomial, so Python's zlib.crc32 verifies it) ---- */
+
+static uint32_t crc_table[8][256];
+
+static void crc_init(void)
+{
+    static int done;
+    if (done) return;
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (int t = 1; t < 8; t++)
+        for (int i = 0; i < 256; i++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
+    done = 1;
+}
+
+static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n)
+{
+    crc_init();
+    crc = ~crc;
+    while (n >= 8) { /* slicing-by-8 over bytes: independent of the host's endianness */
+        uint32_t a = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        crc = crc_table[7][a & 0xFF] ^ crc_table[6][(a >> 8) & 0xFF] ^ crc_table[5][(a >> 16) & 0xFF] ^
+              crc_table[4][a >> 24] ^ crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^
+              crc_table[0][p[7]];
+        p += 8;
+        n -= 8;
+    }
+    while (n--) crc = crc_table[0][(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}
+
+static int host_is_little_endian(void)
+{
+    const uint32_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+/* CRC-32 of n floats as little-endian IEEE-754 bytes (the file's byte order). */
+static uint32_t crc32_floats(const float *a, size_t n)
+{
+    if (host_is_little_endian()) return crc32_update(0, (const unsigned char *)a, n * sizeof *a);
+    uint32_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b[4], *s = (unsigned char *)&a[i];
+        b[0] = s[3], b[1] = s[2], b[2] = s[1], b[3] = s[0];
+        crc = crc32_update(crc, b, 4);
+    }
+    return crc;
+}
+
+static uint32_t crc32_text(const char *s)
+{
+    return crc32_update(0, (const unsigned char *)(s ? s : ""), s ? strlen(s) : 0);
+}
+
+/* ---- the model's tensors ---- */
+
+typedef struct {
+    model_tensor *t;
+    int n;
+    size_t num_params;
+} tensor_list;
+
+static int tensors_of(ctx *x, const model_config *cfg, size_t num_params, tensor_list *tl)
+{
+    model_tensor probe;
+    int n = model_tensors(cfg, &probe, 1);
+    if (n <= 0) {
+        fail(x, "the model has no tensors");
+        return -1;
+    }
+    tl->t = lawt_calloc((size_t)n, sizeof *tl->t);
+    tl->n = model_tensors(cfg, tl->t, n);
+    tl->num_params = num_params;
+    size_t next = 0;
+    for (int i = 0; i < tl->n; i++) {
+        size_t sz = 1;
+        for (int d = 0; d < tl->t[i].ndim; d++) sz *= (size_t)tl->t[i].shape[d];
+        if (tl->t[i].offset != next || tl->t[i].ndim < 1 || tl->t[i].ndim > MODEL_MAX_NDIM ||
+            tl->t[i].name[0] == '\0' || strchr(tl->t[i].name, '/')) {
+            fail(x, "model_tensors: tensor %d (%s) does not continue the buffer at float %zu", i,
+                 tl->t[i].name, next);
+            return -1;
+        }
+        next += sz;
+    }
+    if (next != num_params) {
+        fail(x, "model_tensors cover %zu floats, the model has %zu", next, num_params);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- model config attributes: the one list both writing and comparing use ---- */
+
+#define CONFIG_FIELDS(X)                                                                 \
+    X(enc_layers) X(dec_layers) X(enc_dim) X(dec_dim) X(enc_heads) X(dec_heads) X(vocab_in) \
+        X(vocab_out) X(max_len)
+
+/* ---- writing ---- */
+
+static int write_attr(ctx *x, hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
+                      const void *value)
+{
+    int rc = -1;
+    hid_t sp = -1, a = -1;
+    H5_CHECKED(x, sp = H5Screate(H5S_SCALAR));
+    H5_CHECKED(x, a = H5Acreate2(loc, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT));
+    H5_CHECKED(x, H5Awrite(a, mem_type, value));
+    rc = 0;
+out:
+    h5_close(&a);
+    h5_close(&sp);
+    return rc;
+}
+
+static int write_string_attr(ctx *x, hid_t loc, const char *name, const char *value)
+{
+    int rc = -1;
+    hid_t t = -1;
+    H5_CHECKED(x, t = H5Tcopy(H5T_C_S1));
+    H5_CHECKED(x, H5Tset_size(t, strlen(value) + 1));
+    H5_CHECKED(x, H5Tset_strpad(t, H5T_STR_NULLTERM));
+    H5_CHECKED(x, H5Tset_cset(t, H5T_CSET_UTF8));
+    rc = write_attr(x, loc, name, t, t, value);
+out:
+    h5_close(&t);
+    return rc;
+}
+
+/* A scalar fixed-length string dataset (size strlen + 1, NUL-terminated). */
+static int write_string_dataset(ctx *x, hid_t loc, const char *name, const char *value)
+{
+    int rc = -1;
+    hid_t t = -1, sp = -1, d = -1;
+    if (!value) value = "";
+    H5_CHECKED(x, t = H5Tcopy(H5T_C_S1));
+    H5_CHECKED(x, H5Tset_size(t, strlen(value) + 1));
+    H5_CHECKED(x, H5Tset_strpad(t, H5T_STR_NULLTERM));
+    H5_CHECKED(x, H5Tset_cset(t, H5T_CSET_UTF8));
+    H5_CHECKED(x, sp = H5Screate(H5S_SCALAR));
+    H5_CHECKED(x, d = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    H5_CHECKED(x, H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, value));
+    rc = 0;
+out:
+    h5_close(&d);
+    h5_close(&sp);
+    h5_close(&t);
+    return rc;
+}
+
+/* One group of datasets, one a tensor, from the flat buffer buf. */
+static int write_tensors(ctx *x, hid_t file, const char *group, const tensor_list *tl,
+                         const float *buf, int with_offsets)
+{
+    int rc = -1;
+    hid_t g = -1, sp = -1, d = -1, lcpl = -1;
+    H5_CHECKED(x, lcpl = H5Pcreate(H5P_LINK_CREATE));
+    H5_CHECKED(x, H5Pset_create_intermediate_group(lcpl, 1));
+    H5_CHECKED(x, g = H5Gcreate2(file, group, lcpl, H5P_DEFAULT, H5P_DEFAULT));
+    for (int i = 0; i < tl->n; i++) {
+        const model_tensor *t = &tl->t[i];
+        hsize_t dims[MODEL_MAX_NDIM];
+        for (int k = 0; k < t->ndim; k++) dims[k] = (hsize_t)t->shape[k];
+        H5_CHECKED(x, sp = H5Screate_simple(t->ndim, dims, NULL));
+        H5_CHECKED(x, d = H5Dcreate2(g, t->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+        H5_CHECKED(x, H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t->offset));
+        if (with_offsets) {
+            long long off = (long long)t->offset;
+            if (write_attr(x, d, "offset", H5T_STD_I64LE, H5T_NATIVE_LLONG, &off) != 0) goto out;
+        }
+        h5_close(&d);
+        h5_close(&sp);
+    }
+    rc = 0;
+out:
+    h5_close(&d);
+    h5_close(&sp);
+    h5_close(&g);
+    h5_close(&lcpl);
+    return rc;
+}
+
+static int write_file(ctx *x, const char *tmp, const model *m, const checkpoint_meta *meta,
+                      const tensor_list *tl, const float *params, const float *am, const float *av)
+{
+    int rc = -1;
+    hid_t fapl = -1, f = -1;
+    const model_config *cfg = model_get_config(m);
+    H5_CHECKED(x, fapl = H5Pcreate(H5P_FILE_ACCESS));
+    /* File format of HDF5 >= 1.8: version-2 object headers carry checksums, so a corrupted
+     * header is detected by HDF5 itself; our CRCs cover the raw data. */
+    H5_CHECKED(x, H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST));
+    H5_CHECKED(x, H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG));
+    H5_CHECKED(x, f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
+
+    int format_version = CHECKPOINT_FORMAT_VERSION;
+    long long step = meta->step, examples = meta->examples_seen, epoch = meta->epoch;
+    unsigned long long seed = meta->seed, test_index = meta->test_index, np = tl->num_params;
+    unsigned int crc_p = crc32_floats(params, tl->num_params), crc_m = crc32_floats(am, tl->num_params),
+                 crc_v = crc32_floats(av, tl->num_params), crc_c = crc32_text(meta->config_text),
+                 crc_j = crc32_text(meta->metrics_jsonl);
+    if (write_string_attr(x, f, "lawt_version", LAWT_VERSION) ||
+        write_attr(x, f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &format_version) ||
+        write_attr(x, f, "step", H5T_STD_I64LE, H5T_NATIVE_LLONG, &step) ||
+        write_attr(x, f, "examples_seen", H5T_STD_I64LE, H5T_NATIVE_LLONG, &examples) ||
+        write_attr(x, f, "epoch", H5T_STD_I64LE, H5T_NATIVE_LLONG, &epoch) ||
+        write_attr(x, f, "seed", H5T_STD_U64LE, H5T_NATIVE_ULLONG, &seed) ||
+        write_attr(x, f, "test_index", H5T_STD_U64LE, H5T_NATIVE_ULLONG, &test_index) ||
+        write_attr(x, f, "lr", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &meta->lr) ||
+        write_attr(x, f, "best_accuracy", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &meta->best_accuracy) ||
+        write_attr(x, f, "wall_seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &meta->wall_seconds) ||
+        write_attr(x, f, "num_params", H5T_STD_U64LE, H5T_NATIVE_ULLONG, &np) ||
+        write_attr(x, f, "params_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_p) ||
+        write_attr(x, f, "adam_m_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_m) ||
+        write_attr(x, f, "adam_v_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_v) ||
+        write_attr(x, f, "config_text_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_c) ||
+        write_attr(x, f, "metrics_jsonl_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_j))
+        goto out;
+#define WRITE_CONFIG_FIELD(field)                                                               \
+    if (write_attr(x, f, #field, H5T_STD_I32LE, H5T_NATIVE_INT, &cfg->field) != 0) goto out;
+    CONFIG_FIELDS(WRITE_CONFIG_FIELD)
+#undef WRITE_CONFIG_FIELD
+
+    if (write_string_dataset(x, f, "config_text", meta->config_text) ||
+        write_string_dataset(x, f, "metrics_jsonl", meta->metrics_jsonl) ||
+        write_tensors(x, f, "params", tl, params, 1) || write_tensors(x, f, "adam/m", tl, am, 0) ||
+        write_tensors(x, f, "adam/v", tl, av, 0))
+        goto out;
+    H5_CHECKED(x, H5Fflush(f, H5F_SCOPE_GLOBAL));
+    hid_t fc = f;
+    f = -1;
+    H5_CHECKED(x, H5Fclose(fc));
+    rc = 0;
+out:
+    h5_close(&f);
+    h5_close(&fapl);
+    return rc;
+}
+
+static int fsync_path(const char *path, int directory)
+{
+    int fd = open(path, O_RDONLY | (directory ? O_DIRECTORY : 0));
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    /* Some file systems cannot sync a directory: that is not a failure of the write. */
+    if (rc != 0 && directory && (errno == EINVAL || errno == EBADF)) rc = 0;
+    close(fd);
+    return rc;
+}
+
+int checkpoint_save(const char *path, const model *m, const checkpoint_meta *meta, char *err,
+                    size_t errcap)
+{
+    ctx x = {err, errcap, path};
+    if (err && errcap) err[0] = '\0';
+    quiet_hdf5();
+    size_t plen = strlen(path);
+    char *tmp = lawt_malloc(plen + 5);
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    int rc = -1;
+    tensor_list tl = {0};
+    float *params = NULL, *am = NULL, *av = NULL;
+    if (tensors_of(&x, model_get_config(m), model_num_params(m), &tl) != 0) goto done;
+    params = lawt_malloc(tl.num_params * sizeof *params);
+    am = lawt_malloc(tl.num_params * sizeof *am);
+    av = lawt_malloc(tl.num_params * sizeof *av);
+    model_copy_out(m, BUF_PARAMS, params);
+    model_copy_out(m, BUF_ADAM_M, am);
+    model_copy_out(m, BUF_ADAM_V, av);
+
+    if (write_file(&x, tmp, m, meta, &tl, params, am, av) != 0) {
+        unlink(tmp); /* the previous checkpoint at path, if any, is untouched */
+        goto done;
+    }
+    if (fsync_path(tmp, 0) != 0) {
+        fail(&x, "fsync of %s failed: %s", tmp, strerror(errno));
+        unlink(tmp);
+        goto done;
+    }
+    if (rename(tmp, path) != 0) {
+        fail(&x, "rename of %s failed: %s", tmp, strerror(errno));
+        unlink(tmp);
+        goto done;
+    }
+    /* Make the rename itself durable. */
+    char *dir = lawt_malloc(plen + 2);
+    memcpy(dir, path, plen + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash) strcpy(dir, ".");
+    else if (slash == dir) dir[1] = '\0';
+    else *slash = '\0';
+    fsync_path(dir, 1);
+    free(dir);
+    rc = 0;
+done:
+    free(params);
+    free(am);
+    free(av);
+    free(tl.t);
+    free(tmp);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+static hid_t open_checkpoint(ctx *x)
+{
+    hid_t fapl = -1, f = -1;
+    int version = -1;
+    hid_t a = -1;
+    struct stat st;
+    if (stat(x->path, &st) != 0) {
+        fail(x, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    H5_CHECKED(x, fapl = H5Pcreate(H5P_FILE_ACCESS));
+    H5_CHECKED(x, H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG));
+    f = H5Fopen(x->path, H5F_ACC_RDONLY, fapl);
+    if (f < 0) {
+        char detail[600];
+        h5_stack_text(detail, sizeof detail);
+        fail(x, "not a readable HDF5 file (truncated or corrupt?): H5Fopen failed: %s", detail);
+        goto out;
+    }
+    if (H5Aexists(f, "format_version") <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        fail(x, "not a lawt checkpoint (no format_version attribute)");
+        goto out;
+    }
+    H5_CHECKED(x, a = H5Aopen(f, "format_version", H5P_DEFAULT));
+    H5_CHECKED(x, H5Aread(a, H5T_NATIVE_INT, &version));
+    h5_close(&a);
+    if (version != CHECKPOINT_FORMAT_VERSION) {
+        fail(x, "has format_version %d, this lawt (%s) reads format_version %d", version, LAWT_VERSION,
+             CHECKPOINT_FORMAT_VERSION);
+        goto out;
+    }
+    h5_close(&fapl);
+    return f;
+out:
+    h5_close(&a);
+    h5_close(&f);
+    h5_close(&fapl);
+    return -1;
+}
+
+/* Reads a scalar numeric attribute of the root group, converted to mem_type. */
+static int read_attr(ctx *x, hid_t f, const char *name, hid_t mem_type, void *value)
+{
+    int rc = -1;
+    hid_t a = -1, sp = -1;
+    htri_t exists = H5Aexists(f, name);
+    if (exists <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        fail(x, "attribute %s is missing", name);
+        return -1;
+    }
+    H5_CHECKED(x, a = H5Aopen(f, name, H5P_DEFAULT));
+    H5_CHECKED(x, sp = H5Aget_space(a));
+    if (H5Sget_simple_extent_type(sp) != H5S_SCALAR) {
+        fail(x, "attribute %s is not a scalar", name);
+        goto out;
+    }
+    H5_CHECKED(x, H5Aread(a, mem_type, value));
+    rc = 0;
+out:
+    h5_close(&sp);
+    h5_close(&a);
+    return rc;
+}
+
+/* Reads a scalar fixed-length string dataset into a malloc'd string; checks its CRC. */
+static char *read_string_dataset(ctx *x, hid_t f, const char *name, const char *crc_name)
+{
+    char *s = NULL;
+    hid_t d = -1, t = -1, mt = -1, sp = -1;
+    unsigned int stored = 0;
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        fail(x, "dataset /%s is missing", name);
+        return NULL;
+    }
+    H5_CHECKED(x, d = H5Dopen2(f, name, H5P_DEFAULT));
+    H5_CHECKED(x, t = H5Dget_type(d));
+    H5_CHECKED(x, sp = H5Dget_space(d));
+    if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0 ||
+        H5Sget_simple_extent_type(sp) != H5S_SCALAR) {
+        fail(x, "dataset /%s is not a scalar fixed-length string", name);
+        goto out;
+    }
+    size_t size = H5Tget_size(t);
+    if (size == 0) {
+        fail(x, "dataset /%s has size 0", name);
+        goto out;
+    }
+    H5_CHECKED(x, mt = H5Tcopy(H5T_C_S1));
+    H5_CHECKED(x, H5Tset_size(mt, size));
+    H5_CHECKED(x, H5Tset_strpad(mt, H5T_STR_NULLTERM));
+    H5_CHECKED(x, H5Tset_cset(mt, H5Tget_cset(t)));
+    s = lawt_malloc(size + 1);
+    H5_CHECKED(x, H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, s));
+    s[size] = '\0';
+    if (read_attr(x, f, crc_name, H5T_NATIVE_UINT, &stored) != 0) goto out;
+    unsigned int got = crc32_text(s);
+    if (got != stored) {
+        fail(x, "/%s is corrupt: CRC-32 0x%08x, the file records %s 0x%08x", name, got, crc_name, stored);
+        goto out;
+    }
+    h5_close(&sp);
+    h5_close(&mt);
+    h5_close(&t);
+    h5_close(&d);
+    return s;
+out:
+    free(s);
+    h5_close(&sp);
+    h5_close(&mt);
+    h5_close(&t);
+    h5_close(&d);
+    return NULL;
+}
+
+static int read_config(ctx *x, hid_t f, model_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+#define READ_CONFIG_FIELD(field) \
+    if (read_attr(x, f, #field, H5T_NATIVE_INT, &cfg->field) != 0) return -1;
+    CONFIG_FIELDS(READ_CONFIG_FIELD)
+#undef READ_CONFIG_FIELD
+    return 0;
+}
+
+/* Reads a group of tensors into buf (num_params floats), checking every shape, then the CRC. */
+static int read_tensors(ctx *x, hid_t f, const char *group, const tensor_list *tl, float *buf,
+                        const char *crc_name)
+{
+    int rc = -1;
+    hid_t g = -1, d = -1, sp = -1, t = -1;
+    unsigned int stored = 0;
+    if (H5Lexists(f, group[0] == 'a' ? "adam" : group, H5P_DEFAULT) <= 0 ||
+        H5Lexists(f, group, H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        fail(x, "group /%s is missing", group);
+        return -1;
+    }
+    H5_CHECKED(x, g = H5Gopen2(f, group, H5P_DEFAULT));
+    for (int i = 0; i < tl->n; i++) {
+        const model_tensor *mt = &tl->t[i];
+        if (H5Lexists(g, mt->name, H5P_DEFAULT) <= 0) {
+            H5Eclear2(H5E_DEFAULT);
+            fail(x, "dataset /%s/%s is missing", group, mt->name);
+            goto out;
+        }
+        H5_CHECKED(x, d = H5Dopen2(g, mt->name, H5P_DEFAULT));
+        H5_CHECKED(x, sp = H5Dget_space(d));
+        H5_CHECKED(x, t = H5Dget_type(d));
+        int nd = H5Sget_simple_extent_ndims(sp);
+        hsize_t dims[MODEL_MAX_NDIM + 1] = {0};
+        int same = nd == mt->ndim && H5Tget_class(t) == H5T_FLOAT && H5Tget_size(t) == 4;
+        if (same) H5_CHECKED(x, H5Sget_simple_extent_dims(sp, dims, NULL));
+        for (int k = 0; same && k < nd; k++) same = dims[k] == (hsize_t)mt->shape[k];
+        if (!same) {
+            char want[64] = "", *p = want;
+            for (int k = 0; k < mt->ndim; k++)
+                p += snprintf(p, (size_t)(want + sizeof want - p), k ? " x %d" : "%d", mt->shape[k]);
+            fail(x, "dataset /%s/%s is not a float32 tensor of shape %s", group, mt->name, want);
+            goto out;
+        }
+        H5_CHECKED(x, H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + mt->offset));
+        h5_close(&t);
+        h5_close(&sp);
+        h5_close(&d);
+    }
+    if (read_attr(x, f, crc_name, H5T_NATIVE_UINT, &stored) != 0) goto out;
+    unsigned int got = crc32_floats(buf, tl->num_params);
+    if (got != stored) {
+        fail(x, "/%s is corrupt: CRC-32 0x%08x, the file records %s 0x%08x: refusing the file", group,
+             got, crc_name, stored);
+        goto out;
+    }
+    rc = 0;
+out:
+    h5_close(&t);
+    h5_close(&sp);
+    h5_close(&d);
+    h5_close(&g);
+    return rc;
+}
+
+int checkpoint_read_model_config(const char *path, model_config *cfg, char *err, size_t errcap)
+{
+    ctx x = {err, errcap, path};
+    if (err && errcap) err[0] = '\0';
+    quiet_hdf5();
+    hid_t f = open_checkpoint(&x);
+    if (f < 0) return -1;
+    int rc = read_config(&x, f, cfg);
+    h5_close(&f);
+    return rc;
+}
+
+int checkpoint_read_meta(const char *path, checkpoint_meta *meta, char *err, size_t errcap)
+{
+    ctx x = {err, errcap, path};
+    if (err && errcap) err[0] = '\0';
+    quiet_hdf5();
+    memset(meta, 0, sizeof *meta);
+    hid_t f = open_checkpoint(&x);
+    if (f < 0) return -1;
+    int rc = -1;
+    long long step = 0, examples = 0, epoch = 0;
+    unsigned long long seed = 0, test_index = 0;
+    if (read_attr(&x, f, "step", H5T_NATIVE_LLONG, &step) ||
+        read_attr(&x, f, "examples_seen", H5T_NATIVE_LLONG, &examples) ||
+        read_attr(&x, f, "epoch", H5T_NATIVE_LLONG, &epoch) ||
+        read_attr(&x, f, "seed", H5T_NATIVE_ULLONG, &seed) ||
+        read_attr(&x, f, "test_index", H5T_NATIVE_ULLONG, &test_index) ||
+        read_attr(&x, f, "lr", H5T_NATIVE_DOUBLE, &meta->lr) ||
+        read_attr(&x, f, "best_accuracy", H5T_NATIVE_DOUBLE, &meta->best_accuracy) ||
+        read_attr(&x, f, "wall_seconds", H5T_NATIVE_DOUBLE, &meta->wall_seconds))
+        goto out;
+    meta->step = (long)step;
+    meta->examples_seen = (long)examples;
+    meta->epoch = (long)epoch;
+    meta->seed = seed;
+    meta->test_index = test_index;
+    if (!(meta->config_text = read_string_dataset(&x, f, "config_text", "config_text_crc32"))) goto out;
+    if (!(meta->metrics_jsonl = read_string_dataset(&x, f, "metrics_jsonl", "metrics_jsonl_crc32"))) goto out;
+    rc = 0;
+out:
+    if (rc != 0) checkpoint_meta_free(meta);
+    h5_close(&f);
+    return rc;
+}
+
+/* "checkpoint has dec_dim 512, config has 256" for the first differing field, or 0. */
+static int compare_config(ctx *x, const model_config *file, const model_config *want)
+{
+#define COMPARE_FIELD(field)                                                                     \
+    if (file->field != want->field) {                                                            \
+        fail(x, "has " #field " %d, the model (config) has %d", file->field, want->field);       \
+        return -1;                                                                               \
+    }
+    CONFIG_FIELDS(COMPARE_FIELD)
+#undef COMPARE_FIELD
+    return 0;
+}
+
+int checkpoint_load(const char *path, model *m, int with_optimizer, char *err, size_t errcap)
+{
+    ctx x = {err, errcap, path};
+    if (err && errcap) err[0] = '\0';
+    quiet_hdf5();
+    hid_t f = open_checkpoint(&x);
+    if (f < 0) return -1;
+    int rc = -1;
+    tensor_list tl = {0};
+    float *params = NULL, *am = NULL, *av = NULL;
+    model_config fcfg;
+    unsigned long long np = 0;
+    if (read_config(&x, f, &fcfg) || compare_config(&x, &fcfg, model_get_config(m))) goto out;
+    if (tensors_of(&x, model_get_config(m), model_num_params(m), &tl) != 0) goto out;
+    if (read_attr(&x, f, "num_params", H5T_NATIVE_ULLONG, &np) != 0) goto out;
+    if (np != tl.num_params) {
+        fail(&x, "has %llu parameters, the model has %zu", np, tl.num_params);
+        goto out;
+    }
+    /* Everything is read and verified (the moments too, even when not loaded: a damaged file
+     * is refused as a whole) before the model is touched. */
+    params = lawt_malloc(tl.num_params * sizeof *params);
+    am = lawt_malloc(tl.num_params * sizeof *am);
+    av = lawt_malloc(tl.num_params * sizeof *av);
+    if (read_tensors(&x, f, "params", &tl, params, "params_crc32") ||
+        read_tensors(&x, f, "adam/m", &tl, am, "adam_m_crc32") ||
+        read_tensors(&x, f, "adam/v", &tl, av, "adam_v_crc32"))
+        goto out;
+    checkpoint_meta meta;
+    if (checkpoint_read_meta(path, &meta, err, errcap) != 0) goto out;
+    checkpoint_meta_free(&meta);
+    model_copy_in(m, BUF_PARAMS, params);
+    if (with_optimizer) {
+        model_copy_in(m, BUF_ADAM_M, am);
+        model_copy_in(m, BUF_ADAM_V, av);
+    }
+    rc = 0;
+out:
+    free(params);
+    free(am);
+    free(av);
+    free(tl.t);
+    h5_close(&f);
+    return rc;
+}
+
+void checkpoint_meta_free(checkpoint_meta *meta)
+{
+    if (!meta) return;
+    free(meta->config_text);
+    free(meta->metrics_jsonl);
+    meta->config_text = NULL;
+    meta->metrics_jsonl = NULL;
+}
+
+/* ---- step-<N>.h5 files ---- */
+
+int checkpoint_step_path(const char *dir, long step, char *path, size_t cap)
+{
+    int n = snprintf(path, cap, "%s/" STEP_PREFIX "%0*ld" STEP_SUFFIX, dir, CHECKPOINT_STEP_DIGITS, step);
+    return n < 0 || (size_t)n >= cap || step < 0 ? -1 : 0;
+}
+
+/* The step of a name "step-<digits>.h5", or -1. */
+static long step_of_name(const char *name)
+{
+    size_t len = strlen(name), pl = strlen(STEP_PREFIX), sl = strlen(STEP_SUFFIX);
+    if (len <= pl + sl || strncmp(name, STEP_PREFIX, pl) != 0 || strcmp(name + len - sl, STEP_SUFFIX) != 0)
+        return -1;
+    long v = 0;
+    for (size_t i = pl; i < len - sl; i++) {
+        if (name[i] < '0' || name[i] > '9') return -1;
+        if (v > (LONG_MAX - 9) / 10) return -1;
+        v = v * 10 + (name[i] - '0');
+    }
+    return v;
+}
+
+typedef struct {
+    long step;
+    char *name;
+} step_file;
+
+static int by_step(const void *a, const void *b)
+{
+    const step_file *x = a, *y = b;
+    if (x->step != y->step) return x->step < y->step ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* The step files of dir, oldest first; returns their count (or -1 if dir cannot be read). */
+static int list_steps(const char *dir, step_file **out)
+{
+    *out = NULL;
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0, cap = 0;
+    step_file *v = NULL;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        long s = step_of_name(e->d_name);
+        if (s < 0) continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            step_file *nv = realloc(v, (size_t)cap * sizeof *v);
+            if (!nv) lawt_die("out of memory listing %s", dir);
+            v = nv;
+        }
+        size_t len = strlen(e->d_name);
+        v[n].name = lawt_malloc(len + 1);
+        memcpy(v[n].name, e->d_name, len + 1);
+        v[n].step = s;
+        n++;
+    }
+    closedir(d);
+    if (n > 1) qsort(v, (size_t)n, sizeof *v, by_step);
+    *out = v;
+    return n;
+}
+
+static void free_steps(step_file *v, int n)
+{
+    for (int i = 0; i < n; i++) free(v[i].name);
+    free(v);
+}
+
+int checkpoint_latest(const char *dir, char *path, size_t cap)
+{
+    step_file *v;
+    int n = list_steps(dir, &v);
+    int rc = -1;
+    if (n > 0) {
+        int k = snprintf(path, cap, "%s/%s", dir, v[n - 1].name);
+        rc = k < 0 || (size_t)k >= cap ? -1 : 0;
+    }
+    free_steps(v, n);
+    return rc;
+}
+
+void checkpoint_keep_last(const char *dir, int keep)
+{
+    if (keep <= 0) return; /* keep everything */
+    step_file *v;
+    int n = list_steps(dir, &v);
+    for (int i = 0; i < n - keep; i++) {
+        size_t len = strlen(dir) + strlen(v[i].name) + 2;
+        char *p = lawt_malloc(len);
+        snprintf(p, len, "%s/%s", dir, v[i].name);
+        unlink(p);
+        free(p);
+    }
+    free_steps(v, n);
+}

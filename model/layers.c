@@ -1,0 +1,423 @@
+/* layers.c: the CPU reference layers (see layers.h for the math of each pair).
+ * Matrix products go through cblas_sgemm; the loops are written so that the compiler can
+ * vectorise them without reassociating floating-point sums (every sum has one fixed order,
+ * so results are deterministic). */
+#include "model/layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "model/fastmath.h"
+#include "model/kernels.h"
+#include "model/parallel.h"
+
+void embedding_forward(float *restrict out, const int *restrict tokens,
+                       const float *restrict tok_emb, const float *restrict pos_emb, int B, int T,
+                       int C)
+{
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            float *o = out + ((size_t)b * T + t) * C;
+            const float *te = tok_emb + (size_t)tokens[b * T + t] * C;
+            const float *pe = pos_emb + (size_t)t * C;
+            for (int c = 0; c < C; c++) o[c] = te[c] + pe[c];
+        }
+    }
+}
+
+void embedding_backward(float *restrict dtok_emb, float *restrict dpos_emb,
+                        const float *restrict dout, const int *restrict tokens, int B, int T,
+                        int C)
+{
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            const float *d = dout + ((size_t)b * T + t) * C;
+            float *dte = dtok_emb + (size_t)tokens[b * T + t] * C;
+            float *dpe = dpos_emb + (size_t)t * C;
+            for (int c = 0; c < C; c++) {
+                dte[c] += d[c];
+                dpe[c] += d[c];
+            }
+        }
+    }
+}
+
+typedef struct {
+    float *out, *mean, *rstd, *dinp, *dweight, *dbias;
+    const float *inp, *weight, *bias, *dout, *cmean, *crstd;
+    int N, C;
+} ln_args;
+
+static void ln_forward_task(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const ln_args *a = ctx;
+    const int C = a->C;
+    for (int n = begin; n < end; n++) {
+        const float *restrict x = a->inp + (size_t)n * C;
+        float *restrict o = a->out + (size_t)n * C;
+        const float *restrict w = a->weight, *restrict bias = a->bias;
+        float m = fm_sum(x, C) / (float)C;
+        float var = fm_sum_sq_dev(x, m, C) / (float)C;
+        float s = 1.0f / sqrtf(var + LAYERNORM_EPS);
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * w[c] + bias[c];
+        a->mean[n] = m;
+        a->rstd[n] = s;
+    }
+}
+
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
+                       const float *weight, const float *bias, int N, int C)
+{
+    ln_args a = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .weight = weight,
+                 .bias = bias, .N = N, .C = C};
+    par_for(N, 16, ln_forward_task, &a);
+}
+
+/* rows [begin, end): dinp */
+static void ln_backward_rows(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const ln_args *a = ctx;
+    const int C = a->C;
+    const float *restrict weight = a->weight;
+    for (int n = begin; n < end; n++) {
+        const float *restrict x = a->inp + (size_t)n * C;
+        const float *restrict d = a->dout + (size_t)n * C;
+        float *restrict di = a->dinp + (size_t)n * C;
+        const float m = a->cmean[n], s = a->crstd[n];
+        /* two reductions: mean(g) and mean(g * xhat), with g = dout * weight */
+        float acc_g[FM_LANES] = {0}, acc_gx[FM_LANES] = {0};
+        int c = 0;
+        for (; c + FM_LANES <= C; c += FM_LANES) {
+            for (int l = 0; l < FM_LANES; l++) {
+                float g = d[c + l] * weight[c + l];
+                acc_g[l] += g;
+                acc_gx[l] += g * ((x[c + l] - m) * s);
+            }
+        }
+        float sg = fm_hsum(acc_g), sgx = fm_hsum(acc_gx);
+        for (; c < C; c++) {
+            float g = d[c] * weight[c];
+            sg += g;
+            sgx += g * ((x[c] - m) * s);
+        }
+        const float mg = sg / (float)C, mgx = sgx / (float)C;
+        for (c = 0; c < C; c++) {
+            float xhat = (x[c] - m) * s;
+            di[c] = s * (d[c] * weight[c] - mg - xhat * mgx);
+        }
+    }
+}
+
+/* columns [begin, end): dweight, dbias summed over the rows in order */
+static void ln_backward_cols(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const ln_args *a = ctx;
+    const int C = a->C;
+    float *restrict dw = a->dweight, *restrict db = a->dbias;
+    for (int n = 0; n < a->N; n++) {
+        const float *restrict x = a->inp + (size_t)n * C;
+        const float *restrict d = a->dout + (size_t)n * C;
+        const float m = a->cmean[n], s = a->crstd[n];
+        for (int c = begin; c < end; c++) {
+            dw[c] += d[c] * ((x[c] - m) * s);
+            db[c] += d[c];
+        }
+    }
+}
+
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean,
+                        const float *rstd, int N, int C)
+{
+    ln_args a = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .inp = inp,
+                 .weight = weight, .cmean = mean, .crstd = rstd, .N = N, .C = C};
+    par_for(N, 16, ln_backward_rows, &a);
+    par_for(C, 32, ln_backward_cols, &a);
+}
+
+typedef struct {
+    float *out;
+    const float *bias, *residual, *dout;
+    int N, OC;
+} bias_args;
+
+static void prefill_task(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const bias_args *a = ctx;
+    const int OC = a->OC;
+    for (int n = begin; n < end; n++) {
+        float *restrict o = a->out + (size_t)n * OC;
+        const float *r = a->residual ? a->residual + (size_t)n * OC : NULL;
+        const float *restrict bias = a->bias;
+        if (r && bias) {
+            for (int j = 0; j < OC; j++) o[j] = r[j] + bias[j];
+        } else if (r) {
+            if (r != o) memcpy(o, r, (size_t)OC * sizeof(float));
+        } else {
+            memcpy(o, bias, (size_t)OC * sizeof(float));
+        }
+    }
+}
+
+void linear_forward(float *out, const float *inp, const float *weight, const float *bias,
+                    const float *residual, int N, int C, int OC)
+{
+    float beta = 0.0f;
+    if (bias || residual) {
+        /* out = residual + bias first, then the product is accumulated by sgemm (beta 1). */
+        bias_args a = {.out = out, .bias = bias, .residual = residual, .N = N, .OC = OC};
+        par_for(N, 64, prefill_task, &a);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta,
+                out, OC);
+}
+
+/* columns [begin, end) of dbias += sum over rows, in row order */
+static void bias_grad_task(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const bias_args *a = ctx;
+    float *restrict db = a->out;
+    for (int n = 0; n < a->N; n++) {
+        const float *restrict d = a->dout + (size_t)n * a->OC;
+        for (int j = begin; j < end; j++) db[j] += d[j];
+    }
+}
+
+void linear_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int N, int C, int OC, int accumulate)
+{
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight,
+                    C, accumulate ? 1.0f : 0.0f, dinp, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
+                dweight, C);
+    if (dbias) {
+        bias_args a = {.out = dbias, .dout = dout, .N = N, .OC = OC};
+        par_for(OC, 32, bias_grad_task, &a);
+    }
+}
+
+typedef struct {
+    float *out;
+    const float *inp, *dout;
+} relu_args;
+
+static void relu_forward_task(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const relu_args *a = ctx;
+    for (long i = (long)begin * 1024; i < (long)end * 1024; i++)
+        a->out[i] = a->inp[i] > 0.0f ? a->inp[i] : 0.0f;
+}
+
+static void relu_backward_task(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const relu_args *a = ctx; /* out: dinp, inp: the forward output */
+    for (long i = (long)begin * 1024; i < (long)end * 1024; i++)
+        a->out[i] = a->inp[i] > 0.0f ? a->dout[i] : 0.0f;
+}
+
+void relu_forward(float *out, const float *inp, long n)
+{
+    relu_args a = {.out = out, .inp = inp};
+    long blocks = n / 1024;
+    par_for((int)blocks, 16, relu_forward_task, &a);
+    for (long i = blocks * 1024; i < n; i++) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+void relu_backward(float *dinp, const float *dout, const float *out, long n)
+{
+    relu_args a = {.out = dinp, .inp = out, .dout = dout};
+    long blocks = n / 1024;
+    par_for((int)blocks, 16, relu_backward_task, &a);
+    for (long i = blocks * 1024; i < n; i++) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+/* Per-thread scratch of attention: a (D, S) transposed block and two (T, S) blocks. */
+static long att_thread_floats(int T, int S, int D)
+{
+    return ((long)D * S + 2L * T * S + 47) / 16 * 16;
+}
+
+long attention_scratch_floats(int T, int S, int D)
+{
+    return att_thread_floats(T, S, D) * par_threads();
+}
+
+static int key_count(const int *key_len, int b, int S)
+{
+    int n = key_len ? key_len[b] : S;
+    if (n > S) n = S;
+    return n < 1 ? 1 : n;
+}
+
+typedef struct {
+    float *out, *att, *scratch;
+    const float *q, *k, *v, *dout;
+    float *dq, *dk, *dv;
+    int ldq, ldkv, causal, B, T, S, H, D;
+    const int *key_len;
+} att_args;
+
+/* One (b, h) pair per task:  scores = Q (K scale)^T (small_gemm, masked columns not computed),
+ * softmax per row over the visible keys, out = att V. */
+static void att_forward_task(void *ctx, int begin, int end, int thread)
+{
+    const att_args *a = ctx;
+    const int T = a->T, S = a->S, D = a->D, H = a->H, C = H * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    float *kt = a->scratch + att_thread_floats(T, S, D) * thread;
+    for (int bh = begin; bh < end; bh++) {
+        const int b = bh / H, h = bh % H, nk = key_count(a->key_len, b, S);
+        const float *qb = a->q + (size_t)b * T * a->ldq + h * D;
+        const float *kb = a->k + (size_t)b * S * a->ldkv + h * D;
+        const float *vb = a->v + (size_t)b * S * a->ldkv + h * D;
+        float *ab = a->att + (size_t)bh * T * S;
+        float *ob = a->out + (size_t)b * T * C + h * D;
+        transpose_scaled(kt, nk, kb, a->ldkv, nk, D, scale);
+        small_gemm(T, nk, D, qb, a->ldq, kt, nk, ab, S, 0);
+        for (int t = 0; t < T; t++) {
+            int n = a->causal && t + 1 < nk ? t + 1 : nk;
+            float *row = ab + (size_t)t * S;
+            fm_softmax(row, row, n);
+            for (int s = n; s < S; s++) row[s] = 0.0f;
+        }
+        small_gemm(T, D, nk, ab, S, vb, a->ldkv, ob, C, 0);
+    }
+}
+
+void attention_forward(float *out, float *att, float *scratch, const float *q, const float *k,
+                       const float *v, int ldq, int ldkv, const int *key_len, int causal, int B,
+                       int T, int S, int H, int D)
+{
+    att_args a = {.out = out, .att = att, .scratch = scratch, .q = q, .k = k, .v = v,
+                  .ldq = ldq, .ldkv = ldkv, .causal = causal, .B = B, .T = T, .S = S, .H = H,
+                  .D = D, .key_len = key_len};
+    par_for(B * H, 1, att_forward_task, &a);
+}
+
+/* One (b, h) pair per task, with dl = att * (datt - rowsum(att * datt)) * scale:
+ *   dV = att^T dO,  datt = dO V^T,  dQ = dl K,  dK = dl^T Q. */
+static void att_backward_task(void *ctx, int begin, int end, int thread)
+{
+    const att_args *a = ctx;
+    const int T = a->T, S = a->S, D = a->D, H = a->H, C = H * D;
+    const float scale = 1.0f / sqrtf((float)D);
+    float *tr = a->scratch + att_thread_floats(T, S, D) * thread; /* (S, T) transposes */
+    float *vt = tr + (size_t)T * S;                                 /* (D, S) */
+    float *dl = vt + (size_t)D * S;                                 /* (T, S) */
+    for (int bh = begin; bh < end; bh++) {
+        const int b = bh / H, h = bh % H, nk = key_count(a->key_len, b, S);
+        const float *qb = a->q + (size_t)b * T * a->ldq + h * D;
+        const float *kb = a->k + (size_t)b * S * a->ldkv + h * D;
+        const float *vb = a->v + (size_t)b * S * a->ldkv + h * D;
+        const float *ab = a->att + (size_t)bh * T * S;
+        const float *dob = a->dout + (size_t)b * T * C + h * D;
+        float *dqb = a->dq + (size_t)b * T * a->ldq + h * D;
+        float *dkb = a->dk + (size_t)b * S * a->ldkv + h * D;
+        float *dvb = a->dv + (size_t)b * S * a->ldkv + h * D;
+        for (int s = nk; s < S; s++) {
+            memset(dkb + (size_t)s * a->ldkv, 0, (size_t)D * sizeof(float));
+            memset(dvb + (size_t)s * a->ldkv, 0, (size_t)D * sizeof(float));
+        }
+        /* dV = att^T dO */
+        transpose_scaled(tr, T, ab, S, T, nk, 1.0f);
+        small_gemm(nk, D, T, tr, T, dob, C, dvb, a->ldkv, 0);
+        /* datt = dO V^T, then the softmax backward */
+        transpose_scaled(vt, nk, vb, a->ldkv, nk, D, 1.0f);
+        small_gemm(T, nk, D, dob, C, vt, nk, dl, nk, 0);
+        for (int t = 0; t < T; t++) {
+            int n = a->causal && t + 1 < nk ? t + 1 : nk;
+            const float *p = ab + (size_t)t * S;
+            float *d = dl + (size_t)t * nk;
+            float dsum = 0.0f;
+            for (int s = 0; s < n; s++) dsum += p[s] * d[s];
+            for (int s = 0; s < n; s++) d[s] = p[s] * (d[s] - dsum) * scale;
+            for (int s = n; s < nk; s++) d[s] = 0.0f;
+        }
+        /* dQ = dl K;  dK = dl^T Q */
+        small_gemm(T, D, nk, dl, nk, kb, a->ldkv, dqb, a->ldq, 0);
+        transpose_scaled(tr, T, dl, nk, T, nk, 1.0f);
+        small_gemm(nk, D, T, tr, T, qb, a->ldq, dkb, a->ldkv, 0);
+    }
+}
+
+void attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
+                        const float *att, const float *q, const float *k, const float *v,
+                        int ldq, int ldkv, const int *key_len, int causal, int B, int T, int S,
+                        int H, int D)
+{
+    att_args a = {.dout = dout, .att = (float *)att, .scratch = scratch, .q = q, .k = k,
+                  .v = v, .dq = dq, .dk = dk, .dv = dv, .ldq = ldq, .ldkv = ldkv,
+                  .causal = causal, .B = B, .T = T, .S = S, .H = H, .D = D, .key_len = key_len};
+    par_for(B * H, 1, att_backward_task, &a);
+}
+
+typedef struct {
+    float *probs;
+    double *row_loss;
+    const float *logits;
+    const int *targets;
+    float scale;
+    int V;
+} ce_args;
+
+static void ce_forward_task(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const ce_args *a = ctx;
+    const int V = a->V;
+    for (int n = begin; n < end; n++) {
+        a->row_loss[n] = 0.0;
+        if (a->targets[n] < 0) continue;
+        const float *l = a->logits + (size_t)n * V;
+        float *p = a->probs + (size_t)n * V;
+        float mx = fm_max(l, V);
+        float sum = fm_exp_sub(p, l, mx, V); /* p = exp(l - mx), returns the sum */
+        float inv = 1.0f / sum;
+        for (int j = 0; j < V; j++) p[j] *= inv;
+        a->row_loss[n] = -((double)l[a->targets[n]] - (double)mx - log((double)sum));
+    }
+}
+
+double crossentropy_forward(float *probs, double *row_loss, const float *logits,
+                            const int *targets, int N, int V)
+{
+    ce_args a = {.probs = probs, .row_loss = row_loss, .logits = logits, .targets = targets,
+                 .V = V};
+    par_for(N, 4, ce_forward_task, &a);
+    double loss = 0.0;
+    for (int n = 0; n < N; n++) loss += row_loss[n];
+    return loss;
+}
+
+static void ce_backward_task(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const ce_args *a = ctx;
+    const int V = a->V;
+    const float scale = a->scale;
+    for (int n = begin; n < end; n++) {
+        float *p = a->probs + (size_t)n * V;
+        if (a->targets[n] < 0) {
+            memset(p, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        for (int j = 0; j < V; j++) p[j] *= scale;
+        p[a->targets[n]] -= scale;
+    }
+}
+
+void crossentropy_backward(float *dlogits_probs, const int *targets, float scale, int N, int V)
+{
+    ce_args a = {.probs = dlogits_probs, .targets = targets, .scale = scale, .V = V};
+    par_for(N, 4, ce_backward_task, &a);
+}

@@ -1,0 +1,558 @@
+/* model.c: the backend-independent part of the model: configuration, the parameter layout and
+ * its named views, initialisation, the dispatch to a backend (model_backend_ops), and greedy
+ * and beam decoding on top of the backends' decoding primitives. */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "encoding/encoding.h"
+#include "model/model_internal.h"
+
+#define MODEL_PI 3.14159265358979323846
+
+struct model {
+    model_config cfg;
+    model_backend backend;
+    const model_backend_ops *ops;
+    void *impl;
+    size_t nparams;
+    int max_batch;
+};
+
+size_t model_param_count(const model_config *c)
+{
+    size_t de = (size_t)c->enc_dim, dd = (size_t)c->dec_dim, ne = (size_t)c->enc_layers,
+           nd = (size_t)c->dec_layers, wi = (size_t)c->vocab_in, wo = (size_t)c->vocab_out,
+           wp = (size_t)c->max_len;
+    return de * (wi + wp + 2) + ((wo + wp + 2) * dd + wo) + ne * de * (12 * de + 13) +
+           nd * dd * (14 * dd + 2 * de + 19);
+}
+
+int model_config_validate(const model_config *c, char *err, size_t errcap)
+{
+#define BAD(...)                                      \
+    do {                                              \
+        if (err && errcap) snprintf(err, errcap, __VA_ARGS__); \
+        return -1;                                    \
+    } while (0)
+    if (c->enc_layers < 1 || c->dec_layers < 1)
+        BAD("layers must be >= 1 (encoder %d, decoder %d)", c->enc_layers, c->dec_layers);
+    if (c->enc_dim < 1 || c->dec_dim < 1)
+        BAD("dimensions must be >= 1 (encoder %d, decoder %d)", c->enc_dim, c->dec_dim);
+    if (c->enc_heads < 1 || c->dec_heads < 1)
+        BAD("heads must be >= 1 (encoder %d, decoder %d)", c->enc_heads, c->dec_heads);
+    if (c->enc_dim % c->enc_heads)
+        BAD("encoder dimension %d is not divisible by its %d heads", c->enc_dim, c->enc_heads);
+    if (c->dec_dim % c->dec_heads)
+        BAD("decoder dimension %d is not divisible by its %d heads", c->dec_dim, c->dec_heads);
+    if (c->vocab_in <= TOK_EOS || c->vocab_out <= TOK_EOS)
+        BAD("vocabularies must hold the special tokens (in %d, out %d)", c->vocab_in,
+            c->vocab_out);
+    if (c->max_len < 2) BAD("max_len must be >= 2 (got %d)", c->max_len);
+    if (c->enc_dim > 65536 || c->dec_dim > 65536 || c->enc_layers > 1024 ||
+        c->dec_layers > 1024 || c->max_len > 65536)
+        BAD("configuration too large");
+    return 0;
+#undef BAD
+}
+
+/* ---- the parameter layout: one walk defines names, shapes, offsets, views and init ---- */
+
+enum { INIT_NORMAL, INIT_ZERO, INIT_ONE };
+
+typedef struct {
+    model_tensor *out; /* may be NULL */
+    int cap, n;
+    size_t off;
+    float *base;         /* when set, views are bound into it */
+    unsigned char *init; /* may be NULL: per tensor INIT_* (cap entries) */
+} layout_walk;
+
+static void add(layout_walk *w, float **view, int init, int d0, int d1, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+#include <stdarg.h>
+static void add(layout_walk *w, float **view, int init, int d0, int d1, const char *fmt, ...)
+{
+    if (w->out && w->n < w->cap) {
+        model_tensor *t = &w->out[w->n];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(t->name, sizeof t->name, fmt, ap);
+        va_end(ap);
+        t->offset = w->off;
+        t->ndim = d1 ? 2 : 1;
+        t->shape[0] = d0;
+        t->shape[1] = d1;
+        t->shape[2] = 0;
+    }
+    if (w->init && w->n < w->cap) w->init[w->n] = (unsigned char)init;
+    if (w->base && view) *view = w->base + w->off;
+    w->off += (size_t)d0 * (size_t)(d1 ? d1 : 1);
+    w->n++;
+}
+
+/* v: NULL, or views whose enc/dec arrays are allocated. */
+static void walk_layout(layout_walk *w, const model_config *c, model_views *v)
+{
+    const int de = c->enc_dim, dd = c->dec_dim;
+#define V(field) (v ? &v->field : NULL)
+#define VL(arr, i, field) (v ? &v->arr[i].field : NULL)
+    add(w, V(enc_tok), INIT_NORMAL, c->vocab_in, de, "enc.tok_emb.weight");
+    add(w, V(enc_pos), INIT_NORMAL, c->max_len, de, "enc.pos_emb.weight");
+    add(w, V(enc_ln_w), INIT_ONE, de, 0, "enc.emb_ln.weight");
+    add(w, V(enc_ln_b), INIT_ZERO, de, 0, "enc.emb_ln.bias");
+    for (int i = 0; i < c->enc_layers; i++) {
+        add(w, VL(enc, i, qkv_w), INIT_NORMAL, 3 * de, de, "enc.layer%d.attn.qkv.weight", i);
+        add(w, VL(enc, i, qkv_b), INIT_ZERO, 3 * de, 0, "enc.layer%d.attn.qkv.bias", i);
+        add(w, VL(enc, i, out_w), INIT_NORMAL, de, de, "enc.layer%d.attn.out.weight", i);
+        add(w, VL(enc, i, out_b), INIT_ZERO, de, 0, "enc.layer%d.attn.out.bias", i);
+        add(w, VL(enc, i, ln1_w), INIT_ONE, de, 0, "enc.layer%d.ln1.weight", i);
+        add(w, VL(enc, i, ln1_b), INIT_ZERO, de, 0, "enc.layer%d.ln1.bias", i);
+        add(w, VL(enc, i, fc1_w), INIT_NORMAL, 4 * de, de, "enc.layer%d.ffn.fc1.weight", i);
+        add(w, VL(enc, i, fc1_b), INIT_ZERO, 4 * de, 0, "enc.layer%d.ffn.fc1.bias", i);
+        add(w, VL(enc, i, fc2_w), INIT_NORMAL, de, 4 * de, "enc.layer%d.ffn.fc2.weight", i);
+        add(w, VL(enc, i, fc2_b), INIT_ZERO, de, 0, "enc.layer%d.ffn.fc2.bias", i);
+        add(w, VL(enc, i, ln2_w), INIT_ONE, de, 0, "enc.layer%d.ln2.weight", i);
+        add(w, VL(enc, i, ln2_b), INIT_ZERO, de, 0, "enc.layer%d.ln2.bias", i);
+    }
+    add(w, V(dec_tok), INIT_NORMAL, c->vocab_out, dd, "dec.tok_emb.weight");
+    add(w, V(dec_pos), INIT_NORMAL, c->max_len, dd, "dec.pos_emb.weight");
+    add(w, V(dec_ln_w), INIT_ONE, dd, 0, "dec.emb_ln.weight");
+    add(w, V(dec_ln_b), INIT_ZERO, dd, 0, "dec.emb_ln.bias");
+    for (int i = 0; i < c->dec_layers; i++) {
+        add(w, VL(dec, i, qkv_w), INIT_NORMAL, 3 * dd, dd, "dec.layer%d.self_attn.qkv.weight", i);
+        add(w, VL(dec, i, qkv_b), INIT_ZERO, 3 * dd, 0, "dec.layer%d.self_attn.qkv.bias", i);
+        add(w, VL(dec, i, out_w), INIT_NORMAL, dd, dd, "dec.layer%d.self_attn.out.weight", i);
+        add(w, VL(dec, i, out_b), INIT_ZERO, dd, 0, "dec.layer%d.self_attn.out.bias", i);
+        add(w, VL(dec, i, ln1_w), INIT_ONE, dd, 0, "dec.layer%d.ln1.weight", i);
+        add(w, VL(dec, i, ln1_b), INIT_ZERO, dd, 0, "dec.layer%d.ln1.bias", i);
+        add(w, VL(dec, i, cq_w), INIT_NORMAL, dd, dd, "dec.layer%d.cross_attn.q.weight", i);
+        add(w, VL(dec, i, cq_b), INIT_ZERO, dd, 0, "dec.layer%d.cross_attn.q.bias", i);
+        add(w, VL(dec, i, ckv_w), INIT_NORMAL, 2 * dd, de, "dec.layer%d.cross_attn.kv.weight", i);
+        add(w, VL(dec, i, ckv_b), INIT_ZERO, 2 * dd, 0, "dec.layer%d.cross_attn.kv.bias", i);
+        add(w, VL(dec, i, cout_w), INIT_NORMAL, dd, dd, "dec.layer%d.cross_attn.out.weight", i);
+        add(w, VL(dec, i, cout_b), INIT_ZERO, dd, 0, "dec.layer%d.cross_attn.out.bias", i);
+        add(w, VL(dec, i, ln2_w), INIT_ONE, dd, 0, "dec.layer%d.ln2.weight", i);
+        add(w, VL(dec, i, ln2_b), INIT_ZERO, dd, 0, "dec.layer%d.ln2.bias", i);
+        add(w, VL(dec, i, fc1_w), INIT_NORMAL, 4 * dd, dd, "dec.layer%d.ffn.fc1.weight", i);
+        add(w, VL(dec, i, fc1_b), INIT_ZERO, 4 * dd, 0, "dec.layer%d.ffn.fc1.bias", i);
+        add(w, VL(dec, i, fc2_w), INIT_NORMAL, dd, 4 * dd, "dec.layer%d.ffn.fc2.weight", i);
+        add(w, VL(dec, i, fc2_b), INIT_ZERO, dd, 0, "dec.layer%d.ffn.fc2.bias", i);
+        add(w, VL(dec, i, ln3_w), INIT_ONE, dd, 0, "dec.layer%d.ln3.weight", i);
+        add(w, VL(dec, i, ln3_b), INIT_ZERO, dd, 0, "dec.layer%d.ln3.bias", i);
+    }
+    add(w, V(out_bias), INIT_ZERO, c->vocab_out, 0, "dec.out_bias");
+#undef V
+#undef VL
+}
+
+int model_tensors(const model_config *cfg, model_tensor *out, int cap)
+{
+    layout_walk w = {.out = out, .cap = cap};
+    walk_layout(&w, cfg, NULL);
+    return w.n;
+}
+
+static size_t layout_size(const model_config *cfg)
+{
+    layout_walk w = {0};
+    walk_layout(&w, cfg, NULL);
+    return w.off;
+}
+
+void model_views_bind(model_views *v, const model_config *cfg, float *base)
+{
+    memset(v, 0, sizeof *v);
+    v->enc = lawt_calloc((size_t)cfg->enc_layers, sizeof *v->enc);
+    v->dec = lawt_calloc((size_t)cfg->dec_layers, sizeof *v->dec);
+    layout_walk w = {.base = base};
+    walk_layout(&w, cfg, v);
+}
+
+void model_views_free(model_views *v)
+{
+    free(v->enc);
+    free(v->dec);
+    v->enc = NULL;
+    v->dec = NULL;
+}
+
+/* ---- creation and dispatch ---- */
+
+static const model_backend_ops *backend_ops(model_backend backend)
+{
+    switch (backend) {
+    case BACKEND_CPU:
+        return &model_cpu_ops;
+    case BACKEND_CUDA:
+#ifdef LAWT_MODEL_HAVE_CUDA
+        {
+            extern const model_backend_ops model_cuda_ops;
+            return &model_cuda_ops;
+        }
+#else
+        lawt_die("model: the CUDA backend is not built in this binary (no CUDA model backend "
+                 "was compiled); use the CPU backend");
+#endif
+    }
+    lawt_die("model: unknown backend %d", (int)backend);
+}
+
+model *model_create(const model_config *cfg, model_backend backend, int max_batch)
+{
+    char err[256];
+    if (model_config_validate(cfg, err, sizeof err)) lawt_die("model: %s", err);
+    if (max_batch < 1) lawt_die("model: max_batch must be >= 1 (got %d)", max_batch);
+    const model_backend_ops *ops = backend_ops(backend);
+    size_t n = layout_size(cfg);
+    if (n != model_param_count(cfg))
+        lawt_die("model: internal error: layout has %zu parameters, Appendix G formula %zu", n,
+                 model_param_count(cfg));
+    model *m = lawt_calloc(1, sizeof *m);
+    m->cfg = *cfg;
+    m->backend = backend;
+    m->ops = ops;
+    m->nparams = n;
+    m->max_batch = max_batch;
+    m->impl = ops->create(cfg, max_batch, n);
+    return m;
+}
+
+void model_free(model *m)
+{
+    if (!m) return;
+    m->ops->destroy(m->impl);
+    free(m);
+}
+
+const model_config *model_get_config(const model *m) { return &m->cfg; }
+size_t model_num_params(const model *m) { return m->nparams; }
+
+/* A counter-based generator: the value for (seed, tensor, index) does not depend on the order
+ * of generation, so a GPU can reproduce the same initialisation. */
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Initialisation: every weight matrix and embedding N(0, 0.02^2) (GPT-2 style; the output
+ * projection is the decoder embedding); biases 0; layer norms weight 1, bias 0. The pair
+ * (2j, 2j+1) of a tensor comes from one Box-Muller transform of two uniforms hashed from
+ * (seed, tensor index, j). Adam moments and gradients are zeroed. */
+void model_init_params(model *m, uint64_t seed)
+{
+    int nt = model_tensors(&m->cfg, NULL, 0);
+    model_tensor *t = lawt_malloc((size_t)nt * sizeof *t);
+    unsigned char *init = lawt_malloc((size_t)nt);
+    layout_walk w = {.out = t, .cap = nt, .init = init};
+    walk_layout(&w, &m->cfg, NULL);
+    float *p = lawt_malloc(m->nparams * sizeof(float));
+    for (int i = 0; i < nt; i++) {
+        size_t n = (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
+        float *x = p + t[i].offset;
+        if (init[i] == INIT_ZERO) {
+            memset(x, 0, n * sizeof(float));
+        } else if (init[i] == INIT_ONE) {
+            for (size_t j = 0; j < n; j++) x[j] = 1.0f;
+        } else {
+            uint64_t key = mix64(seed ^ mix64((uint64_t)i + 0x1234567ULL));
+            for (size_t j = 0; j < n; j += 2) {
+                uint64_t r = mix64(key ^ (uint64_t)(j / 2) * 0xd1b54a32d192ed03ULL);
+                double u1 = ((double)(r >> 40) + 0.5) / 16777216.0; /* (0, 1) */
+                double u2 = (double)(r & 0xffffffULL) / 16777216.0; /* [0, 1) */
+                double rad = sqrt(-2.0 * log(u1));
+                x[j] = (float)(0.02 * rad * cos(2.0 * MODEL_PI * u2));
+                if (j + 1 < n) x[j + 1] = (float)(0.02 * rad * sin(2.0 * MODEL_PI * u2));
+            }
+        }
+    }
+    m->ops->copy_in(m->impl, BUF_PARAMS, p);
+    memset(p, 0, m->nparams * sizeof(float));
+    m->ops->copy_in(m->impl, BUF_GRADS, p);
+    m->ops->copy_in(m->impl, BUF_ADAM_M, p);
+    m->ops->copy_in(m->impl, BUF_ADAM_V, p);
+    free(p);
+    free(init);
+    free(t);
+}
+
+void model_copy_out(const model *m, model_buffer which, float *dst)
+{
+    m->ops->copy_out(m->impl, which, dst);
+}
+
+void model_copy_in(model *m, model_buffer which, const float *src)
+{
+    m->ops->copy_in(m->impl, which, src);
+}
+
+static void check_batch(const model *m, const model_batch *b)
+{
+    const model_config *c = &m->cfg;
+    if (b->B < 1 || b->B > m->max_batch)
+        lawt_die("model: batch of %d examples (max_batch %d)", b->B, m->max_batch);
+    if (b->S < 1 || b->S > c->max_len || b->T < 2 || b->T > c->max_len)
+        lawt_die("model: batch padded to S=%d, T=%d (need 1 <= S, 2 <= T, both <= max_len %d)",
+                 b->S, b->T, c->max_len);
+    for (int i = 0; i < b->B; i++) {
+        if (b->src_len[i] < 1 || b->src_len[i] > b->S)
+            lawt_die("model: example %d has src_len %d (S=%d)", i, b->src_len[i], b->S);
+        if (b->tgt_len[i] < 1 || b->tgt_len[i] > b->T)
+            lawt_die("model: example %d has tgt_len %d (T=%d)", i, b->tgt_len[i], b->T);
+    }
+    for (long i = 0; i < (long)b->B * b->S; i++)
+        if (b->src[i] < 0 || b->src[i] >= c->vocab_in)
+            lawt_die("model: source token %d out of the input vocabulary (%d)", b->src[i],
+                     c->vocab_in);
+    for (long i = 0; i < (long)b->B * b->T; i++)
+        if (b->tgt[i] < 0 || b->tgt[i] >= c->vocab_out)
+            lawt_die("model: target token %d out of the output vocabulary (%d)", b->tgt[i],
+                     c->vocab_out);
+}
+
+double model_forward(model *m, const model_batch *batch, long *ntokens)
+{
+    check_batch(m, batch);
+    long nt = 0;
+    double loss = m->ops->forward(m->impl, batch, &nt);
+    if (ntokens) *ntokens = nt;
+    return loss;
+}
+
+void model_zero_grad(model *m) { m->ops->zero_grad(m->impl); }
+
+void model_backward(model *m, const model_batch *batch, float loss_scale)
+{
+    m->ops->backward(m->impl, batch, loss_scale);
+}
+
+void model_copy_logits(const model *m, float *dst) { m->ops->copy_logits(m->impl, dst); }
+
+double model_grad_norm(const model *m) { return m->ops->grad_norm(m->impl); }
+
+void model_adam_step(model *m, const adam_hparams *h, long step, float grad_scale)
+{
+    if (step < 1) lawt_die("model: Adam step must count from 1 (got %ld)", step);
+    m->ops->adam_step(m->impl, h, step, grad_scale);
+}
+
+/* ---- decoding ---- */
+
+static void check_decode(const model *m, const int *src, const int *src_len, int B, int S,
+                         int rows)
+{
+    if (B < 1 || B > m->max_batch)
+        lawt_die("model: decoding %d sources (max_batch %d)", B, m->max_batch);
+    if (S < 1 || S > m->cfg.max_len)
+        lawt_die("model: decoding sources padded to %d (max_len %d)", S, m->cfg.max_len);
+    if (rows < 1 || rows > 1024) lawt_die("model: beam width %d out of [1, 1024]", rows);
+    for (int b = 0; b < B; b++)
+        if (src_len[b] < 1 || src_len[b] > S)
+            lawt_die("model: source %d has length %d (S=%d)", b, src_len[b], S);
+    for (long i = 0; i < (long)B * S; i++)
+        if (src[i] < 0 || src[i] >= m->cfg.vocab_in)
+            lawt_die("model: source token %d out of the input vocabulary (%d)", src[i],
+                     m->cfg.vocab_in);
+}
+
+/* Index of the largest value, the lowest index among equals. */
+static int argmax(const float *x, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+/* Positions 0 .. steps-1 feed the decoder: at most max_len of them. */
+static int decode_steps(const model *m, int max_out)
+{
+    if (max_out < 0) max_out = 0;
+    return max_out < m->cfg.max_len ? max_out : m->cfg.max_len;
+}
+
+static void greedy(model *m, const int *src, const int *src_len, int B, int S, int max_out,
+                   int *out, int *out_len, int cached)
+{
+    check_decode(m, src, src_len, B, S, 1);
+    const int V = m->cfg.vocab_out, steps = decode_steps(m, max_out);
+    for (int b = 0; b < B; b++) out_len[b] = 0;
+    if (steps == 0) return;
+    m->ops->decode_begin(m->impl, src, src_len, B, S, 1);
+    int *prefix = lawt_malloc((size_t)B * (size_t)(steps + 1) * sizeof(int));
+    int *tok = lawt_malloc((size_t)B * sizeof(int));
+    unsigned char *done = lawt_calloc((size_t)B, 1);
+    for (int b = 0; b < B; b++) tok[b] = TOK_EOS;
+    int left = B;
+    for (int t = 0; t < steps && left > 0; t++) {
+        const float *logits;
+        if (cached) {
+            logits = m->ops->decode_step(m->impl, tok, t);
+        } else {
+            /* prefix (B, t + 1): EOS then the tokens chosen so far */
+            for (int b = 0; b < B; b++) {
+                prefix[(size_t)b * (t + 1)] = TOK_EOS;
+                for (int i = 0; i < t; i++)
+                    prefix[(size_t)b * (t + 1) + 1 + i] =
+                        i < out_len[b] ? out[(size_t)b * max_out + i] : TOK_EOS;
+            }
+            logits = m->ops->decode_prefix(m->impl, prefix, t);
+        }
+        for (int b = 0; b < B; b++) {
+            if (done[b]) continue;
+            int a = argmax(logits + (size_t)b * V, V);
+            if (a == TOK_EOS) {
+                done[b] = 1;
+                left--;
+            } else {
+                out[(size_t)b * max_out + out_len[b]++] = a;
+            }
+            tok[b] = a;
+        }
+    }
+    free(prefix);
+    free(tok);
+    free(done);
+}
+
+void model_greedy_decode(model *m, const int *src, const int *src_len, int B, int S,
+                         int max_out, int *out, int *out_len)
+{
+    greedy(m, src, src_len, B, S, max_out, out, out_len, 1);
+}
+
+void model_greedy_decode_nocache(model *m, const int *src, const int *src_len, int B, int S,
+                                 int max_out, int *out, int *out_len)
+{
+    greedy(m, src, src_len, B, S, max_out, out, out_len, 0);
+}
+
+/* Beam search. Each source keeps up to `beam` live hypotheses (rows of the decoder). At each
+ * step the candidates are every live hypothesis extended by every token, ranked by their summed
+ * log-probability (ties: lower hypothesis, then lower token first); the best `beam` of them are
+ * kept, and those that end in EOS leave the beam as finished (so the beam can shrink). A source
+ * is done when its beam is empty or after the last step, where live hypotheses count as
+ * finished. The answer is the finished hypothesis with the best length-normalised score
+ * (summed log-probability / number of generated tokens, EOS included). With beam 1 this is
+ * exactly greedy decoding. */
+typedef struct {
+    double score;
+    int slot, tok;
+} beam_cand;
+
+void model_beam_decode(model *m, const int *src, const int *src_len, int B, int S, int beam,
+                       int max_out, int *out, int *out_len)
+{
+    check_decode(m, src, src_len, B, S, beam);
+    const int V = m->cfg.vocab_out, K = beam, steps = decode_steps(m, max_out);
+    const int R = B * K;
+    for (int b = 0; b < B; b++) out_len[b] = 0;
+    if (steps == 0) return;
+    m->ops->decode_begin(m->impl, src, src_len, B, S, K);
+    int *tok = lawt_malloc((size_t)R * sizeof(int));
+    int *hyp = lawt_malloc((size_t)R * (size_t)steps * sizeof(int));
+    int *hyp2 = lawt_malloc((size_t)R * (size_t)steps * sizeof(int));
+    int *parent = lawt_malloc((size_t)R * sizeof(int));
+    double *score = lawt_malloc((size_t)R * sizeof(double));
+    unsigned char *alive = lawt_calloc((size_t)R, 1);
+    double *best = lawt_malloc((size_t)B * sizeof(double));
+    int *live = lawt_malloc((size_t)B * sizeof(int));
+    double *lp = lawt_malloc((size_t)V * sizeof(double));
+    beam_cand *cand = lawt_malloc((size_t)K * sizeof(beam_cand));
+    for (int r = 0; r < R; r++) {
+        tok[r] = TOK_EOS;
+        score[r] = 0.0;
+        alive[r] = (r % K) == 0;
+    }
+    for (int b = 0; b < B; b++) {
+        best[b] = -INFINITY;
+        live[b] = 1;
+    }
+    int sources_left = B;
+    for (int t = 0; t < steps && sources_left > 0; t++) {
+        const float *logits = m->ops->decode_step(m->impl, tok, t);
+        for (int b = 0; b < B; b++) {
+            if (!live[b]) {
+                for (int j = 0; j < K; j++) parent[b * K + j] = b * K + j;
+                continue;
+            }
+            int nc = 0;
+            for (int j = 0; j < K; j++) {
+                int r = b * K + j;
+                if (!alive[r]) continue;
+                const float *l = logits + (size_t)r * V;
+                double mx = l[0], sum = 0.0;
+                for (int v = 1; v < V; v++) mx = l[v] > mx ? l[v] : mx;
+                for (int v = 0; v < V; v++) sum += exp((double)l[v] - mx);
+                double lse = mx + log(sum);
+                for (int v = 0; v < V; v++) lp[v] = (double)l[v] - lse;
+                for (int v = 0; v < V; v++) {
+                    double sc = score[r] + lp[v];
+                    if (nc == K && !(sc > cand[K - 1].score)) continue;
+                    int pos = nc < K ? nc++ : K - 1;
+                    while (pos > 0 && sc > cand[pos - 1].score) {
+                        cand[pos] = cand[pos - 1];
+                        pos--;
+                    }
+                    cand[pos] = (beam_cand){sc, j, v};
+                }
+            }
+            /* finished candidates leave; the others fill the new beam in rank order */
+            int nl = 0;
+            for (int c = 0; c < nc; c++) {
+                int pr = b * K + cand[c].slot;
+                int gen = t + 1; /* tokens generated by this candidate, EOS included */
+                int finished = cand[c].tok == TOK_EOS || t == steps - 1;
+                if (finished) {
+                    double norm = cand[c].score / gen;
+                    if (norm > best[b]) {
+                        best[b] = norm;
+                        int n = cand[c].tok == TOK_EOS ? t : t + 1;
+                        for (int i = 0; i < t; i++)
+                            out[(size_t)b * max_out + i] = hyp[(size_t)pr * steps + i];
+                        if (n > t) out[(size_t)b * max_out + t] = cand[c].tok;
+                        out_len[b] = n;
+                    }
+                    continue;
+                }
+                int r = b * K + nl++;
+                parent[r] = pr;
+                memcpy(hyp2 + (size_t)r * steps, hyp + (size_t)pr * steps, (size_t)t * sizeof(int));
+                hyp2[(size_t)r * steps + t] = cand[c].tok;
+                tok[r] = cand[c].tok;
+                score[r] = cand[c].score;
+            }
+            for (int j = 0; j < K; j++) {
+                int r = b * K + j;
+                alive[r] = j < nl;
+                if (j >= nl) parent[r] = r;
+            }
+            if (nl == 0) {
+                live[b] = 0;
+                sources_left--;
+            }
+        }
+        int *sw = hyp;
+        hyp = hyp2;
+        hyp2 = sw;
+        if (K > 1) m->ops->decode_reorder(m->impl, parent, t);
+    }
+    free(tok);
+    free(hyp);
+    free(hyp2);
+    free(parent);
+    free(score);
+    free(alive);
+    free(best);
+    free(live);
+    free(lp);
+    free(cand);
+}

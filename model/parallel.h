@@ -1,0 +1,19 @@
+/* parallel.h: a tiny fork-join pool for the CPU backend's loops that are not matrix products
+ * (attention per (example, head), softmaxes, layer norms, Adam). par_for splits [0, n) into one
+ * contiguous chunk per thread; every task writes its own outputs and no reduction crosses a
+ * chunk boundary, so results never depend on the number of threads.
+ *
+ * The pool has as many threads as OpenBLAS (openblas_get_num_threads() at first use, so
+ * OPENBLAS_NUM_THREADS=1 under MPI means no extra thread at all); LAWT_THREADS overrides it. */
+#ifndef LAWT_MODEL_PARALLEL_H
+#define LAWT_MODEL_PARALLEL_H
+
+/* fn(ctx, begin, end, thread) handles tasks [begin, end); thread is in [0, par_threads()). */
+typedef void (*par_fn)(void *ctx, int begin, int end, int thread);
+
+/* Runs fn over [0, n) and returns when every chunk is done. Runs inline when n < 2 * min_chunk
+ * or the pool has one thread. Not reentrant: call it from one thread at a time. */
+void par_for(int n, int min_chunk, par_fn fn, void *ctx);
+int par_threads(void);
+
+#endif

@@ -1,0 +1,19 @@
+# checkpoint: save/load round trip (bit-exact), refused corrupt/truncated files, failed writes
+# keeping the previous file, latest/keep_last; and the layout as h5ls/h5dump see it.
+add_executable(test_checkpoint test_checkpoint.c)
+target_link_libraries(test_checkpoint PRIVATE lawt_checkpoint lawt_model lawt_common HDF5::HDF5)
+add_test(NAME checkpoint COMMAND test_checkpoint)
+set_tests_properties(checkpoint PROPERTIES TIMEOUT 120 LABELS "checkpoint"
+                     ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+
+find_program(LAWT_H5LS h5ls)
+find_program(LAWT_H5DUMP h5dump)
+if(LAWT_H5LS AND LAWT_H5DUMP)
+  add_test(NAME checkpoint_h5ls
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_checkpoint_h5ls.sh
+                   $<TARGET_FILE:test_checkpoint> ${LAWT_H5LS} ${LAWT_H5DUMP})
+  set_tests_properties(checkpoint_h5ls PROPERTIES TIMEOUT 60 LABELS "checkpoint"
+                       ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+else()
+  message(STATUS "lawt: h5ls/h5dump not found (package hdf5-tools): test checkpoint_h5ls skipped")
+endif()

@@ -1,0 +1,52 @@
+# comm: collectives at np 1, 2, 4 (and as a singleton), and the failure modes of a rank
+# (comm_abort, lawt_die, SIGKILL, an MPI error) ending the whole np=2 job within seconds,
+# non-zero, with a message naming the rank; a stop signal sent to the launcher reaching
+# every rank.
+add_executable(test_comm test_comm.c)
+target_link_libraries(test_comm PRIVATE lawt_comm lawt_common)
+add_executable(test_comm_fail test_comm_fail.c)
+target_link_libraries(test_comm_fail PRIVATE lawt_comm lawt_common)
+
+foreach(np 1 2 4)
+  add_test(NAME comm_np${np}
+           COMMAND ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} ${np} ${MPIEXEC_PREFLAGS}
+                   $<TARGET_FILE:test_comm> ${MPIEXEC_POSTFLAGS})
+  set_tests_properties(comm_np${np} PROPERTIES TIMEOUT 120 LABELS "comm;mpi" PROCESSORS ${np})
+endforeach()
+add_test(NAME comm_singleton COMMAND test_comm)
+set_tests_properties(comm_singleton PROPERTIES TIMEOUT 60 LABELS "comm;mpi")
+
+# test_comm_fail.sh MODE EXPECTED-STATUS MAX-SECONDS REGEX... -- COMMAND...
+function(lawt_comm_fail_test mode status)
+  add_test(NAME comm_fail_${mode}
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_comm_fail.sh ${mode} ${status} 10 ${ARGN} --
+                   ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS}
+                   $<TARGET_FILE:test_comm_fail> ${mode} ${MPIEXEC_POSTFLAGS})
+  set_tests_properties(comm_fail_${mode} PROPERTIES TIMEOUT 60 LABELS "comm;mpi" PROCESSORS 2)
+endfunction()
+lawt_comm_fail_test(abort nonzero "^lawt: rank 1 .*: injected failure \\(abort\\)$")
+lawt_comm_fail_test(die nonzero "^lawt: error: injected failure \\(die\\)$"
+                    "^lawt: rank 1 .*: exiting before comm_finalize")
+lawt_comm_fail_test(kill nonzero "process rank 1 .*signal 9")
+lawt_comm_fail_test(mpierror nonzero
+                    "^lawt: rank [01] .*: .*comm\\.c:[0-9]+: MPI_Bcast.* failed: MPI_ERR_ROOT")
+# The script sends SIGUSR1 to the launcher once rank 0 prints "ready"; all ranks agree on the
+# stop at the same step, rank 0 "checkpoints" for 1 s while the others wait, status 75.
+lawt_comm_fail_test(stop 75 "^rank 0: stop signal 10 \\(here: 1\\) agreed at step [0-9]+$"
+                    "^rank 1: stop signal 10 \\(here: 1\\) agreed at step [0-9]+$"
+                    "^rank 0: checkpoint done$")
+
+# Slurm for real: a private slurmctld/slurmd/munged (root) runs jobs/slurm/train_cpu.sbatch on
+# a tiny config: a short run completes; a run stopped by SIGUSR1 requeues itself and resumes.
+# Registered only where Slurm is installed; the script exits 77 (skipped) when not root.
+find_program(LAWT_SBATCH sbatch)
+find_program(LAWT_SLURMCTLD slurmctld)
+if(LAWT_SBATCH AND LAWT_SLURMCTLD AND TARGET lawt_dist)
+  add_test(NAME slurm_train_cpu
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_slurm.sh $<TARGET_FILE:lawt_dist>
+                   ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/slurm_train_cpu)
+  set_tests_properties(slurm_train_cpu PROPERTIES LABELS "slurm;mpi" TIMEOUT 600 PROCESSORS 2
+                       RUN_SERIAL TRUE SKIP_RETURN_CODE 77)
+else()
+  message(STATUS "lawt: Slurm (sbatch, slurmctld) or lawt_dist not found: test slurm_train_cpu skipped")
+endif()

@@ -1,0 +1,11 @@
+# model: layer gradients against finite differences, and the whole model (gradients, masking,
+# decoding, parameter count, Adam, determinism). OpenBLAS threads are pinned so that results
+# are reproducible bit for bit.
+add_executable(test_model_layers ${CMAKE_SOURCE_DIR}/tests/test_model_layers.c)
+target_link_libraries(test_model_layers PRIVATE lawt_model)
+add_test(NAME model_layers COMMAND test_model_layers)
+
+add_executable(test_model ${CMAKE_SOURCE_DIR}/tests/test_model.c)
+target_link_libraries(test_model PRIVATE lawt_model)
+add_test(NAME model COMMAND test_model)
+set_tests_properties(model_layers model PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=2")

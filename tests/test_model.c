@@ -1,0 +1,756 @@
+/* test_model.c: the whole model. Parameter count and layout against Appendix G (and the
+ * paper's Table 29), the full gradient against finite differences on a tiny asymmetric model
+ * with padding, masking (padding never changes a counted output), decoding (the KV cache
+ * equals the no-cache oracle, beam 1 equals greedy, a wide beam finds the exhaustive optimum),
+ * Adam against hand-computed values, gradient norm, determinism, and the CUDA backend's
+ * refusal when it is not built. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "encoding/encoding.h"
+#include "model/model.h"
+#include "tests/test.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static double urand(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static int irand(int n) { return (int)(urand() * n); }
+static float nrand(void)
+{
+    double u1 = urand() + 1e-12, u2 = urand();
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+static model_config cfg_make(int ne, int nd, int de, int dd, int he, int hd, int wi, int wo,
+                             int wp)
+{
+    model_config c = {.enc_layers = ne, .dec_layers = nd, .enc_dim = de, .dec_dim = dd,
+                      .enc_heads = he, .dec_heads = hd, .vocab_in = wi, .vocab_out = wo,
+                      .max_len = wp};
+    return c;
+}
+
+/* A batch that owns its arrays. Content tokens avoid PAD and EOS. */
+typedef struct {
+    model_batch b;
+    int *src, *src_len, *tgt, *tgt_len;
+} owned_batch;
+
+static owned_batch batch_make(int B, int S, int T, const int *src_len, const int *tgt_len,
+                              int vocab_in, int vocab_out)
+{
+    owned_batch o;
+    o.src = calloc((size_t)B * S, sizeof(int));
+    o.tgt = calloc((size_t)B * T, sizeof(int));
+    o.src_len = malloc(sizeof(int) * B);
+    o.tgt_len = malloc(sizeof(int) * B);
+    for (int b = 0; b < B; b++) {
+        o.src_len[b] = src_len[b];
+        o.tgt_len[b] = tgt_len[b];
+        for (int s = 0; s < S; s++) {
+            int v = TOK_PAD;
+            if (s == 0 || s == src_len[b] - 1) v = TOK_EOS;
+            else if (s < src_len[b]) v = 2 + irand(vocab_in - 2);
+            o.src[b * S + s] = v;
+        }
+        for (int t = 0; t < T; t++) {
+            int v = TOK_PAD;
+            if (t == 0 || t == tgt_len[b] - 1) v = TOK_EOS;
+            else if (t < tgt_len[b]) v = 2 + irand(vocab_out - 2);
+            o.tgt[b * T + t] = v;
+        }
+    }
+    o.b = (model_batch){B, S, T, o.src, o.src_len, o.tgt, o.tgt_len};
+    return o;
+}
+
+static void batch_free(owned_batch *o)
+{
+    free(o->src);
+    free(o->tgt);
+    free(o->src_len);
+    free(o->tgt_len);
+}
+
+static int find_tensor(const model_tensor *t, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(t[i].name, name)) return i;
+    return -1;
+}
+
+static size_t tensor_size(const model_tensor *t)
+{
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+    return n;
+}
+
+/* Moves the parameters to a generic point: init + N(0, sigma^2) everywhere (layer norms and
+ * biases included), so that no gradient is trivially zero and outputs vary. */
+static void perturb_params(model *m, float sigma)
+{
+    size_t n = model_num_params(m);
+    float *p = malloc(n * sizeof(float));
+    model_copy_out(m, BUF_PARAMS, p);
+    for (size_t i = 0; i < n; i++) p[i] += sigma * nrand();
+    model_copy_in(m, BUF_PARAMS, p);
+    free(p);
+}
+
+/* ---- parameter count and layout ---- */
+
+static void check_layout(const model_config *c, const char *what)
+{
+    int n = model_tensors(c, NULL, 0);
+    model_tensor *t = malloc(sizeof *t * (size_t)n);
+    CHECK(model_tensors(c, t, n) == n);
+    size_t off = 0;
+    int contiguous = 1;
+    for (int i = 0; i < n; i++) {
+        if (t[i].offset != off) contiguous = 0;
+        off += tensor_size(&t[i]);
+    }
+    CHECK_MSG(contiguous, "%s: tensors must tile the buffer in order", what);
+    CHECK_MSG(off == model_param_count(c), "%s: layout %zu floats, formula %zu", what, off,
+              model_param_count(c));
+    /* the number of tensors: 4 + 12 per encoder layer + 4 + 20 per decoder layer + 1 */
+    CHECK_MSG(n == 9 + 12 * c->enc_layers + 20 * c->dec_layers, "%s: %d tensors", what, n);
+    int i = find_tensor(t, n, "dec.layer0.cross_attn.kv.weight");
+    CHECK_MSG(i >= 0 && t[i].shape[0] == 2 * c->dec_dim && t[i].shape[1] == c->enc_dim,
+              "%s: cross-attention keys/values map enc_dim to dec_dim", what);
+    free(t);
+}
+
+static void test_param_count(void)
+{
+    /* Table 29 of the paper, reproduced by Appendix G's formula with the paper's vocabularies
+     * (P10 331 words, P1000 1231, B1999 2322, FP15 29121) and 512 positions. */
+    struct {
+        int ne, nd, d, wi, wo, wp;
+        size_t expect;
+    } rows[] = {
+        {1, 1, 256, 331, 331, 512, 2276171},        {1, 1, 256, 1231, 1231, 512, 2737871},
+        {1, 1, 256, 2322, 2322, 512, 3297554},      {1, 1, 256, 29121, 29121, 512, 17045441},
+        {2, 2, 512, 2322, 2322, 512, 17619218},     {2, 2, 512, 331, 331, 512, 15578443},
+        {2, 2, 512, 1231, 1231, 512, 16500943},     {4, 4, 512, 1231, 1231, 512, 31213775},
+        {1, 4, 512, 1231, 1231, 512, 21756623},     {1, 6, 512, 1231, 1231, 512, 30164687},
+        {1, 6, 512, 29121, 29121, 512, 58751937},   {6, 1, 512, 29121, 29121, 512, 53493697},
+        {6, 1, 512, 1231, 1231, 512, 24906447},     {6, 6, 512, 1231, 1231, 512, 45926607},
+        {6, 1, 512, 29121, 1231, 512, 39186127},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        model_config c = cfg_make(rows[i].ne, rows[i].nd, rows[i].d, rows[i].d, 8, 8,
+                                  rows[i].wi, rows[i].wo, rows[i].wp);
+        CHECK_MSG(model_param_count(&c) == rows[i].expect, "Table 29 row %zu: %zu != %zu", i,
+                  model_param_count(&c), rows[i].expect);
+        check_layout(&c, "Table 29 config");
+    }
+    /* asymmetric configurations: dims, heads, layers and vocabularies all different */
+    model_config a = cfg_make(1, 6, 512, 516, 8, 12, 29121, 1231, 80);
+    check_layout(&a, "E:1/512/8 D:6/516/12");
+    model_config b = cfg_make(3, 2, 8, 12, 2, 3, 13, 10, 9);
+    check_layout(&b, "tiny asymmetric");
+    model_config c = cfg_make(24, 1, 64, 32, 4, 4, 7, 300, 40);
+    check_layout(&c, "24/1 layers");
+    /* by hand for the smallest: de=dd=2, 1/1 layers, wi=wo=3, wp=2:
+     * 2*(3+2+2) + (3+2+2)*2 + 3 + 2*(24+13) + 2*(28+4+19) = 14 + 17 + 74 + 102 = 207 */
+    model_config h = cfg_make(1, 1, 2, 2, 1, 1, 3, 3, 2);
+    CHECK(model_param_count(&h) == 207);
+    check_layout(&h, "hand-counted");
+
+    model *m = model_create(&b, BACKEND_CPU, 2);
+    CHECK(model_num_params(m) == model_param_count(&b));
+    CHECK(model_get_config(m)->dec_dim == 12);
+    model_free(m);
+
+    char err[128] = "";
+    model_config bad = cfg_make(1, 1, 10, 8, 3, 2, 5, 5, 8);
+    CHECK(model_config_validate(&bad, err, sizeof err) == -1);
+    CHECK_MSG(strstr(err, "divisible") != NULL, "message: %s", err);
+    CHECK(model_config_validate(&b, err, sizeof err) == 0);
+}
+
+/* ---- the whole model's gradient ---- */
+
+static double loss_of(model *m, const model_batch *b)
+{
+    long nt;
+    return model_forward(m, b, &nt);
+}
+
+static void test_model_gradient(void)
+{
+    model_config c = cfg_make(2, 2, 8, 12, 2, 3, 13, 10, 9);
+    model *m = model_create(&c, BACKEND_CPU, 4);
+    model_init_params(m, 7);
+    perturb_params(m, 0.3f);
+    const int src_len[3] = {7, 4, 3}, tgt_len[3] = {6, 3, 4};
+    owned_batch ob = batch_make(3, 7, 6, src_len, tgt_len, c.vocab_in, c.vocab_out);
+    const size_t np = model_num_params(m);
+    float *p = malloc(np * sizeof(float)), *g = malloc(np * sizeof(float));
+    model_copy_out(m, BUF_PARAMS, p);
+    int nt_ = model_tensors(&c, NULL, 0);
+    model_tensor *t = malloc(sizeof *t * (size_t)nt_);
+    model_tensors(&c, t, nt_);
+    /* Keep every ReLU unit away from its kink (a finite difference across a kink measures
+     * nothing): half of the hidden units always on (bias +4), half always off (bias -4), so
+     * that both branches of relu_backward are exercised and the loss is smooth around p. */
+    for (int i = 0; i < nt_; i++)
+        if (strstr(t[i].name, "ffn.fc1.bias"))
+            for (int j = 0; j < t[i].shape[0]; j++) p[t[i].offset + j] = j % 2 ? -4.0f : 4.0f;
+    model_copy_in(m, BUF_PARAMS, p);
+    model_zero_grad(m);
+    long nt = 0;
+    double l0 = model_forward(m, &ob.b, &nt);
+    CHECK(nt == (6 - 1) + (3 - 1) + (4 - 1));
+    CHECK(isfinite(l0) && l0 > 0);
+    model_backward(m, &ob.b, 1.0f);
+    model_copy_out(m, BUF_GRADS, g);
+
+#ifndef GRAD_EPS
+#define GRAD_EPS 1e-2
+#endif
+    const double eps = GRAD_EPS;
+    double worst_dir = 0, worst_coord = 0;
+    float *u = malloc(np * sizeof(float));
+    for (int i = 0; i < nt_; i++) {
+        size_t n = tensor_size(&t[i]), off = t[i].offset;
+        /* a random unit direction inside the tensor */
+        double norm = 0, an = 0;
+        for (size_t j = 0; j < n; j++) {
+            u[j] = nrand();
+            norm += (double)u[j] * u[j];
+        }
+        norm = sqrt(norm);
+        for (size_t j = 0; j < n; j++) {
+            u[j] = (float)(u[j] / norm);
+            an += (double)u[j] * g[off + j];
+        }
+        for (size_t j = 0; j < n; j++) p[off + j] += (float)(eps * u[j]);
+        model_copy_in(m, BUF_PARAMS, p);
+        double lp = loss_of(m, &ob.b);
+        for (size_t j = 0; j < n; j++) p[off + j] -= (float)(2 * eps * u[j]);
+        model_copy_in(m, BUF_PARAMS, p);
+        double lm = loss_of(m, &ob.b);
+        for (size_t j = 0; j < n; j++) p[off + j] += (float)(eps * u[j]);
+        double fd = (lp - lm) / (2 * eps);
+        double err = fabs(fd - an) / (fabs(an) + 1e-2);
+        if (err > worst_dir) worst_dir = err;
+        CHECK_MSG(err < 2e-2, "%s: directional derivative: finite difference %.6g, backward %.6g",
+                  t[i].name, fd, an);
+        /* and two single coordinates */
+        for (int k = 0; k < 2; k++) {
+            size_t j = off + (size_t)irand((int)n);
+            float save = p[j];
+            p[j] = save + (float)eps;
+            model_copy_in(m, BUF_PARAMS, p);
+            lp = loss_of(m, &ob.b);
+            p[j] = save - (float)eps;
+            model_copy_in(m, BUF_PARAMS, p);
+            lm = loss_of(m, &ob.b);
+            p[j] = save;
+            fd = (lp - lm) / (2 * eps);
+            err = fabs(fd - g[j]) / (fabs(g[j]) + 1e-2);
+            if (err > worst_coord) worst_coord = err;
+            CHECK_MSG(err < 2e-2, "%s[%zu]: finite difference %.6g, backward %.6g", t[i].name,
+                      j - off, fd, g[j]);
+        }
+    }
+    model_copy_in(m, BUF_PARAMS, p);
+    printf("  whole-model gradient: %d tensors, worst relative error %.2e (directional), "
+           "%.2e (coordinates)\n",
+           nt_, worst_dir, worst_coord);
+    /* The padding token never appears at a counted source position: its input embedding row
+     * gets exactly zero gradient. */
+    int i = find_tensor(t, nt_, "enc.tok_emb.weight");
+    int zero = 1;
+    for (int j = 0; j < c.enc_dim; j++) zero &= g[t[i].offset + TOK_PAD * c.enc_dim + j] == 0.0f;
+    CHECK_MSG(zero, "the source padding embedding must get zero gradient");
+    /* loss_scale multiplies the gradient */
+    model_zero_grad(m);
+    loss_of(m, &ob.b);
+    model_backward(m, &ob.b, 0.25f);
+    model_copy_out(m, BUF_GRADS, u);
+    double e2 = 0, r2 = 0;
+    for (size_t j = 0; j < np; j++) {
+        e2 += pow(u[j] - 0.25 * g[j], 2);
+        r2 += pow(0.25 * g[j], 2);
+    }
+    CHECK_MSG(sqrt(e2) <= 1e-5 * sqrt(r2), "loss_scale scales the gradient");
+    /* gradients accumulate across backward calls */
+    loss_of(m, &ob.b);
+    model_backward(m, &ob.b, 0.75f);
+    model_copy_out(m, BUF_GRADS, u);
+    e2 = r2 = 0;
+    for (size_t j = 0; j < np; j++) {
+        e2 += pow(u[j] - g[j], 2);
+        r2 += pow(g[j], 2);
+    }
+    CHECK_MSG(sqrt(e2) <= 1e-5 * sqrt(r2), "backward accumulates into the gradients");
+    free(u);
+    free(t);
+    free(p);
+    free(g);
+    batch_free(&ob);
+    model_free(m);
+}
+
+/* ---- masking ---- */
+
+static int bitwise_equal(const float *a, const float *b, size_t n)
+{
+    return memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+static void test_masking(void)
+{
+    model_config c = cfg_make(2, 2, 16, 8, 4, 2, 17, 11, 12);
+    model *m = model_create(&c, BACKEND_CPU, 4);
+    model_init_params(m, 3);
+    perturb_params(m, 0.2f);
+    const size_t np = model_num_params(m);
+    const int B = 4, S = 9, T = 8, V = c.vocab_out;
+    const int src_len[4] = {9, 5, 2, 7}, tgt_len[4] = {8, 3, 5, 2};
+    owned_batch ob = batch_make(B, S, T, src_len, tgt_len, c.vocab_in, c.vocab_out);
+    float *lg = malloc(sizeof(float) * B * (T - 1) * V), *lg2 = malloc(sizeof(float) * B * (T + 2) * V);
+    float *g1 = malloc(np * sizeof(float)), *g2 = malloc(np * sizeof(float));
+    long nt1, nt2;
+    model_zero_grad(m);
+    double l1 = model_forward(m, &ob.b, &nt1);
+    model_copy_logits(m, lg);
+    model_backward(m, &ob.b, 1.0f / (float)nt1);
+    model_copy_out(m, BUF_GRADS, g1);
+
+    /* 1. other values in the padding: identical loss, counted logits and gradients */
+    owned_batch ob2 = batch_make(B, S, T, src_len, tgt_len, c.vocab_in, c.vocab_out);
+    memcpy(ob2.src, ob.src, sizeof(int) * B * S);
+    memcpy(ob2.tgt, ob.tgt, sizeof(int) * B * T);
+    for (int b = 0; b < B; b++) {
+        for (int s = src_len[b]; s < S; s++) ob2.src[b * S + s] = 2 + irand(c.vocab_in - 2);
+        for (int t = tgt_len[b]; t < T; t++) ob2.tgt[b * T + t] = 2 + irand(c.vocab_out - 2);
+    }
+    model_zero_grad(m);
+    double l2 = model_forward(m, &ob2.b, &nt2);
+    model_copy_logits(m, lg2);
+    model_backward(m, &ob2.b, 1.0f / (float)nt2);
+    model_copy_out(m, BUF_GRADS, g2);
+    CHECK(nt1 == nt2 && nt1 == 7 + 2 + 4 + 1);
+    CHECK_MSG(l1 == l2, "padding values changed the loss: %.17g vs %.17g", l1, l2);
+    int same = 1;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < tgt_len[b] - 1; t++)
+            same &= bitwise_equal(lg + ((size_t)b * (T - 1) + t) * V,
+                                  lg2 + ((size_t)b * (T - 1) + t) * V, (size_t)V);
+    CHECK_MSG(same, "padding values changed a counted output");
+    CHECK_MSG(bitwise_equal(g1, g2, np), "padding values changed the gradient");
+
+    /* 2. more padding (S + 3, T + 2): same loss and counted outputs up to rounding */
+    owned_batch ob3 = batch_make(B, S + 3, T + 2, src_len, tgt_len, c.vocab_in, c.vocab_out);
+    for (int b = 0; b < B; b++) {
+        memcpy(ob3.src + b * (S + 3), ob.src + b * S, sizeof(int) * S);
+        memcpy(ob3.tgt + b * (T + 2), ob.tgt + b * T, sizeof(int) * T);
+    }
+    model_zero_grad(m);
+    double l3 = model_forward(m, &ob3.b, &nt2);
+    model_copy_logits(m, lg2);
+    model_backward(m, &ob3.b, 1.0f / (float)nt2);
+    model_copy_out(m, BUF_GRADS, g2);
+    CHECK(nt2 == nt1);
+    CHECK_CLOSE(l3, l1, 1e-6);
+    double maxd = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < tgt_len[b] - 1; t++)
+            for (int v = 0; v < V; v++)
+                maxd = fmax(maxd, fabs(lg[((size_t)b * (T - 1) + t) * V + v] -
+                                       lg2[((size_t)b * (T + 1) + t) * V + v]));
+    CHECK_MSG(maxd < 1e-5, "appending padding changed a counted logit by %g", maxd);
+    double e2 = 0, r2 = 0;
+    for (size_t j = 0; j < np; j++) {
+        e2 += pow((double)g1[j] - g2[j], 2);
+        r2 += pow((double)g1[j], 2);
+    }
+    CHECK_MSG(sqrt(e2) <= 1e-5 * sqrt(r2), "appending padding changed the gradient (%g)",
+              sqrt(e2 / r2));
+
+    /* 3. examples do not see each other: the batch loss is the sum of the lone losses */
+    double sum = 0;
+    long ntsum = 0;
+    for (int b = 0; b < B; b++) {
+        model_batch one = {1, S, T, ob.src + b * S, ob.src_len + b, ob.tgt + b * T,
+                           ob.tgt_len + b};
+        long n1;
+        sum += model_forward(m, &one, &n1);
+        ntsum += n1;
+    }
+    CHECK(ntsum == nt1);
+    CHECK_CLOSE(sum, l1, 1e-6);
+
+    free(lg), free(lg2), free(g1), free(g2);
+    batch_free(&ob), batch_free(&ob2), batch_free(&ob3);
+    model_free(m);
+}
+
+/* ---- decoding ---- */
+
+static double sequence_score(model *m, const int *src, int src_len, int S, const int *seq,
+                             int n, int closed)
+{
+    int tgt[64];
+    tgt[0] = TOK_EOS;
+    for (int i = 0; i < n; i++) tgt[1 + i] = seq[i];
+    int T = n + 1;
+    if (closed) tgt[T++] = TOK_EOS;
+    model_batch b = {1, S, T, src, &src_len, tgt, &T};
+    long nt;
+    return -model_forward(m, &b, &nt);
+}
+
+/* A small copy task (y_i = 2 + x_i mod (vocab_out - 2)) to give the decoding tests a model
+ * whose outputs depend on the source and end with EOS; returns the last per-token loss. */
+static double train_copy(model *m, int steps, double *first_loss)
+{
+    const model_config *c = model_get_config(m);
+    enum { B = 16, S = 8, T = 8 };
+    int src[B * S], tgt[B * T], sl[B], tl[B];
+    adam_hparams h = {3e-3f, 0.9f, 0.98f, 1e-8f};
+    double last = 0;
+    for (int step = 1; step <= steps; step++) {
+        for (int b = 0; b < B; b++) {
+            int n = 1 + irand(6);
+            sl[b] = tl[b] = n + 2;
+            for (int i = 0; i < S; i++) src[b * S + i] = TOK_PAD;
+            for (int i = 0; i < T; i++) tgt[b * T + i] = TOK_PAD;
+            src[b * S] = tgt[b * T] = TOK_EOS;
+            for (int i = 0; i < n; i++) {
+                int x = 2 + irand(c->vocab_in - 2);
+                src[b * S + 1 + i] = x;
+                tgt[b * T + 1 + i] = 2 + x % (c->vocab_out - 2);
+            }
+            src[b * S + n + 1] = tgt[b * T + n + 1] = TOK_EOS;
+        }
+        model_batch bt = {B, S, T, src, sl, tgt, tl};
+        long nt;
+        model_zero_grad(m);
+        last = model_forward(m, &bt, &nt) / (double)nt;
+        if (step == 1 && first_loss) *first_loss = last;
+        model_backward(m, &bt, 1.0f / (float)nt);
+        double norm = model_grad_norm(m);
+        model_adam_step(m, &h, step, norm > 5.0 ? (float)(5.0 / norm) : 1.0f);
+    }
+    return last;
+}
+
+/* Greedy with and without the cache, and beam 1, on the same sources: all must agree.
+ * Counts the outputs that stopped at EOS and at max_out. */
+static void decode_compare(model *m, const owned_batch *ob, int max_out, int *early, int *full)
+{
+    const int B = ob->b.B, S = ob->b.S;
+    int *o1 = malloc(sizeof(int) * B * max_out), *o2 = malloc(sizeof(int) * B * max_out);
+    int *o3 = malloc(sizeof(int) * B * max_out);
+    int *l1 = malloc(sizeof(int) * B), *l2 = malloc(sizeof(int) * B), *l3 = malloc(sizeof(int) * B);
+    model_greedy_decode(m, ob->src, ob->src_len, B, S, max_out, o1, l1);
+    model_greedy_decode_nocache(m, ob->src, ob->src_len, B, S, max_out, o2, l2);
+    model_beam_decode(m, ob->src, ob->src_len, B, S, 1, max_out, o3, l3);
+    int same2 = 1, same3 = 1;
+    *early = *full = 0;
+    for (int b = 0; b < B; b++) {
+        same2 &= l1[b] == l2[b];
+        same3 &= l1[b] == l3[b];
+        for (int i = 0; i < l1[b]; i++) {
+            if (i < l2[b]) same2 &= o1[b * max_out + i] == o2[b * max_out + i];
+            if (i < l3[b]) same3 &= o1[b * max_out + i] == o3[b * max_out + i];
+        }
+        *early += l1[b] < max_out;
+        *full += l1[b] == max_out;
+    }
+    CHECK_MSG(same2, "max_out %d: greedy decoding with the KV cache differs from the no-cache "
+                     "oracle", max_out);
+    CHECK_MSG(same3, "max_out %d: beam search of width 1 differs from greedy decoding", max_out);
+    free(o1), free(o2), free(o3), free(l1), free(l2), free(l3);
+}
+
+static void test_decoding(void)
+{
+    model_config c = cfg_make(2, 2, 16, 24, 2, 3, 15, 9, 12);
+    model *m = model_create(&c, BACKEND_CPU, 16);
+    model_init_params(m, 11);
+    double first = 0, last = train_copy(m, 150, &first);
+    printf("  copy task: loss per token %.3f -> %.3f after 150 steps\n", first, last);
+    CHECK_MSG(last < 0.5 * first, "training must reduce the loss (%.3f -> %.3f)", first, last);
+    const int B = 6, S = 8, max_out = 10;
+    const int src_len[6] = {8, 3, 5, 8, 2, 6}, tgt_len[6] = {2, 2, 2, 2, 2, 2};
+    owned_batch ob = batch_make(B, S, 2, src_len, tgt_len, c.vocab_in, c.vocab_out);
+    int early, full;
+    decode_compare(m, &ob, max_out, &early, &full);
+    CHECK_MSG(early > 0, "some outputs should stop at EOS");
+    decode_compare(m, &ob, 3, &early, &full);
+    CHECK_MSG(full > 0, "some outputs should stop at max_out");
+    decode_compare(m, &ob, 1, &early, &full);
+
+    int out1[6 * 10], len1[6], out3[6 * 10], len3[6];
+    model_greedy_decode(m, ob.src, ob.src_len, B, S, max_out, out1, len1);
+    for (int b = 0; b < B; b++) {
+        printf("  greedy %d (len %d):", b, len1[b]);
+        for (int i = 0; i < len1[b]; i++) printf(" %d", out1[b * max_out + i]);
+        printf("\n");
+    }
+    /* teacher forcing agrees: each greedy token is the argmax of the training forward */
+    int agree = 1;
+    for (int b = 0; b < B; b++) {
+        int T = len1[b] + 1, tgt[16];
+        tgt[0] = TOK_EOS;
+        for (int i = 0; i < len1[b]; i++) tgt[1 + i] = out1[b * max_out + i];
+        if (T < 2) continue;
+        model_batch one = {1, S, T, ob.src + b * S, ob.src_len + b, tgt, &T};
+        long n1;
+        model_forward(m, &one, &n1);
+        float lg[16 * 9];
+        model_copy_logits(m, lg);
+        for (int i = 0; i + 1 < T; i++) {
+            int best = 0;
+            for (int v = 1; v < c.vocab_out; v++)
+                if (lg[i * c.vocab_out + v] > lg[i * c.vocab_out + best]) best = v;
+            agree &= best == tgt[i + 1];
+        }
+    }
+    CHECK_MSG(agree, "greedy tokens must be the argmax of the teacher-forced forward");
+
+    /* a width-3 beam: valid lengths, and its answer scores at least as well as greedy's */
+    model_beam_decode(m, ob.src, ob.src_len, B, S, 3, max_out, out3, len3);
+    int better = 1;
+    for (int b = 0; b < B; b++) {
+        CHECK(len3[b] >= 0 && len3[b] <= max_out);
+        int closed1 = len1[b] < max_out, closed3 = len3[b] < max_out;
+        double s1 = sequence_score(m, ob.src + b * S, src_len[b], S, out1 + b * max_out, len1[b],
+                                   closed1) / (len1[b] + closed1);
+        double s3 = sequence_score(m, ob.src + b * S, src_len[b], S, out3 + b * max_out, len3[b],
+                                   closed3) / (len3[b] + closed3);
+        better &= s3 >= s1 - 1e-5;
+    }
+    CHECK_MSG(better, "beam 3 found a worse answer than greedy");
+    batch_free(&ob);
+    model_free(m);
+}
+
+/* A beam wide enough to keep every hypothesis is an exhaustive search. */
+static void test_beam_exhaustive(void)
+{
+    model_config c = cfg_make(1, 1, 8, 8, 2, 2, 7, 4, 6);
+    model *m = model_create(&c, BACKEND_CPU, 2);
+    model_init_params(m, 5);
+    perturb_params(m, 0.6f);
+    const int B = 2, S = 5, max_out = 3, beam = 32;
+    const int src_len[2] = {5, 3}, tgt_len[2] = {2, 2};
+    owned_batch ob = batch_make(B, S, 2, src_len, tgt_len, c.vocab_in, c.vocab_out);
+    int out[2 * 3], len[2];
+    model_beam_decode(m, ob.src, ob.src_len, B, S, beam, max_out, out, len);
+    const int toks[3] = {TOK_PAD, 2, 3}; /* every token but EOS */
+    for (int b = 0; b < B; b++) {
+        double best = -INFINITY;
+        int best_seq[3] = {0}, best_n = -1;
+        for (int n = 0; n <= max_out; n++) {
+            int count = 1;
+            for (int i = 0; i < n; i++) count *= 3;
+            for (int k = 0; k < count; k++) {
+                int seq[3], x = k;
+                for (int i = 0; i < n; i++, x /= 3) seq[i] = toks[x % 3];
+                int closed = n < max_out;
+                double sc = sequence_score(m, ob.src + b * S, src_len[b], S, seq, n, closed) /
+                            (n + closed);
+                if (sc > best) {
+                    best = sc;
+                    best_n = n;
+                    memcpy(best_seq, seq, sizeof seq);
+                }
+            }
+        }
+        int closed = len[b] < max_out;
+        double got = sequence_score(m, ob.src + b * S, src_len[b], S, out + b * max_out, len[b],
+                                    closed) / (len[b] + closed);
+        CHECK_MSG(fabs(got - best) < 1e-5, "source %d: beam answer scores %.7g, optimum %.7g", b,
+                  got, best);
+        int same = len[b] == best_n;
+        for (int i = 0; same && i < best_n; i++) same &= out[b * max_out + i] == best_seq[i];
+        CHECK_MSG(same, "source %d: the wide beam must return the exhaustive optimum", b);
+    }
+    batch_free(&ob);
+    model_free(m);
+}
+
+/* ---- optimizer ---- */
+
+static void test_adam(void)
+{
+    model_config c = cfg_make(1, 1, 4, 4, 1, 1, 5, 5, 4);
+    model *m = model_create(&c, BACKEND_CPU, 1);
+    size_t n = model_num_params(m);
+    float *p = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
+    float *mm = malloc(n * sizeof(float)), *vv = malloc(n * sizeof(float));
+    /* step 1 from zero moments: m = 0.05, v = 2.5e-4, mhat = 0.5, vhat = 0.25:
+     * p = 1 - 0.01 * 0.5 / (0.5 + 1e-8) = 0.9900000002 */
+    for (size_t i = 0; i < n; i++) p[i] = 1.0f, g[i] = 0.25f, mm[i] = vv[i] = 0.0f;
+    model_copy_in(m, BUF_PARAMS, p);
+    model_copy_in(m, BUF_GRADS, g);
+    model_copy_in(m, BUF_ADAM_M, mm);
+    model_copy_in(m, BUF_ADAM_V, vv);
+    adam_hparams h = {0.01f, 0.9f, 0.999f, 1e-8f};
+    model_adam_step(m, &h, 1, 2.0f); /* grad_scale 2: g = 0.5 */
+    model_copy_out(m, BUF_PARAMS, p);
+    model_copy_out(m, BUF_ADAM_M, mm);
+    model_copy_out(m, BUF_ADAM_V, vv);
+    CHECK_CLOSE(p[0], 0.99, 1e-7);
+    CHECK_CLOSE(p[n - 1], 0.99, 1e-7);
+    CHECK_CLOSE(mm[3], 0.05, 1e-7);
+    /* 1 - 0.999f is 0.99998713e-3 in float: v = 2.5e-4 to 1.3e-5 relative */
+    CHECK(fabs(vv[3] - 2.5e-4) < 2.5e-4 * 2e-5);
+    /* step 7 from arbitrary moments, against the formula in double */
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (float)(0.1 * ((int)(i % 11) - 5));
+        g[i] = (float)(0.03 * ((int)(i % 7) - 3));
+        mm[i] = (float)(0.01 * ((int)(i % 3) - 1));
+        vv[i] = (float)(1e-4 * (double)(i % 5));
+    }
+    model_copy_in(m, BUF_PARAMS, p);
+    model_copy_in(m, BUF_GRADS, g);
+    model_copy_in(m, BUF_ADAM_M, mm);
+    model_copy_in(m, BUF_ADAM_V, vv);
+    h = (adam_hparams){1e-3f, 0.9f, 0.98f, 1e-6f};
+    model_adam_step(m, &h, 7, 0.5f);
+    float *p2 = malloc(n * sizeof(float));
+    model_copy_out(m, BUF_PARAMS, p2);
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double gi = 0.5 * g[i];
+        /* the hyperparameters as the float struct holds them */
+        double b1 = h.beta1, b2 = h.beta2, lr = h.lr, eps = h.eps;
+        double mi = b1 * mm[i] + (1 - b1) * gi, vi = b2 * vv[i] + (1 - b2) * gi * gi;
+        double mh = mi / (1 - pow(b1, 7)), vh = vi / (1 - pow(b2, 7));
+        double upd = lr * mh / (sqrt(vh) + eps), expect = p[i] - upd;
+        /* float rounding: relative to the parameter and to the update (large where v ~ 0) */
+        worst = fmax(worst, fabs(p2[i] - expect) / fmax(1.0, fabs(upd)));
+    }
+    CHECK_MSG(worst < 3e-7, "Adam step 7 differs from the formula by %g", worst);
+    /* the gradient norm */
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    CHECK_CLOSE(model_grad_norm(m), sqrt(s), 1e-12);
+    free(p), free(p2), free(g), free(mm), free(vv);
+    model_free(m);
+}
+
+/* ---- determinism ---- */
+
+static void run_steps(model *m, owned_batch *batches, int nb, double *losses, double *norms)
+{
+    adam_hparams h = {1e-3f, 0.9f, 0.999f, 1e-8f};
+    for (int i = 0; i < nb; i++) {
+        long nt;
+        model_zero_grad(m);
+        losses[i] = model_forward(m, &batches[i].b, &nt);
+        model_backward(m, &batches[i].b, 1.0f / (float)nt);
+        norms[i] = model_grad_norm(m);
+        model_adam_step(m, &h, i + 1, norms[i] > 1.0 ? (float)(1.0 / norms[i]) : 1.0f);
+    }
+}
+
+static void test_determinism(void)
+{
+    model_config c = cfg_make(2, 1, 32, 16, 4, 2, 20, 14, 16);
+    owned_batch bs[3];
+    const int sl[3][5] = {{16, 9, 3, 12, 16}, {7, 7, 7, 7, 7}, {2, 16, 5, 11, 8}};
+    const int tl[3][5] = {{9, 12, 2, 5, 7}, {12, 3, 4, 12, 10}, {6, 6, 9, 2, 12}};
+    for (int i = 0; i < 3; i++) bs[i] = batch_make(5, 16, 12, sl[i], tl[i], 20, 14);
+    double l1[3], l2[3], n1[3], n2[3];
+    model *a = model_create(&c, BACKEND_CPU, 5), *b = model_create(&c, BACKEND_CPU, 5);
+    model_init_params(a, 42);
+    model_init_params(b, 42);
+    run_steps(a, bs, 3, l1, n1);
+    run_steps(b, bs, 3, l2, n2);
+    size_t n = model_num_params(a);
+    float *pa = malloc(n * sizeof(float)), *pb = malloc(n * sizeof(float));
+    CHECK_MSG(memcmp(l1, l2, sizeof l1) == 0, "same seed and batches: different losses");
+    CHECK_MSG(memcmp(n1, n2, sizeof n1) == 0, "same seed and batches: different norms");
+    for (int w = BUF_PARAMS; w <= BUF_ADAM_V; w++) {
+        model_copy_out(a, (model_buffer)w, pa);
+        model_copy_out(b, (model_buffer)w, pb);
+        CHECK_MSG(bitwise_equal(pa, pb, n), "same seed and batches: buffer %d differs", w);
+    }
+    CHECK(l1[2] != l1[0]); /* the steps did something */
+    /* a different seed gives other parameters */
+    model_init_params(b, 43);
+    model_copy_out(a, BUF_PARAMS, pa);
+    model_copy_out(b, BUF_PARAMS, pb);
+    CHECK(!bitwise_equal(pa, pb, n));
+    /* the initialisation: layer norms (1, 0), biases 0, weights with std ~0.02 */
+    model_init_params(a, 42);
+    model_copy_out(a, BUF_PARAMS, pa);
+    int nt_ = model_tensors(&c, NULL, 0);
+    model_tensor *t = malloc(sizeof *t * (size_t)nt_);
+    model_tensors(&c, t, nt_);
+    int ln = find_tensor(t, nt_, "enc.layer1.ln2.weight"), bias = find_tensor(t, nt_, "dec.out_bias");
+    int w = find_tensor(t, nt_, "enc.layer0.ffn.fc1.weight");
+    CHECK(pa[t[ln].offset] == 1.0f && pa[t[ln].offset + 31] == 1.0f);
+    CHECK(pa[t[bias].offset] == 0.0f && pa[t[bias].offset + 13] == 0.0f);
+    double s2 = 0, s1 = 0;
+    size_t nw = tensor_size(&t[w]);
+    for (size_t i = 0; i < nw; i++) s1 += pa[t[w].offset + i], s2 += pow(pa[t[w].offset + i], 2);
+    CHECK_CLOSE(sqrt(s2 / nw), 0.02, 0.05);
+    CHECK(fabs(s1 / nw) < 0.002);
+    free(t);
+    free(pa), free(pb);
+    for (int i = 0; i < 3; i++) batch_free(&bs[i]);
+    model_free(a);
+    model_free(b);
+}
+
+/* ---- the CUDA backend when it is not built ---- */
+
+static void test_cuda_refusal(void)
+{
+#ifndef LAWT_MODEL_HAVE_CUDA
+    int fds[2];
+    if (pipe(fds)) return;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        model_config c = cfg_make(1, 1, 8, 8, 2, 2, 5, 5, 4);
+        model_create(&c, BACKEND_CUDA, 1);
+        _exit(0); /* not reached when it refuses */
+    }
+    close(fds[1]);
+    char msg[512] = "";
+    ssize_t got, total = 0;
+    while ((got = read(fds[0], msg + total, sizeof msg - 1 - (size_t)total)) > 0) total += got;
+    msg[total] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) != 0,
+              "model_create(BACKEND_CUDA) must exit non-zero when CUDA is not built");
+    CHECK_MSG(strstr(msg, "CUDA") != NULL, "message: %s", msg);
+#endif
+}
+
+int main(void)
+{
+    test_param_count();
+    test_model_gradient();
+    test_masking();
+    test_decoding();
+    test_beam_exhaustive();
+    test_adam();
+    test_determinism();
+    test_cuda_refusal();
+    return test_report("test_model");
+}

@@ -1,0 +1,393 @@
+/* test_model_layers.c: every layer's backward against central finite differences.
+ *
+ * For a layer y = f(x, params) we draw a random upstream gradient w of y's shape, take the
+ * scalar loss l = sum(y * w) (accumulated in double) and compare the backward's gradient of l
+ * with (l(x + e) - l(x - e)) / 2e for every input element, in float arithmetic. The comparison
+ * is normwise per tensor: |g_fd - g|_2 <= tol * |g|_2, and every element within
+ * atol + tol * max|g|, with tolerances far above float rounding but far below the effect of any
+ * real mistake (a missing term, a wrong mask, a transposed index). */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/layers.h"
+#include "tests/test.h"
+
+static uint64_t rng_state = 0x12345678abcdefULL;
+static double urand(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static float nrand(void)
+{
+    double u1 = urand() + 1e-12, u2 = urand();
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+static float *randv(long n, float scale)
+{
+    float *x = malloc((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) x[i] = scale * nrand();
+    return x;
+}
+static float *zeros(long n) { return calloc((size_t)n, sizeof(float)); }
+
+static double dot_d(const float *a, const float *b, long n)
+{
+    double s = 0;
+    for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* The loss of the layer under test, recomputing its forward. */
+typedef double (*loss_fn)(void *ctx);
+
+/* Compares the analytic gradient g (n) of x (n) with central differences of loss(ctx). */
+static void check_grad(const char *what, loss_fn loss, void *ctx, float *x, const float *g,
+                       long n, float eps, double tol)
+{
+    double err2 = 0, ref2 = 0, gmax = 0, worst = 0;
+    long worst_i = -1;
+    double *fd = malloc((size_t)n * sizeof(double));
+    for (long i = 0; i < n; i++) {
+        float save = x[i];
+        x[i] = save + eps;
+        double lp = loss(ctx);
+        x[i] = save - eps;
+        double lm = loss(ctx);
+        x[i] = save;
+        fd[i] = (lp - lm) / (2.0 * eps);
+        err2 += (fd[i] - g[i]) * (fd[i] - g[i]);
+        ref2 += (double)g[i] * g[i];
+        if (fabs(g[i]) > gmax) gmax = fabs(g[i]);
+    }
+    for (long i = 0; i < n; i++) {
+        double e = fabs(fd[i] - g[i]);
+        if (e > worst) {
+            worst = e;
+            worst_i = i;
+        }
+    }
+    double rel = sqrt(err2) / (sqrt(ref2) + 1e-30);
+    CHECK_MSG(ref2 > 0, "%s: zero gradient (nothing tested)", what);
+    CHECK_MSG(rel <= tol, "%s: normwise relative error %.3g > %.3g", what, rel, tol);
+    CHECK_MSG(worst <= 1e-4 + 10 * tol * gmax,
+              "%s: element %ld: finite difference %.6g, backward %.6g", what, worst_i,
+              worst_i >= 0 ? fd[worst_i] : 0.0, worst_i >= 0 ? g[worst_i] : 0.0);
+    printf("  %-34s n=%-5ld rel err %.2e\n", what, n, rel);
+    free(fd);
+}
+
+/* ---- linear ---- */
+typedef struct {
+    int N, C, OC;
+    float *x, *w, *b, *res, *out, *up;
+} lin_ctx;
+static double lin_loss(void *p)
+{
+    lin_ctx *c = p;
+    linear_forward(c->out, c->x, c->w, c->b, c->res, c->N, c->C, c->OC);
+    return dot_d(c->out, c->up, (long)c->N * c->OC);
+}
+static void test_linear(void)
+{
+    lin_ctx c = {.N = 7, .C = 5, .OC = 6};
+    c.x = randv(c.N * c.C, 1);
+    c.w = randv(c.OC * c.C, 0.5f);
+    c.b = randv(c.OC, 0.5f);
+    c.res = randv(c.N * c.OC, 1);
+    c.out = zeros(c.N * c.OC);
+    c.up = randv(c.N * c.OC, 1);
+    float *dx = zeros(c.N * c.C), *dw = zeros(c.OC * c.C), *db = zeros(c.OC);
+    lin_loss(&c);
+    /* out = res + x W^T + b: check one value by hand */
+    double v = c.res[1 * c.OC + 2] + c.b[2];
+    for (int k = 0; k < c.C; k++) v += (double)c.x[1 * c.C + k] * c.w[2 * c.C + k];
+    CHECK_CLOSE(c.out[1 * c.OC + 2], v, 1e-5);
+    linear_backward(dx, dw, db, c.up, c.x, c.w, c.N, c.C, c.OC, 0);
+    check_grad("linear d(input)", lin_loss, &c, c.x, dx, c.N * c.C, 1e-2f, 1e-3);
+    check_grad("linear d(weight)", lin_loss, &c, c.w, dw, c.OC * c.C, 1e-2f, 1e-3);
+    check_grad("linear d(bias)", lin_loss, &c, c.b, db, c.OC, 1e-2f, 1e-3);
+    /* accumulate semantics: dinp += and dweight += */
+    float *dx2 = malloc(sizeof(float) * c.N * c.C);
+    for (int i = 0; i < c.N * c.C; i++) dx2[i] = 1.0f;
+    float *dw2 = zeros(c.OC * c.C);
+    linear_backward(dx2, dw2, NULL, c.up, c.x, c.w, c.N, c.C, c.OC, 1);
+    linear_backward(NULL, dw2, NULL, c.up, c.x, c.w, c.N, c.C, c.OC, 1);
+    int ok = 1;
+    for (int i = 0; i < c.N * c.C; i++) ok &= fabsf(dx2[i] - 1.0f - dx[i]) < 1e-5f;
+    CHECK_MSG(ok, "linear_backward accumulate=1 must add to dinp");
+    ok = 1;
+    for (int i = 0; i < c.OC * c.C; i++) ok &= fabsf(dw2[i] - 2.0f * dw[i]) < 1e-4f;
+    CHECK_MSG(ok, "linear_backward must accumulate dweight");
+    /* no bias, no residual */
+    lin_ctx c0 = c;
+    c0.b = NULL;
+    c0.res = NULL;
+    memset(dw, 0, sizeof(float) * c.OC * c.C);
+    lin_loss(&c0);
+    linear_backward(dx, dw, NULL, c0.up, c0.x, c0.w, c0.N, c0.C, c0.OC, 0);
+    check_grad("linear (no bias) d(weight)", lin_loss, &c0, c0.w, dw, c.OC * c.C, 1e-2f, 1e-3);
+    free(c.x), free(c.w), free(c.b), free(c.res), free(c.out), free(c.up);
+    free(dx), free(dw), free(db), free(dx2), free(dw2);
+}
+
+/* ---- layernorm ---- */
+typedef struct {
+    int N, C;
+    float *x, *w, *b, *out, *mean, *rstd, *up;
+} ln_ctx;
+static double ln_loss(void *p)
+{
+    ln_ctx *c = p;
+    layernorm_forward(c->out, c->mean, c->rstd, c->x, c->w, c->b, c->N, c->C);
+    return dot_d(c->out, c->up, (long)c->N * c->C);
+}
+static void test_layernorm(int C)
+{
+    ln_ctx c = {.N = 5, .C = C};
+    c.x = randv(c.N * C, 2);
+    for (int i = 0; i < c.N * C; i++) c.x[i] += 0.5f; /* a non-zero mean */
+    c.w = randv(C, 1);
+    c.b = randv(C, 1);
+    c.out = zeros(c.N * C);
+    c.mean = zeros(c.N);
+    c.rstd = zeros(c.N);
+    c.up = randv(c.N * C, 1);
+    ln_loss(&c);
+    /* normalised rows: mean 0 and variance 1 before the affine map */
+    double m = 0, v = 0;
+    for (int i = 0; i < C; i++) m += (c.out[i] - c.b[i]) / c.w[i];
+    m /= C;
+    for (int i = 0; i < C; i++) v += pow((c.out[i] - c.b[i]) / c.w[i] - m, 2);
+    CHECK(fabs(m) < 1e-4);
+    CHECK_CLOSE(v / C, 1.0, 1e-3);
+    float *dx = zeros(c.N * C), *dw = zeros(C), *db = zeros(C);
+    layernorm_backward(dx, dw, db, c.up, c.x, c.w, c.mean, c.rstd, c.N, C);
+    char name[64];
+    snprintf(name, sizeof name, "layernorm C=%d d(input)", C);
+    check_grad(name, ln_loss, &c, c.x, dx, c.N * C, 1e-2f, 2e-3);
+    snprintf(name, sizeof name, "layernorm C=%d d(weight)", C);
+    check_grad(name, ln_loss, &c, c.w, dw, C, 1e-2f, 2e-3);
+    snprintf(name, sizeof name, "layernorm C=%d d(bias)", C);
+    check_grad(name, ln_loss, &c, c.b, db, C, 1e-2f, 2e-3);
+    free(c.x), free(c.w), free(c.b), free(c.out), free(c.mean), free(c.rstd), free(c.up);
+    free(dx), free(dw), free(db);
+}
+
+/* ---- embedding ---- */
+typedef struct {
+    int B, T, C, V;
+    int *tok;
+    float *te, *pe, *out, *up;
+} emb_ctx;
+static double emb_loss(void *p)
+{
+    emb_ctx *c = p;
+    embedding_forward(c->out, c->tok, c->te, c->pe, c->B, c->T, c->C);
+    return dot_d(c->out, c->up, (long)c->B * c->T * c->C);
+}
+static void test_embedding(void)
+{
+    emb_ctx c = {.B = 3, .T = 4, .C = 5, .V = 6};
+    c.tok = malloc(sizeof(int) * c.B * c.T);
+    for (int i = 0; i < c.B * c.T; i++) c.tok[i] = (i * 7 + 3) % c.V; /* repeats included */
+    c.te = randv(c.V * c.C, 1);
+    c.pe = randv(c.T * c.C, 1);
+    c.out = zeros(c.B * c.T * c.C);
+    c.up = randv(c.B * c.T * c.C, 1);
+    float *dte = zeros(c.V * c.C), *dpe = zeros(c.T * c.C);
+    emb_loss(&c);
+    embedding_backward(dte, dpe, c.up, c.tok, c.B, c.T, c.C);
+    check_grad("embedding d(token table)", emb_loss, &c, c.te, dte, c.V * c.C, 1e-2f, 1e-4);
+    check_grad("embedding d(position table)", emb_loss, &c, c.pe, dpe, c.T * c.C, 1e-2f, 1e-4);
+    free(c.tok), free(c.te), free(c.pe), free(c.out), free(c.up), free(dte), free(dpe);
+}
+
+/* ---- relu ---- */
+typedef struct {
+    long n;
+    float *x, *out, *up;
+} relu_ctx;
+static double relu_loss(void *p)
+{
+    relu_ctx *c = p;
+    relu_forward(c->out, c->x, c->n);
+    return dot_d(c->out, c->up, c->n);
+}
+static void test_relu(void)
+{
+    relu_ctx c = {.n = 40};
+    c.x = randv(c.n, 1);
+    for (long i = 0; i < c.n; i++) c.x[i] += c.x[i] > 0 ? 0.1f : -0.1f; /* away from the kink */
+    c.out = zeros(c.n);
+    c.up = randv(c.n, 1);
+    float *dx = zeros(c.n);
+    relu_loss(&c);
+    relu_backward(dx, c.up, c.out, c.n);
+    check_grad("relu d(input)", relu_loss, &c, c.x, dx, c.n, 1e-2f, 1e-4);
+    free(c.x), free(c.out), free(c.up), free(dx);
+}
+
+/* ---- attention ---- */
+typedef struct {
+    int B, T, S, H, D, causal, interleaved;
+    const int *key_len;
+    float *q, *kv, *out, *att, *scratch, *up;
+    int ldq, ldkv;
+    float *k, *v; /* into q (interleaved self-attention) or kv */
+} att_ctx;
+static double att_loss(void *p)
+{
+    att_ctx *c = p;
+    attention_forward(c->out, c->att, c->scratch, c->q, c->k, c->v, c->ldq, c->ldkv, c->key_len,
+                      c->causal, c->B, c->T, c->S, c->H, c->D);
+    return dot_d(c->out, c->up, (long)c->B * c->T * c->H * c->D);
+}
+
+/* self = 1: one (B, T, 3C) qkv buffer as in the model's self-attention; else q (B, T, C) and
+ * kv (B, S, 2C) as in cross-attention. */
+static void test_attention(const char *name, int self, int causal, const int *key_len, int B,
+                           int T, int S, int H, int D)
+{
+    const int C = H * D;
+    att_ctx c = {.B = B, .T = T, .S = self ? T : S, .H = H, .D = D, .causal = causal,
+                 .key_len = key_len};
+    S = c.S;
+    long nq, nkv = 0;
+    if (self) {
+        nq = (long)B * T * 3 * C;
+        c.q = randv(nq, 1);
+        c.ldq = c.ldkv = 3 * C;
+        c.k = c.q + C;
+        c.v = c.q + 2 * C;
+    } else {
+        nq = (long)B * T * C;
+        nkv = (long)B * S * 2 * C;
+        c.q = randv(nq, 1);
+        c.kv = randv(nkv, 1);
+        c.ldq = C;
+        c.ldkv = 2 * C;
+        c.k = c.kv;
+        c.v = c.kv + C;
+    }
+    c.out = zeros((long)B * T * C);
+    c.att = zeros((long)B * H * T * S);
+    c.scratch = zeros(attention_scratch_floats(T, S, D));
+    c.up = randv((long)B * T * C, 1);
+    att_loss(&c);
+    /* the probabilities: rows sum to 1, masked keys exactly 0 */
+    int rows_ok = 1, mask_ok = 1;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                const float *a = c.att + (((long)b * H + h) * T + t) * S;
+                double s = 0;
+                for (int j = 0; j < S; j++) {
+                    s += a[j];
+                    int masked = (key_len && j >= key_len[b]) || (causal && j > t);
+                    if (masked && a[j] != 0.0f) mask_ok = 0;
+                    if (!masked && !(a[j] > 0.0f)) mask_ok = 0;
+                }
+                if (fabs(s - 1.0) > 1e-5) rows_ok = 0;
+            }
+    CHECK_MSG(rows_ok, "%s: attention rows must sum to 1", name);
+    CHECK_MSG(mask_ok, "%s: masked keys must get exactly 0, the others > 0", name);
+
+    float *dq = zeros(nq), *dkv = self ? NULL : zeros(nkv);
+    float *dk = self ? dq + C : dkv, *dv = self ? dq + 2 * C : dkv + C;
+    /* poison: backward must overwrite everything it owns */
+    for (long i = 0; i < nq; i++) dq[i] = 1e3f;
+    for (long i = 0; i < nkv; i++) dkv[i] = 1e3f;
+    float *scratch = zeros(attention_scratch_floats(T, S, D));
+    attention_backward(dq, dk, dv, scratch, c.up, c.att, c.q, c.k, c.v, c.ldq, c.ldkv, key_len,
+                       causal, B, T, S, H, D);
+    char buf[96];
+    if (self) {
+        snprintf(buf, sizeof buf, "%s d(qkv)", name);
+        check_grad(buf, att_loss, &c, c.q, dq, nq, 1e-2f, 2e-3);
+    } else {
+        snprintf(buf, sizeof buf, "%s d(q)", name);
+        check_grad(buf, att_loss, &c, c.q, dq, nq, 1e-2f, 2e-3);
+        snprintf(buf, sizeof buf, "%s d(kv)", name);
+        check_grad(buf, att_loss, &c, c.kv, dkv, nkv, 1e-2f, 2e-3);
+    }
+    /* masked keys get exactly zero gradient */
+    if (key_len) {
+        int zero_ok = 1;
+        for (int b = 0; b < B; b++)
+            for (int j = key_len[b]; j < S; j++)
+                for (int i = 0; i < 2 * C; i++) {
+                    float g = self ? dq[((long)b * S + j) * 3 * C + C + i]
+                                   : dkv[((long)b * S + j) * 2 * C + i];
+                    if (g != 0.0f) zero_ok = 0;
+                }
+        CHECK_MSG(zero_ok, "%s: padded keys/values must get zero gradient", name);
+    }
+    free(c.q), free(c.kv), free(c.out), free(c.att), free(c.scratch), free(c.up);
+    free(dq), free(dkv), free(scratch);
+}
+
+/* ---- softmax + cross-entropy ---- */
+typedef struct {
+    int N, V;
+    int *tgt;
+    float *logits, *probs;
+} ce_ctx;
+static double ce_loss(void *p)
+{
+    ce_ctx *c = p;
+    double rl[64];
+    return crossentropy_forward(c->probs, rl, c->logits, c->tgt, c->N, c->V);
+}
+static void test_crossentropy(void)
+{
+    ce_ctx c = {.N = 5, .V = 11};
+    int tgt[5] = {3, -1, 0, 10, 7};
+    c.tgt = tgt;
+    c.logits = randv(c.N * c.V, 2);
+    c.probs = zeros(c.N * c.V);
+    double l = ce_loss(&c);
+    /* by hand, in double */
+    double ref = 0;
+    for (int n = 0; n < c.N; n++) {
+        if (tgt[n] < 0) continue;
+        double s = 0;
+        for (int j = 0; j < c.V; j++) s += exp(c.logits[n * c.V + j]);
+        ref += log(s) - c.logits[n * c.V + tgt[n]];
+    }
+    CHECK_CLOSE(l, ref, 1e-5);
+    float scale = 0.37f;
+    crossentropy_backward(c.probs, c.tgt, scale, c.N, c.V);
+    float *g = malloc(sizeof(float) * c.N * c.V);
+    for (int i = 0; i < c.N * c.V; i++) g[i] = c.probs[i] / scale;
+    int ign = 1;
+    for (int j = 0; j < c.V; j++) ign &= c.probs[1 * c.V + j] == 0.0f;
+    CHECK_MSG(ign, "ignored rows get zero gradient");
+    check_grad("softmax cross-entropy d(logits)", ce_loss, &c, c.logits, g, c.N * c.V, 1e-2f,
+               1e-3);
+    /* large logits stay finite */
+    for (int i = 0; i < c.V; i++) c.logits[i] = 80.0f + (float)i;
+    l = ce_loss(&c);
+    CHECK(isfinite(l));
+    free(c.logits), free(c.probs), free(g);
+}
+
+int main(void)
+{
+    test_linear();
+    test_layernorm(7);
+    test_layernorm(24);
+    test_embedding();
+    test_relu();
+    const int key_len[3] = {5, 2, 1};
+    test_attention("self-attention", 1, 0, NULL, 2, 5, 0, 2, 3);
+    test_attention("self-attention padded", 1, 0, key_len, 3, 5, 0, 2, 4);
+    test_attention("causal self-attention", 1, 1, NULL, 2, 6, 0, 3, 2);
+    test_attention("cross-attention padded", 0, 0, key_len, 3, 4, 5, 2, 3);
+    test_attention("cross-attention T=1", 0, 0, key_len, 3, 1, 5, 2, 8);
+    test_crossentropy();
+    return test_report("test_model_layers");
+}

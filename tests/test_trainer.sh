@@ -1,0 +1,142 @@
+#!/bin/bash
+# test_trainer.sh MODE LAWT_DIST SOURCE_DIR WORK_DIR [ARGS...]: lawt_dist end to end.
+#   errors        bad configurations exit non-zero before any work, naming file, line and key
+#   jobs          every jobs/*.ini builds data and model (--dry-run)
+#   readme        jobs/README.md's key table is what --help-config --markdown prints
+#   determinism   two runs of the same config and seed: identical losses, bit for bit
+#   mpi LAUNCHER...  np 1 and "LAUNCHER... lawt_dist" (np 2) give the same losses to 1e-5 relative
+#   resume        N steps, then resume to 2N: the same losses and accuracies as 2N straight
+#   learn INI TOL MIN   training INI ends with L1 accuracy >= MIN at tolerance TOL (percent)
+set -uo pipefail
+mode=$1 dist=$2 src=$3 work=$4
+shift 4
+rm -rf "$work"
+mkdir -p "$work"
+cd "$work" || exit 1
+failures=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# expect_error "what" REGEX ARGS...: lawt_dist ARGS exits non-zero, stderr matches REGEX.
+expect_error() {
+    local what=$1 regex=$2
+    shift 2
+    if "$dist" "$@" > out.txt 2> err.txt; then
+        fail "$what: exit status 0"
+    elif ! grep -Eq -- "$regex" err.txt; then
+        fail "$what: message does not match '$regex':"
+        cat err.txt >&2
+    fi
+}
+
+# The training losses of a metrics file: "step loss" lines.
+losses() {
+    sed -n 's/^{"type":"train","step":\([0-9]*\),.*"loss":\([^,]*\),.*/\1 \2/p' "$1"
+}
+
+# The L1 accuracy at tolerance $2 of the last evaluation in metrics file $1.
+last_accuracy() {
+    grep '"type":"eval"' "$1" | tail -n 1 | grep -o '"acc":{[^}]*}' | grep -o "\"$2\":[0-9.]*" |
+        cut -d: -f2
+}
+
+# A short run of the quick-start model: 3x3 transposition, checked to the last bit.
+SHORT=(--config "$src/jobs/quickstart.ini" --set train.max_steps=12 --set train.log_every=1
+       --set eval.size=0)
+
+case $mode in
+errors)
+    printf '[data]\ntask = transpose\n\n[train]\nlr = 1e-3\nlearning_rate = 1e-3\n' > unknown.ini
+    expect_error "unknown key" "unknown.ini:6: unknown key 'learning_rate' in \[train\]; keys of \[train\]: seed," \
+        --config unknown.ini --run-dir run
+    printf '[training]\nlr = 1e-3\n' > section.ini
+    expect_error "unknown section" "section.ini:1: unknown section \[training\]; sections: \[data\]" \
+        --config section.ini --run-dir run
+    printf '[model]\nenc_layers = 2\nheads = many\n' > value.ini
+    expect_error "bad value" "value.ini:3: \[model\] enc_heads = 'many': not an integer; allowed: integer in" \
+        --config value.ini --run-dir run
+    printf '[train]\nschedule = linear\n' > choice.ini
+    expect_error "bad choice" "choice.ini:2: \[train\] schedule = 'linear': .*allowed: cosine\|constant\|inverse_sqrt" \
+        --config choice.ini --run-dir run
+    printf '[data]\ntask = transpose\ndim = 0\n' > data.ini
+    expect_error "bad data value" "data.ini:3: \[data\] dim = '0': .*allowed" --config data.ini --run-dir run
+    expect_error "missing file" "nothere.ini: cannot open the configuration" --config nothere.ini --run-dir run
+    expect_error "bad --set" "--set train.lr=-1: \[train\] lr = '-1': out of range" \
+        --config "$src/jobs/quickstart.ini" --set train.lr=-1 --run-dir run
+    expect_error "unknown --set key" "--set eval.sizes=3: unknown key 'sizes' in \[eval\]" \
+        --config "$src/jobs/quickstart.ini" --set eval.sizes=3 --run-dir run
+    expect_error "no config" "no configuration" --run-dir run
+    expect_error "unknown option" "unknown argument: --confg" --confg x.ini
+    [ -e run ] && fail "a failed configuration still created the run directory"
+    "$dist" --help > help.txt || fail "--help exit status"
+    grep -q -- "--help-config" help.txt || fail "--help does not mention --help-config"
+    ;;
+jobs)
+    for ini in "$src"/jobs/*.ini; do
+        if ! "$dist" --config "$ini" --dry-run > out.txt 2>&1; then
+            fail "$ini does not start:"
+            cat out.txt >&2
+        elif ! grep -q "parameters (Appendix G formula" out.txt; then
+            fail "$ini: no parameter count in the summary"
+        fi
+    done
+    ;;
+readme)
+    "$dist" --help-config --markdown > table.md || fail "--help-config --markdown"
+    sed -n '/<!-- keys:begin -->/,/<!-- keys:end -->/p' "$src/jobs/README.md" | sed '1d;$d' > readme.md
+    diff -u readme.md table.md ||
+        fail "jobs/README.md's key table differs from 'lawt_dist --help-config --markdown'"
+    ;;
+determinism)
+    "$dist" "${SHORT[@]}" --run-dir a > a.log 2>&1 || fail "first run"
+    "$dist" "${SHORT[@]}" --run-dir b > b.log 2>&1 || fail "second run"
+    losses a/metrics.jsonl > a.txt
+    losses b/metrics.jsonl > b.txt
+    [ "$(wc -l < a.txt)" -eq 12 ] || fail "expected 12 losses, got $(wc -l < a.txt)"
+    cmp -s a.txt b.txt || { fail "the losses differ"; diff a.txt b.txt >&2; }
+    ;;
+mpi)
+    "$dist" "${SHORT[@]}" --set train.threads=1 --run-dir np1 > np1.log 2>&1 ||
+        { fail "np 1"; cat np1.log >&2; }
+    "$@" "$dist" "${SHORT[@]}" --set train.threads=1 --run-dir np2 > np2.log 2>&1 ||
+        { fail "np 2"; cat np2.log >&2; }
+    losses np1/metrics.jsonl > np1.txt
+    losses np2/metrics.jsonl > np2.txt
+    [ "$(wc -l < np1.txt)" -eq 12 ] || fail "expected 12 losses, got $(wc -l < np1.txt)"
+    paste np1.txt np2.txt | awk '
+        { rel = ($2 - $4) / $2; if (rel < 0) rel = -rel
+          printf "step %d: np1 %s np2 %s rel %.2e\n", $1, $2, $4, rel
+          if ($1 != $3 || rel > 1e-5) bad = 1 }
+        END { exit bad }' || fail "np 1 and np 2 losses differ by more than 1e-5"
+    ;;
+resume)
+    RUN=(--config "$src/jobs/quickstart.ini" --set train.log_every=1 --set train.threads=1
+         --set train.epoch_size=640 --set train.epochs=2 --set eval.size=64)
+    "$dist" "${RUN[@]}" --run-dir straight > straight.log 2>&1 || fail "straight run"
+    "$dist" "${RUN[@]}" --set train.max_steps=10 --run-dir resumed > first.log 2>&1 || fail "first half"
+    "$dist" --resume --run-dir resumed --set train.max_steps=0 > second.log 2>&1 ||
+        { fail "resumed half"; cat second.log >&2; }
+    strip_time() { sed 's/"time":[0-9.]*,//' "$1"; }
+    cmp -s <(strip_time straight/metrics.jsonl) <(strip_time resumed/metrics.jsonl) ||
+        { fail "resumed metrics differ"; diff <(strip_time straight/metrics.jsonl) <(strip_time resumed/metrics.jsonl) >&2; }
+    ;;
+learn)
+    ini=$1 tol=$2 min=$3
+    start=$(date +%s)
+    "$dist" --config "$src/jobs/$ini" --run-dir run > run.log 2>&1 || { fail "training"; tail -n 20 run.log >&2; }
+    acc=$(last_accuracy run/metrics.jsonl "$tol")
+    echo "$ini: L1 accuracy at $tol% = ${acc:-none} (required >= $min) after $(($(date +%s) - start)) s"
+    grep '"type":"eval"' run/metrics.jsonl | cut -c1-160
+    awk -v a="${acc:-0}" -v m="$min" 'BEGIN { exit !(a >= m) }' || fail "accuracy ${acc:-none} < $min"
+    ;;
+*)
+    echo "unknown mode $mode" >&2
+    exit 2
+    ;;
+esac
+
+[ $failures -eq 0 ] && echo "test_trainer $mode: passed"
+exit $((failures > 0))

@@ -1,0 +1,30 @@
+# trainer: the configuration (unit tests), lawt_dist's command line and error messages, every
+# jobs/*.ini starting, jobs/README.md matching --help-config, determinism, np 2 against np 1,
+# exact resume, and the end-to-end learning tests of a tiny model (label "slow").
+add_executable(test_trainer_config test_trainer_config.c)
+target_link_libraries(test_trainer_config PRIVATE lawt_trainer)
+add_test(NAME trainer_config COMMAND test_trainer_config)
+
+# test_trainer.sh MODE LAWT_DIST SOURCE_DIR WORK_DIR [ARGS...]
+function(lawt_trainer_test name mode)
+  add_test(NAME trainer_${name}
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_trainer.sh ${mode} $<TARGET_FILE:lawt_dist>
+                   ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/trainer_${name} ${ARGN})
+  set_tests_properties(trainer_${name} PROPERTIES LABELS trainer TIMEOUT 300)
+endfunction()
+
+lawt_trainer_test(errors errors)
+lawt_trainer_test(jobs jobs)
+lawt_trainer_test(readme readme)
+lawt_trainer_test(determinism determinism)
+lawt_trainer_test(resume resume)
+lawt_trainer_test(mpi mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
+set_tests_properties(trainer_mpi PROPERTIES LABELS "trainer;mpi" PROCESSORS 2
+                     ENVIRONMENT OPENBLAS_NUM_THREADS=1)
+
+# Issue 3's end-to-end criteria: a 1/1-layer, 64-dimension model learns 3x3 transposition
+# (>= 99% exact) and 3x3 addition (>= 90% at 5% tolerance) in a few minutes on 2 cores.
+lawt_trainer_test(learns_transpose learn test_transpose_3x3.ini 5 99)
+lawt_trainer_test(learns_add learn test_add_3x3.ini 5 90)
+set_tests_properties(trainer_learns_transpose trainer_learns_add PROPERTIES
+                     LABELS "trainer;slow" TIMEOUT 900 PROCESSORS 2)

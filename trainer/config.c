@@ -1,0 +1,571 @@
+/* config.c: the experiment configuration. One table holds every key: its section, type,
+ * default, allowed values and meaning; parsing, checking, --help-config and jobs/README.md all
+ * come from it. INI files are read with inih. */
+#include "trainer/trainer.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoding/encoding.h"
+
+typedef enum {
+    KEY_INT,        /* int field in [min, max] */
+    KEY_LONG,       /* long field in [min, max] */
+    KEY_SEED,       /* uint64_t field */
+    KEY_REAL,       /* double field in [min, max] (or (min, max] when open_min) */
+    KEY_CHOICE,     /* int field: the index of the value in choices "a|b|c" */
+    KEY_TEXT,       /* char[CONFIG_TEXT_MAX] field, any text */
+    KEY_ENCODING,   /* char[CONFIG_TEXT_MAX] field, an encoding name (or empty when allowed) */
+    KEY_TOLERANCES, /* char[CONFIG_TEXT_MAX] field, a list of percents: also fills tol/ntol */
+    KEY_DATA,       /* no field: forwarded to datagen_set */
+    KEY_ALIAS,      /* no field and no value of its own: sets each key named in choices */
+} key_type;
+
+typedef struct {
+    const char *section, *name;
+    key_type type;
+    const char *default_value;
+    size_t offset; /* of the field in trainer_config */
+    double min, max;
+    int open_min;
+    /* KEY_CHOICE: "a|b|c"; KEY_ALIAS: "key1,key2"; KEY_ENCODING: non-NULL when empty is
+     * allowed; KEY_DATA: the allowed values in words (datagen_set checks them). */
+    const char *choices;
+    const char *doc;
+} config_key;
+
+#define F(field) offsetof(trainer_config, field)
+#define BIG 1e18
+
+static const config_key KEYS[] = {
+    {"data", "task", KEY_DATA, "transpose", 0, 0, 0, 0,
+     "transpose, add, matvec, matmul, eigenvalues, eigenvectors, singularvalues, svd, inversion, or a comma-separated list",
+     "The problem; several tasks train jointly (Appendix F.2)."},
+    {"data", "dim", KEY_DATA, "5", 0, 0, 0, 0, "N or N-M, 1 <= N <= M <= 100",
+     "Rows of the input matrix: \"5\", or \"5-15\" (each example draws its size)."},
+    {"data", "dim2", KEY_DATA, "", 0, 0, 0, 0, "N or N-M, or empty",
+     "Columns of the input matrix (rectangular problems), same syntax; empty: square."},
+    {"data", "law", KEY_DATA, "uniform", 0, 0, 0, 0, "uniform, gaussian, laplace, uniform_mixed",
+     "Law of the coefficients: uniform, gaussian, laplace, uniform_mixed (A drawn in [1, 100])."},
+    {"data", "bound", KEY_DATA, "10", 0, 0, 0, 0, "number > 0",
+     "A: coefficients in [-A, A] (other laws: the same standard deviation A/sqrt(3))."},
+    {"data", "eig_law", KEY_DATA, "", 0, 0, 0, 0,
+     "empty, semicircle, positive, uniform, gaussian, laplace, marchenko_pastur, or law:weight,...",
+     "Eigenvalue law of symmetric inputs (section 2.2): semicircle, positive, uniform, "
+     "gaussian, laplace, marchenko_pastur, or a weighted mixture; empty: plain Wigner."},
+    {"data", "eig_scale", KEY_DATA, "1", 0, 0, 0, 0, "number > 0",
+     "Std of the special eigenvalue law, as a ratio of the Wigner sigma A*sqrt(n/3)."},
+    {"data", "noise", KEY_DATA, "0", 0, 0, 0, 0, "number >= 0",
+     "Gaussian noise on the input, fraction of the coefficient std (Table 11: 0.01, 0.02, 0.05)."},
+    {"data", "task_token", KEY_DATA, "", 0, 0, 0, 0, "0, 1, or empty",
+     "1: the source starts with the task's token (joint training, Appendix F.2); empty: 1 "
+     "when task lists several tasks, else 0."},
+    {"data", "encoding", KEY_ENCODING, "P1000", F(encoding), 0, 0, 0, NULL,
+     "Encoding of the input: P10, P100, P1000, P10000, B1999, FP15 (Appendix A, C)."},
+    {"data", "out_encoding", KEY_ENCODING, "", F(out_encoding), 0, 0, 0, "empty",
+     "Encoding of the output; empty: the input's."},
+
+    {"model", "layers", KEY_ALIAS, NULL, 0, 0, 0, 0, "enc_layers,dec_layers",
+     "Sets enc_layers and dec_layers (a later enc_/dec_ line overrides)."},
+    {"model", "dim", KEY_ALIAS, NULL, 0, 0, 0, 0, "enc_dim,dec_dim", "Sets enc_dim and dec_dim."},
+    {"model", "heads", KEY_ALIAS, NULL, 0, 0, 0, 0, "enc_heads,dec_heads",
+     "Sets enc_heads and dec_heads."},
+    {"model", "enc_layers", KEY_INT, "1", F(enc_layers), 1, 256, 0, NULL, "Encoder layers."},
+    {"model", "dec_layers", KEY_INT, "1", F(dec_layers), 1, 256, 0, NULL, "Decoder layers."},
+    {"model", "enc_dim", KEY_INT, "512", F(enc_dim), 1, 65536, 0, NULL,
+     "Encoder dimension (a multiple of enc_heads)."},
+    {"model", "dec_dim", KEY_INT, "512", F(dec_dim), 1, 65536, 0, NULL,
+     "Decoder dimension (a multiple of dec_heads)."},
+    {"model", "enc_heads", KEY_INT, "8", F(enc_heads), 1, 1024, 0, NULL, "Encoder attention heads."},
+    {"model", "dec_heads", KEY_INT, "8", F(dec_heads), 1, 1024, 0, NULL, "Decoder attention heads."},
+
+    {"train", "seed", KEY_SEED, "0", F(seed), 0, 0, 0, NULL,
+     "Seed of the data streams and of the initial weights."},
+    {"train", "batch_size", KEY_INT, "64", F(batch_size), 1, 1 << 24, 0, NULL,
+     "Global batch (examples per optimizer step), split evenly over the ranks."},
+    {"train", "epoch_size", KEY_LONG, "300000", F(epoch_size), 1, BIG, 0, NULL,
+     "Examples per epoch (rounded up to whole batches)."},
+    {"train", "epochs", KEY_INT, "100", F(epochs), 1, 1e9, 0, NULL,
+     "Epochs of the run; the learning-rate schedule spans all of them."},
+    {"train", "max_steps", KEY_LONG, "0", F(max_steps), 0, BIG, 0, NULL,
+     "Stop after this optimizer step (0: no limit); the schedule is unchanged."},
+    {"train", "lr", KEY_REAL, "1e-4", F(lr), 0, 1, 1, NULL, "Peak learning rate (Adam)."},
+    {"train", "warmup", KEY_LONG, "10000", F(warmup), 0, BIG, 0, NULL,
+     "Steps of linear warm-up from 0 to lr."},
+    {"train", "schedule", KEY_CHOICE, "cosine", F(schedule), 0, 0, 0,
+     "cosine|constant|inverse_sqrt",
+     "After warm-up: cosine decay to lr_min at the last step, constant, or lr*sqrt(warmup/step)."},
+    {"train", "lr_min", KEY_REAL, "1e-5", F(lr_min), 0, 1, 0, NULL,
+     "Floor of the cosine schedule."},
+    {"train", "clip", KEY_REAL, "5", F(clip), 0, BIG, 0, NULL,
+     "Gradient-norm clipping threshold (0: none)."},
+    {"train", "beta1", KEY_REAL, "0.9", F(beta1), 0, 0.999999, 0, NULL, "Adam beta1."},
+    {"train", "beta2", KEY_REAL, "0.999", F(beta2), 0, 0.999999999, 0, NULL, "Adam beta2."},
+    {"train", "eps", KEY_REAL, "1e-8", F(eps), 0, 1, 1, NULL, "Adam epsilon."},
+    {"train", "threads", KEY_INT, "1", F(threads), 1, 1024, 0, NULL,
+     "OpenBLAS threads per rank; fixed so that runs are reproducible bit for bit."},
+    {"train", "log_every", KEY_LONG, "100", F(log_every), 1, BIG, 0, NULL,
+     "Steps between training-loss records (metrics.jsonl, train.log)."},
+
+    {"eval", "size", KEY_LONG, "10000", F(eval_size), 0, BIG, 0, NULL,
+     "Fresh test examples per evaluation (0: no evaluation)."},
+    {"eval", "tolerances", KEY_TOLERANCES, "5,2,1,0.5", F(tolerances), 0, 0, 0, NULL,
+     "Tolerances in percent, comma-separated, at most 8; the first one ranks checkpoints."},
+    {"eval", "decode", KEY_CHOICE, "greedy", F(decoding), 0, 0, 0, "greedy|beam",
+     "Decoding of the predictions."},
+    {"eval", "beam_size", KEY_INT, "4", F(beam_size), 1, 256, 0, NULL,
+     "Beam width when decode = beam."},
+    {"eval", "every", KEY_INT, "1", F(eval_every), 0, 1e9, 0, NULL,
+     "Evaluate every N epochs (0: only at the end of the run, which always evaluates)."},
+    {"eval", "batch_size", KEY_INT, "64", F(eval_batch), 1, 1 << 20, 0, NULL,
+     "Examples decoded together, per rank; the model's activations are sized for the larger "
+     "of this and the per-rank training batch."},
+
+    {"run", "dir", KEY_TEXT, "", F(dir), 0, 0, 0, NULL,
+     "Run directory (--run-dir): config.ini, train.log, metrics.jsonl, checkpoints; empty: "
+     "no files."},
+    {"run", "device", KEY_CHOICE, "auto", F(device), 0, 0, 0, "auto|cpu|cuda",
+     "Backend of the model; cuda stops with a message when this build or machine has none; "
+     "auto is the CPU until the model can report a usable GPU."},
+    {"run", "keep_checkpoints", KEY_INT, "3", F(keep_checkpoints), 1, 1e6, 0, NULL,
+     "Checkpoints step-*.h5 kept in the run directory (best.h5 is kept too)."},
+};
+
+#undef F
+#define NKEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
+
+static const char *const SECTIONS[] = {"data", "model", "train", "eval", "run"};
+#define NSECTIONS ((int)(sizeof SECTIONS / sizeof SECTIONS[0]))
+
+_Static_assert(sizeof KEYS / sizeof KEYS[0] <= CONFIG_MAX_KEYS, "raise CONFIG_MAX_KEYS");
+
+static int find_key(const char *section, const char *name)
+{
+    for (int k = 0; k < NKEYS; k++)
+        if (strcmp(KEYS[k].section, section) == 0 && strcmp(KEYS[k].name, name) == 0) return k;
+    return -1;
+}
+
+static int section_exists(const char *section)
+{
+    for (int s = 0; s < NSECTIONS; s++)
+        if (strcmp(SECTIONS[s], section) == 0) return 1;
+    return 0;
+}
+
+/* Allowed values of a key, in words, for --help-config and error messages. */
+static void describe_allowed(const config_key *k, char *buf, size_t cap)
+{
+    switch (k->type) {
+    case KEY_INT:
+    case KEY_LONG:
+        if (k->max >= BIG) snprintf(buf, cap, "integer >= %.0f", k->min);
+        else snprintf(buf, cap, "integer in [%.0f, %.0f]", k->min, k->max);
+        break;
+    case KEY_SEED: snprintf(buf, cap, "integer in [0, 2^64)"); break;
+    case KEY_REAL:
+        if (k->max >= BIG) snprintf(buf, cap, "number %s %g", k->open_min ? ">" : ">=", k->min);
+        else snprintf(buf, cap, "number in %s%g, %g]", k->open_min ? "(" : "[", k->min, k->max);
+        break;
+    case KEY_CHOICE: snprintf(buf, cap, "%s", k->choices); break;
+    case KEY_TEXT: snprintf(buf, cap, "text"); break;
+    case KEY_ENCODING:
+        snprintf(buf, cap, "%s%s", encoding_names_list(), k->choices ? ", or empty" : "");
+        break;
+    case KEY_TOLERANCES: snprintf(buf, cap, "1 to %d numbers in (0, 100]", EVAL_MAX_TOLERANCES); break;
+    case KEY_DATA: snprintf(buf, cap, "%s", k->choices); break;
+    case KEY_ALIAS: snprintf(buf, cap, "as %s", k->choices); break;
+    }
+}
+
+/* Where a value comes from, for messages: "jobs/x.ini:12" or "--set". */
+typedef struct {
+    const char *origin;
+    int line; /* 0: no line (--set) */
+} value_source;
+
+static int fail(char *err, size_t errcap, const value_source *src, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errcap, const value_source *src, const char *fmt, ...)
+{
+    int n = src->line > 0 ? snprintf(err, errcap, "%s:%d: ", src->origin, src->line)
+                          : snprintf(err, errcap, "%s: ", src->origin);
+    if (n < 0 || (size_t)n >= errcap) return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + n, errcap - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int parse_long(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0') return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* "5,2,1,0.5" -> fractions 0.05, 0.02, 0.01, 0.005. */
+static int parse_tolerances(const char *s, double *tol, int *ntol)
+{
+    char buf[CONFIG_TEXT_MAX];
+    snprintf(buf, sizeof buf, "%s", s);
+    int n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && end[-1] == ' ') *--end = '\0';
+        double pct;
+        if (n == EVAL_MAX_TOLERANCES || parse_double(tok, &pct) || pct <= 0 || pct > 100) return -1;
+        tol[n++] = pct / 100.0;
+    }
+    if (n == 0) return -1;
+    *ntol = n;
+    return 0;
+}
+
+/* Checks value against key k and stores it (text and typed field). */
+static int set_key(trainer_config *cfg, int k, const char *value, const value_source *src,
+                   char *err, size_t errcap)
+{
+    const config_key *key = &KEYS[k];
+    char allowed[512];
+    describe_allowed(key, allowed, sizeof allowed);
+    if (strlen(value) >= CONFIG_TEXT_MAX)
+        return fail(err, errcap, src, "[%s] %s: value longer than %d characters", key->section,
+                    key->name, CONFIG_TEXT_MAX - 1);
+#define BAD_VALUE(why)                                                                        \
+    fail(err, errcap, src, "[%s] %s = '%s': %s; allowed: %s", key->section, key->name, value, \
+         why, allowed)
+    char *field = (char *)cfg + key->offset;
+    switch (key->type) {
+    case KEY_INT:
+    case KEY_LONG: {
+        long v;
+        if (parse_long(value, &v)) return BAD_VALUE("not an integer");
+        if (v < key->min || v > key->max) return BAD_VALUE("out of range");
+        if (key->type == KEY_INT) *(int *)field = (int)v;
+        else *(long *)field = v;
+        break;
+    }
+    case KEY_SEED: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end != '\0' || value[0] == '-')
+            return BAD_VALUE("not an unsigned integer");
+        *(uint64_t *)field = (uint64_t)v;
+        break;
+    }
+    case KEY_REAL: {
+        double v;
+        if (parse_double(value, &v)) return BAD_VALUE("not a number");
+        if (v < key->min || (key->open_min && v == key->min) || v > key->max)
+            return BAD_VALUE("out of range");
+        *(double *)field = v;
+        break;
+    }
+    case KEY_CHOICE: {
+        int index = 0, found = -1;
+        for (const char *c = key->choices; *c; index++) {
+            size_t len = strcspn(c, "|");
+            if (strlen(value) == len && strncmp(c, value, len) == 0) found = index;
+            c += len + (c[len] == '|');
+        }
+        if (found < 0) return BAD_VALUE("not one of the choices");
+        *(int *)field = found;
+        break;
+    }
+    case KEY_TEXT: snprintf(field, CONFIG_TEXT_MAX, "%s", value); break;
+    case KEY_ENCODING: {
+        lawt_encoding enc;
+        if (!(value[0] == '\0' && key->choices) && encoding_from_name(value, &enc))
+            return BAD_VALUE("unknown encoding");
+        snprintf(field, CONFIG_TEXT_MAX, "%s", value);
+        break;
+    }
+    case KEY_TOLERANCES:
+        if (parse_tolerances(value, cfg->tol, &cfg->ntol)) return BAD_VALUE("not a tolerance list");
+        snprintf(field, CONFIG_TEXT_MAX, "%s", value);
+        break;
+    case KEY_DATA: {
+        /* Checked alone here so that a bad value is reported at its line; applied to the real
+         * datagen config, in table order, by config_finish. */
+        datagen_config scratch;
+        datagen_default(&scratch);
+        char why[512] = "";
+        if (value[0] && datagen_set(&scratch, key->name, value, why, sizeof why))
+            return fail(err, errcap, src, "[%s] %s = '%s': %s", key->section, key->name, value, why);
+        break;
+    }
+    case KEY_ALIAS: {
+        char targets[128];
+        snprintf(targets, sizeof targets, "%s", key->choices);
+        char *save = NULL;
+        for (char *t = strtok_r(targets, ",", &save); t; t = strtok_r(NULL, ",", &save))
+            if (set_key(cfg, find_key(key->section, t), value, src, err, errcap)) return -1;
+        return 0; /* an alias has no text of its own */
+    }
+    }
+#undef BAD_VALUE
+    snprintf(cfg->value[k], CONFIG_TEXT_MAX, "%s", value);
+    return 0;
+}
+
+static void keys_of_section(const char *section, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < NKEYS && n < cap; k++)
+        if (strcmp(KEYS[k].section, section) == 0)
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", KEYS[k].name);
+}
+
+static int set_by_name(trainer_config *cfg, const char *section, const char *name,
+                       const char *value, const value_source *src, char *err, size_t errcap)
+{
+    if (section[0] == '\0')
+        return fail(err, errcap, src, "'%s' is outside any section; sections: [data], [model], "
+                    "[train], [eval], [run]", name);
+    if (!section_exists(section))
+        return fail(err, errcap, src, "unknown section [%s]; sections: [data], [model], [train], "
+                    "[eval], [run]", section);
+    int k = find_key(section, name);
+    if (k < 0) {
+        char names[1024];
+        keys_of_section(section, names, sizeof names);
+        return fail(err, errcap, src, "unknown key '%s' in [%s]; keys of [%s]: %s", name, section,
+                    section, names);
+    }
+    return set_key(cfg, k, value, src, err, errcap);
+}
+
+void config_init(trainer_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    datagen_default(&cfg->data);
+    value_source src = {"defaults", 0};
+    char err[512];
+    for (int k = 0; k < NKEYS; k++)
+        if (KEYS[k].type != KEY_ALIAS && set_key(cfg, k, KEYS[k].default_value, &src, err, sizeof err))
+            lawt_die("built-in default rejected (a bug in trainer/config.c): %s", err);
+}
+
+/* inih hands the handler no line number in Debian's build, so the reader counts lines. */
+typedef struct {
+    trainer_config *cfg;
+    value_source src;
+    FILE *file;         /* read from a file, or ... */
+    const char *text;   /* ... from a string */
+    int next_line;      /* line number of the next chunk the reader returns */
+    char *err;
+    size_t errcap;
+    int failed;
+} ini_reader_state;
+
+static char *count_lines_reader(char *str, int num, void *stream)
+{
+    ini_reader_state *st = stream;
+    char *got = NULL;
+    if (st->file) {
+        got = fgets(str, num, st->file);
+    } else if (*st->text) {
+        int n = 0;
+        while (n < num - 1 && st->text[n] && (n == 0 || st->text[n - 1] != '\n')) n++;
+        memcpy(str, st->text, (size_t)n);
+        str[n] = '\0';
+        st->text += n;
+        got = str;
+    }
+    if (got) {
+        st->src.line = st->next_line;
+        if (strchr(got, '\n')) st->next_line++;
+    }
+    return got;
+}
+
+static int ini_handler_set(void *user, const char *section, const char *name, const char *value)
+{
+    ini_reader_state *st = user;
+    if (st->failed) return 0;
+    if (set_by_name(st->cfg, section, name, value, &st->src, st->err, st->errcap)) {
+        st->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_stream(ini_reader_state *st)
+{
+    int rc = ini_parse_stream(count_lines_reader, st, ini_handler_set, st);
+    if (st->failed) return -1;
+    if (rc > 0) {
+        value_source at = {st->src.origin, rc};
+        return fail(st->err, st->errcap, &at, "syntax error: expected [section], key = value, or "
+                    "a comment (; or #); lines are at most %d characters", INI_MAX_LINE - 2);
+    }
+    if (rc < 0) return fail(st->err, st->errcap, &st->src, "cannot read the configuration");
+    return 0;
+}
+
+int config_parse_file(trainer_config *cfg, const char *path, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errcap, "%s: cannot open the configuration: %s", path, strerror(errno));
+        return -1;
+    }
+    ini_reader_state st = {cfg, {path, 0}, f, NULL, 1, err, errcap, 0};
+    int rc = parse_stream(&st);
+    fclose(f);
+    return rc;
+}
+
+int config_parse_string(trainer_config *cfg, const char *text, const char *origin, char *err,
+                        size_t errcap)
+{
+    ini_reader_state st = {cfg, {origin, 0}, NULL, text, 1, err, errcap, 0};
+    return parse_stream(&st);
+}
+
+int config_set_assignment(trainer_config *cfg, const char *assignment, char *err, size_t errcap)
+{
+    char origin[CONFIG_TEXT_MAX + 64];
+    snprintf(origin, sizeof origin, "--set %s", assignment);
+    value_source src = {origin, 0};
+    const char *dot = strchr(assignment, '.'), *eq = strchr(assignment, '=');
+    if (!dot || !eq || dot > eq)
+        return fail(err, errcap, &src, "expected section.key=value, e.g. --set model.enc_layers=6");
+    char section[64], name[64];
+    size_t slen = (size_t)(dot - assignment), nlen = (size_t)(eq - dot - 1);
+    if (slen >= sizeof section || nlen >= sizeof name)
+        return fail(err, errcap, &src, "section or key name too long");
+    memcpy(section, assignment, slen);
+    section[slen] = '\0';
+    memcpy(name, dot + 1, nlen);
+    name[nlen] = '\0';
+    return set_by_name(cfg, section, name, eq + 1, &src, err, errcap);
+}
+
+int config_finish(trainer_config *cfg, char *err, size_t errcap)
+{
+    value_source src = {"configuration", 0};
+    datagen_default(&cfg->data);
+    for (int k = 0; k < NKEYS; k++) {
+        if (KEYS[k].type != KEY_DATA || cfg->value[k][0] == '\0') continue;
+        char why[512] = "";
+        if (datagen_set(&cfg->data, KEYS[k].name, cfg->value[k], why, sizeof why))
+            return fail(err, errcap, &src, "[data] %s = '%s': %s", KEYS[k].name, cfg->value[k], why);
+    }
+    lawt_encoding in, out;
+    encoding_from_name(cfg->encoding, &in);
+    encoding_from_name(cfg->out_encoding[0] ? cfg->out_encoding : cfg->encoding, &out);
+    cfg->data.in_digits = in.digits;
+    cfg->data.out_digits = out.digits;
+    char why[512] = "";
+    if (datagen_validate(&cfg->data, why, sizeof why))
+        return fail(err, errcap, &src, "[data]: %s", why);
+    if (cfg->enc_dim % cfg->enc_heads)
+        return fail(err, errcap, &src, "[model] enc_dim = %d is not a multiple of enc_heads = %d",
+                    cfg->enc_dim, cfg->enc_heads);
+    if (cfg->dec_dim % cfg->dec_heads)
+        return fail(err, errcap, &src, "[model] dec_dim = %d is not a multiple of dec_heads = %d",
+                    cfg->dec_dim, cfg->dec_heads);
+    if (cfg->schedule == SCHEDULE_COSINE && cfg->lr_min > cfg->lr)
+        return fail(err, errcap, &src, "[train] lr_min = %g is above lr = %g", cfg->lr_min, cfg->lr);
+    return 0;
+}
+
+char *config_to_ini(const trainer_config *cfg)
+{
+    size_t cap = 256 + (size_t)NKEYS * (CONFIG_TEXT_MAX + 64), n = 0;
+    char *text = lawt_malloc(cap);
+    n += (size_t)snprintf(text + n, cap - n, "; lawt %s: resolved configuration (every key)\n",
+                          LAWT_VERSION);
+    for (int s = 0; s < NSECTIONS; s++) {
+        n += (size_t)snprintf(text + n, cap - n, "\n[%s]\n", SECTIONS[s]);
+        for (int k = 0; k < NKEYS; k++)
+            if (KEYS[k].type != KEY_ALIAS && strcmp(KEYS[k].section, SECTIONS[s]) == 0)
+                n += (size_t)snprintf(text + n, cap - n, "%s = %s\n", KEYS[k].name, cfg->value[k]);
+    }
+    return text;
+}
+
+/* Markdown table cell text: a '|' would end the cell. */
+static void print_escaped(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '|') fputc('\\', f);
+        fputc(*s, f);
+    }
+}
+
+void config_print_help(FILE *f, int markdown)
+{
+    char allowed[512];
+    if (markdown) {
+        fprintf(f, "| key | default | allowed | meaning |\n|---|---|---|---|\n");
+        for (int k = 0; k < NKEYS; k++) {
+            const config_key *key = &KEYS[k];
+            describe_allowed(key, allowed, sizeof allowed);
+            const char *def = key->default_value ? key->default_value : "";
+            fprintf(f, "| `%s.%s` |", key->section, key->name);
+            if (def[0]) fprintf(f, " `%s`", def);
+            fputs(" | ", f);
+            print_escaped(f, allowed);
+            fputs(" | ", f);
+            print_escaped(f, key->doc);
+            fputs(" |\n", f);
+        }
+        return;
+    }
+    for (int s = 0; s < NSECTIONS; s++) {
+        fprintf(f, "[%s]\n", SECTIONS[s]);
+        for (int k = 0; k < NKEYS; k++) {
+            const config_key *key = &KEYS[k];
+            if (strcmp(key->section, SECTIONS[s])) continue;
+            describe_allowed(key, allowed, sizeof allowed);
+            const char *def = !key->default_value ? "-" : key->default_value[0] ? key->default_value : "(empty)";
+            fprintf(f, "  %-16s default %-10s allowed: %s\n  %-16s %s\n", key->name, def, allowed, "",
+                    key->doc);
+        }
+        fputc('\n', f);
+    }
+}
+
+double schedule_lr(const trainer_config *cfg, long step, long total_steps)
+{
+    if (step < cfg->warmup) return cfg->lr * (double)step / (double)cfg->warmup;
+    switch (cfg->schedule) {
+    case SCHEDULE_CONSTANT: return cfg->lr;
+    case SCHEDULE_INVERSE_SQRT:
+        return cfg->warmup > 0 ? cfg->lr * sqrt((double)cfg->warmup / (double)step) : cfg->lr;
+    default: {
+        long span = total_steps - cfg->warmup;
+        double progress = span > 0 ? (double)(step - cfg->warmup) / (double)span : 1.0;
+        if (progress > 1.0) progress = 1.0;
+        const double pi = 3.14159265358979323846;
+        return cfg->lr_min + 0.5 * (cfg->lr - cfg->lr_min) * (1.0 + cos(pi * progress));
+    }
+    }
+}

@@ -1,0 +1,186 @@
+/* lawt_dist: trains a transformer on generated linear-algebra problems, on one process or many
+ * (mpirun / srun). Rank 0 reads and checks the configuration and broadcasts the resolved text;
+ * every rank parses that same text, so all ranks run the same experiment. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "checkpoint/checkpoint.h"
+#include "comm/comm.h"
+#include "trainer/trainer.h"
+
+static const char USAGE[] =
+    "usage: lawt_dist --config FILE [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
+    "                 [--resume [CHECKPOINT]] [--dry-run]\n"
+    "       lawt_dist --help | --help-config [--markdown]\n"
+    "\n"
+    "Trains a transformer on generated linear-algebra problems (Charton 2022) and evaluates\n"
+    "it at the end of every epoch. Under mpirun or srun, each rank makes its share of every\n"
+    "global batch; results do not depend on the number of ranks.\n"
+    "\n"
+    "  --config FILE        the experiment (INI; keys: --help-config, or jobs/README.md)\n"
+    "  --set S.K=V          overrides key K of section [S] (repeatable, applied in order)\n"
+    "  --run-dir DIR        same as --set run.dir=DIR: config.ini, train.log, metrics.jsonl and\n"
+    "                       checkpoints go there\n"
+    "  --resume [FILE]      continues from a checkpoint (default: the latest step-*.h5 of the\n"
+    "                       run directory); without --config, the checkpoint's configuration\n"
+    "  --dry-run            builds data and model, prints the summary and exits\n"
+    "  --help-config        the table of every configuration key (--markdown: as in jobs/README.md)\n";
+
+#define MAX_SETS 256
+
+typedef struct {
+    const char *config;
+    const char *sets[MAX_SETS];
+    int nsets;
+    const char *run_dir;
+    int resume;
+    const char *resume_file;
+    int dry_run, help, help_config, markdown;
+} cli_args;
+
+static int parse_args(int argc, char **argv, cli_args *a, char *err, size_t errcap)
+{
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int has_value = i + 1 < argc;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) a->help = 1;
+        else if (strcmp(arg, "--help-config") == 0) a->help_config = 1;
+        else if (strcmp(arg, "--markdown") == 0) a->markdown = 1;
+        else if (strcmp(arg, "--dry-run") == 0) a->dry_run = 1;
+        else if (strcmp(arg, "--config") == 0 && has_value) a->config = argv[++i];
+        else if (strcmp(arg, "--run-dir") == 0 && has_value) a->run_dir = argv[++i];
+        else if (strcmp(arg, "--set") == 0 && has_value) {
+            if (a->nsets == MAX_SETS) {
+                snprintf(err, errcap, "more than %d --set options", MAX_SETS);
+                return -1;
+            }
+            a->sets[a->nsets++] = argv[++i];
+        } else if (strcmp(arg, "--resume") == 0) {
+            a->resume = 1;
+            if (has_value && strncmp(argv[i + 1], "--", 2) != 0) a->resume_file = argv[++i];
+        } else {
+            snprintf(err, errcap, "%s: %s (see --help)",
+                     strncmp(arg, "--", 2) == 0 && !has_value ? "missing value or unknown option"
+                                                               : "unknown argument", arg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int apply_overrides(trainer_config *cfg, const cli_args *a, char *err, size_t errcap)
+{
+    for (int i = 0; i < a->nsets; i++)
+        if (config_set_assignment(cfg, a->sets[i], err, errcap)) return -1;
+    if (a->run_dir) {
+        char assignment[CONFIG_TEXT_MAX + 16];
+        snprintf(assignment, sizeof assignment, "run.dir=%s", a->run_dir);
+        if (config_set_assignment(cfg, assignment, err, errcap)) return -1;
+    }
+    return 0;
+}
+
+/* Rank 0: the configuration from the file (or the checkpoint being resumed) and the command
+ * line, checked; the resume path is resolved into resume_path (empty when not resuming). */
+static int resolve_config(const cli_args *a, int ranks, trainer_config *cfg, char *resume_path,
+                          size_t pathcap, char *err, size_t errcap)
+{
+    config_init(cfg);
+    if (!a->config && !a->resume) {
+        snprintf(err, errcap, "no configuration: give --config FILE (see --help)");
+        return -1;
+    }
+    if (a->config && config_parse_file(cfg, a->config, err, errcap)) return -1;
+    if (apply_overrides(cfg, a, err, errcap)) return -1;
+    resume_path[0] = '\0';
+    if (a->resume) {
+        if (a->resume_file) {
+            snprintf(resume_path, pathcap, "%s", a->resume_file);
+        } else if (!cfg->dir[0]) {
+            snprintf(err, errcap, "--resume without a checkpoint file needs a run directory "
+                     "(--run-dir DIR)");
+            return -1;
+        } else if (checkpoint_latest(cfg->dir, resume_path, pathcap)) {
+            snprintf(err, errcap, "--resume: no checkpoint step-*.h5 in %s", cfg->dir);
+            return -1;
+        }
+        if (!a->config) {
+            checkpoint_meta meta;
+            if (checkpoint_read_meta(resume_path, &meta, err, errcap)) return -1;
+            config_init(cfg);
+            int rc = config_parse_string(cfg, meta.config_text, resume_path, err, errcap);
+            checkpoint_meta_free(&meta);
+            if (rc || apply_overrides(cfg, a, err, errcap)) return -1;
+        }
+    }
+    if (config_finish(cfg, err, errcap)) return -1;
+    if (cfg->batch_size % ranks) {
+        snprintf(err, errcap, "[train] batch_size = %d cannot be split evenly over %d ranks",
+                 cfg->batch_size, ranks);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    comm *c = comm_init(&argc, &argv);
+    int rank = comm_rank(c);
+    trainer_config *cfg = malloc(sizeof *cfg);
+    if (!cfg) comm_abort(c, 1, "out of memory");
+    char *text = NULL;
+    char resume_path[4096] = "";
+
+    /* Rank 0 decides; exit_status >= 0 tells every rank to stop there (help, or a bad
+     * configuration: reported once, before any work, with a clean exit everywhere). */
+    struct {
+        int exit_status;
+        int dry_run;
+    } decision = {-1, 0};
+    if (rank == 0) {
+        cli_args a;
+        char err[2048];
+        if (parse_args(argc, argv, &a, err, sizeof err)) {
+            fprintf(stderr, "lawt_dist: %s\n", err);
+            decision.exit_status = 2;
+        } else if (a.help) {
+            fputs(USAGE, stdout);
+            decision.exit_status = 0;
+        } else if (a.help_config) {
+            config_print_help(stdout, a.markdown);
+            decision.exit_status = 0;
+        } else if (resolve_config(&a, comm_size(c), cfg, resume_path, sizeof resume_path, err,
+                                  sizeof err)) {
+            fprintf(stderr, "lawt_dist: %s\n", err);
+            decision.exit_status = 2;
+        } else {
+            text = config_to_ini(cfg);
+            decision.dry_run = a.dry_run;
+        }
+    }
+    comm_broadcast(c, &decision, sizeof decision, 0);
+    if (decision.exit_status >= 0) {
+        free(cfg);
+        comm_finalize(c);
+        return decision.exit_status;
+    }
+
+    char *shared_text = comm_broadcast_string(c, text ? text : "", 0);
+    char *shared_resume = comm_broadcast_string(c, resume_path, 0);
+    char err[2048];
+    config_init(cfg);
+    if (config_parse_string(cfg, shared_text, "configuration broadcast by rank 0", err, sizeof err) ||
+        config_finish(cfg, err, sizeof err))
+        comm_abort(c, 1, "%s", err);
+    trainer_options opt = {shared_text, shared_resume[0] ? shared_resume : NULL, decision.dry_run};
+    int status = trainer_run(cfg, &opt, c);
+
+    free(text);
+    free(shared_text);
+    free(shared_resume);
+    free(cfg);
+    comm_finalize(c);
+    return status;
+}

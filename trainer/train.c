@@ -1,0 +1,589 @@
+/* train.c: one data-parallel training run.
+ *
+ * Every rank holds the whole model and makes its own share of each global batch: example
+ * number step * batch_size + rank * local_batch + j of the training stream, so the examples a
+ * run sees do not depend on the number of ranks. The loss is summed over tokens and scaled by
+ * 1 / (global token count), the gradients are summed over ranks in one all-reduce of the flat
+ * buffer, and every rank then takes the same Adam step on the same numbers, so the replicas
+ * stay identical. Evaluation shards a fresh slice of the test stream over the ranks and sums
+ * the tallies. Rank 0 writes every file and every line of output. */
+#include "trainer/trainer.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "checkpoint/checkpoint.h"
+#include "encoding/encoding.h"
+#include "model/model.h"
+
+/* A growing string: the metrics history kept for checkpoints. */
+typedef struct {
+    char *text;
+    size_t len, cap;
+} text_buffer;
+
+static void text_append(text_buffer *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (b->len + n + 1 > b->cap) {
+        b->cap = 2 * (b->len + n + 1);
+        char *grown = realloc(b->text, b->cap);
+        if (!grown) lawt_die("out of memory growing the metrics history to %zu bytes", b->cap);
+        b->text = grown;
+    }
+    memcpy(b->text + b->len, s, n + 1);
+    b->len += n;
+}
+
+typedef struct {
+    const trainer_config *cfg;
+    const trainer_options *opt;
+    comm *comm;
+    int rank, ranks;
+
+    lawt_vocab vin, vout;
+    int max_src, max_tgt; /* framed sequence lengths */
+    int max_out;          /* predicted tokens between the two EOS */
+    model *model;
+    float *grads;         /* host copy of the gradients for the all-reduce (ranks > 1 only) */
+
+    int local_batch;
+    long steps_per_epoch, total_steps, last_step;
+
+    /* A batch: rows of max_src / max_tgt tokens, packed to the batch's longest before use. */
+    int *src, *tgt, *src_len, *tgt_len;
+    /* Evaluation: the problems and the predictions of one decoding batch. */
+    lawt_matrix *inputs, *targets;
+    lawt_task *tasks;
+    double *pred_coeffs;
+    size_t out_coeffs;
+    int *pred, *pred_len;
+
+    long step;            /* optimizer steps done */
+    uint64_t test_index;  /* next unused example of the test stream */
+    double lr;            /* learning rate of the last step */
+    double best_accuracy;
+    double wall_before;   /* wall seconds of earlier segments of a resumed run */
+    double t_start;
+    double train_seconds; /* inside training steps, this segment (throughput, ETA) */
+    long steps_timed;
+    long tokens_timed;
+
+    /* Rank 0's outputs. */
+    FILE *log_file, *metrics_file;
+    text_buffer metrics;
+    int tty;
+    int progress_shown;
+    double progress_time;
+} run_state;
+
+/* A line of the run's log: stdout and train.log, rank 0 only. */
+static void say(run_state *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(run_state *r, const char *fmt, ...)
+{
+    if (r->rank != 0) return;
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (r->progress_shown) {
+        fputs("\r\033[K", stderr);
+        r->progress_shown = 0;
+    }
+    printf("%s\n", line);
+    fflush(stdout);
+    if (r->log_file) {
+        fprintf(r->log_file, "%s\n", line);
+        fflush(r->log_file);
+    }
+}
+
+static void log_only(run_state *r, const char *line)
+{
+    if (r->rank == 0 && r->log_file) {
+        fprintf(r->log_file, "%s\n", line);
+        fflush(r->log_file);
+    }
+}
+
+static void record_metrics(run_state *r, const char *json)
+{
+    if (r->rank != 0) return;
+    text_append(&r->metrics, json);
+    text_append(&r->metrics, "\n");
+    if (r->metrics_file) {
+        fprintf(r->metrics_file, "%s\n", json);
+        fflush(r->metrics_file);
+    }
+}
+
+static double wall_seconds(const run_state *r) { return r->wall_before + lawt_now() - r->t_start; }
+
+static void format_duration(double s, char *buf, size_t cap)
+{
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60) snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, cap, "%lds", t);
+}
+
+static int make_dirs(const char *path)
+{
+    char buf[CONFIG_TEXT_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+            *p = c;
+            if (c == '\0') return 0;
+        }
+    }
+}
+
+static FILE *open_in_run_dir(run_state *r, const char *name, const char *mode)
+{
+    char path[CONFIG_TEXT_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", r->cfg->dir, name);
+    FILE *f = fopen(path, mode);
+    if (!f) comm_abort(r->comm, 1, "cannot open %s: %s", path, strerror(errno));
+    return f;
+}
+
+/* Rows of `stride` ints, row b holding len[b] tokens, become rows of `width` ints padded with
+ * TOK_PAD. Moving rows forward in order never overwrites a row not yet moved (width <= stride). */
+static void pack_rows(int *rows, int count, int stride, int width, const int *len)
+{
+    for (int b = 0; b < count; b++) {
+        memmove(rows + (size_t)b * width, rows + (size_t)b * stride, (size_t)len[b] * sizeof(int));
+        for (int t = len[b]; t < width; t++) rows[(size_t)b * width + t] = TOK_PAD;
+    }
+}
+
+static int max_of(const int *v, int n)
+{
+    int m = 0;
+    for (int i = 0; i < n; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+/* This rank's share of the global batch of step `step` (counted from 0). */
+static model_batch make_train_batch(run_state *r, long step, long *tokens)
+{
+    const trainer_config *cfg = r->cfg;
+    uint64_t first = (uint64_t)step * (uint64_t)cfg->batch_size + (uint64_t)r->rank * (uint64_t)r->local_batch;
+    *tokens = 0;
+    for (int j = 0; j < r->local_batch; j++) {
+        datagen_tokens(&cfg->data, &r->vin, &r->vout, cfg->seed, STREAM_TRAIN, first + (uint64_t)j,
+                       r->src + (size_t)j * r->max_src, &r->src_len[j],
+                       r->tgt + (size_t)j * r->max_tgt, &r->tgt_len[j], NULL, NULL, NULL);
+        *tokens += r->src_len[j] + r->tgt_len[j];
+    }
+    int S = max_of(r->src_len, r->local_batch), T = max_of(r->tgt_len, r->local_batch);
+    pack_rows(r->src, r->local_batch, r->max_src, S, r->src_len);
+    pack_rows(r->tgt, r->local_batch, r->max_tgt, T, r->tgt_len);
+    return (model_batch){r->local_batch, S, T, r->src, r->src_len, r->tgt, r->tgt_len};
+}
+
+/* One optimizer step on the global batch; returns the mean token loss over all ranks. */
+static double train_step(run_state *r, long *global_tokens)
+{
+    const trainer_config *cfg = r->cfg;
+    long all_tokens;
+    model_batch batch = make_train_batch(r, r->step, &all_tokens);
+    long loss_tokens;
+    model_zero_grad(r->model);
+    double loss = model_forward(r->model, &batch, &loss_tokens);
+    /* The scale needs the global count before backward: summing scaled gradients then gives
+     * the gradient of the global mean loss, whatever the number of ranks. */
+    long counts[2] = {loss_tokens, all_tokens};
+    double loss_sum = loss;
+    if (r->ranks > 1) comm_allreduce_sum_long(r->comm, counts, 2);
+    model_backward(r->model, &batch, 1.0f / (float)counts[0]);
+    if (r->ranks > 1) {
+        size_t n = model_num_params(r->model);
+        model_copy_out(r->model, BUF_GRADS, r->grads);
+        comm_allreduce_sum_float(r->comm, r->grads, n);
+        model_copy_in(r->model, BUF_GRADS, r->grads);
+        comm_allreduce_sum_double(r->comm, &loss_sum, 1);
+    }
+    double mean_loss = loss_sum / (double)counts[0];
+    if (!isfinite(mean_loss))
+        comm_abort(r->comm, 1, "the loss is %g at step %ld: lower train.lr or raise train.warmup",
+                   mean_loss, r->step + 1);
+    double norm = model_grad_norm(r->model);
+    float grad_scale = cfg->clip > 0 && norm > cfg->clip ? (float)(cfg->clip / norm) : 1.0f;
+    r->step++;
+    r->lr = schedule_lr(cfg, r->step, r->total_steps);
+    adam_hparams h = {(float)r->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->eps};
+    model_adam_step(r->model, &h, r->step, grad_scale);
+    *global_tokens = counts[1];
+    return mean_loss;
+}
+
+/* Evaluates on the next eval_size examples of the test stream; returns the L1 accuracy at the
+ * first tolerance (percent), which ranks checkpoints. */
+static double evaluate(run_state *r)
+{
+    const trainer_config *cfg = r->cfg;
+    double t0 = lawt_now();
+    eval_tally tally;
+    eval_tally_init(&tally, cfg->tol, cfg->ntol);
+    long lo = cfg->eval_size * r->rank / r->ranks, hi = cfg->eval_size * (r->rank + 1) / r->ranks;
+    for (long first = lo; first < hi; first += cfg->eval_batch) {
+        int B = (int)(hi - first < cfg->eval_batch ? hi - first : cfg->eval_batch);
+        for (int j = 0; j < B; j++)
+            datagen_tokens(&cfg->data, &r->vin, &r->vout, cfg->seed, STREAM_TEST,
+                           r->test_index + (uint64_t)(first + j), r->src + (size_t)j * r->max_src,
+                           &r->src_len[j], r->tgt + (size_t)j * r->max_tgt, &r->tgt_len[j],
+                           &r->inputs[j], &r->targets[j], &r->tasks[j]);
+        /* Sources are padded to the longest possible, not to the batch's longest, so that
+         * an example's prediction does not depend on its batch companions (or rank count). */
+        pack_rows(r->src, B, r->max_src, r->max_src, r->src_len);
+        if (cfg->decoding == DECODING_BEAM)
+            model_beam_decode(r->model, r->src, r->src_len, B, r->max_src, cfg->beam_size,
+                              r->max_out, r->pred, r->pred_len);
+        else
+            model_greedy_decode(r->model, r->src, r->src_len, B, r->max_src, r->max_out, r->pred,
+                                r->pred_len);
+        for (int j = 0; j < B; j++) {
+            lawt_matrix pred = {0, 0, r->pred_coeffs};
+            decode_status status = decode_matrix(&r->vout, r->pred + (size_t)j * r->max_out,
+                                                 r->pred_len[j], &pred, (int)r->out_coeffs);
+            eval_tally_add(&tally, r->tasks[j], &r->inputs[j], &r->targets[j],
+                           status == DECODE_OK ? &pred : NULL);
+        }
+    }
+    /* Counters are exact sums, so the accuracies do not depend on the number of ranks. */
+    long counts[2 + LAWT_NORM_COUNT * EVAL_MAX_TOLERANCES];
+    counts[0] = tally.count;
+    counts[1] = tally.well_formed;
+    memcpy(counts + 2, tally.pass, sizeof tally.pass);
+    comm_allreduce_sum_long(r->comm, counts, sizeof counts / sizeof counts[0]);
+    tally.count = counts[0];
+    tally.well_formed = counts[1];
+    memcpy(tally.pass, counts + 2, sizeof tally.pass);
+    r->test_index += (uint64_t)cfg->eval_size;
+
+    long epoch = r->step / r->steps_per_epoch;
+    char json[4096], line[1024];
+    int n = snprintf(json, sizeof json,
+                     "{\"type\":\"eval\",\"epoch\":%ld,\"step\":%ld,\"examples\":%ld,\"time\":%.3f,"
+                     "\"size\":%ld",
+                     epoch, r->step, r->step * (long)cfg->batch_size, wall_seconds(r), tally.count);
+    int m = snprintf(line, sizeof line, "eval   epoch %ld, %ld test examples: L1 accuracy", epoch,
+                     tally.count);
+    static const char *const FIELDS[LAWT_NORM_COUNT] = {"acc", "acc_l2", "acc_linf"};
+    for (int norm = 0; norm < LAWT_NORM_COUNT; norm++) {
+        n += snprintf(json + n, sizeof json - (size_t)n, ",\"%s\":{", FIELDS[norm]);
+        for (int i = 0; i < cfg->ntol; i++) {
+            double acc = eval_tally_accuracy(&tally, (lawt_norm)norm, i);
+            n += snprintf(json + n, sizeof json - (size_t)n, "%s\"%g\":%.2f", i ? "," : "",
+                          100.0 * cfg->tol[i], acc);
+            if (norm == NORM_L1)
+                m += snprintf(line + m, sizeof line - (size_t)m, " %g%%: %.2f", 100.0 * cfg->tol[i], acc);
+        }
+        n += snprintf(json + n, sizeof json - (size_t)n, "}");
+    }
+    double well_formed = tally.count ? 100.0 * (double)tally.well_formed / (double)tally.count : 0.0;
+    snprintf(json + n, sizeof json - (size_t)n, ",\"well_formed\":%.2f}", well_formed);
+    snprintf(line + m, sizeof line - (size_t)m, " | well-formed %.2f%% | %.1f s", well_formed,
+             lawt_now() - t0);
+    say(r, "%s", line);
+    record_metrics(r, json);
+    return eval_tally_accuracy(&tally, NORM_L1, 0);
+}
+
+static checkpoint_meta make_meta(const run_state *r)
+{
+    checkpoint_meta meta = {0};
+    meta.step = r->step;
+    meta.examples_seen = r->step * (long)r->cfg->batch_size;
+    meta.epoch = r->step / r->steps_per_epoch;
+    meta.seed = r->cfg->seed;
+    meta.test_index = r->test_index;
+    meta.lr = r->lr;
+    meta.best_accuracy = r->best_accuracy;
+    meta.wall_seconds = wall_seconds(r);
+    meta.config_text = (char *)r->opt->config_text;
+    meta.metrics_jsonl = r->metrics.text ? r->metrics.text : "";
+    return meta;
+}
+
+static void save_checkpoint_file(run_state *r, const char *name)
+{
+    char path[CONFIG_TEXT_MAX + 64], err[1024];
+    snprintf(path, sizeof path, "%s/%s", r->cfg->dir, name);
+    checkpoint_meta meta = make_meta(r);
+    /* A failed write (disk full) loses this checkpoint, not the run: the previous ones stay. */
+    if (checkpoint_save(path, r->model, &meta, err, sizeof err)) say(r, "warning: %s", err);
+}
+
+/* Rank 0 writes step-<step>.h5 (and best.h5 when accuracy is the best so far) into the run
+ * directory; accuracy < 0 means "no evaluation". */
+static void save_checkpoints(run_state *r, double accuracy)
+{
+    if (r->rank != 0 || !r->cfg->dir[0]) return;
+    int best = accuracy > r->best_accuracy;
+    if (best) r->best_accuracy = accuracy;
+    char name[64];
+    snprintf(name, sizeof name, "step-%09ld.h5", r->step);
+    save_checkpoint_file(r, name);
+    checkpoint_keep_last(r->cfg->dir, r->cfg->keep_checkpoints);
+    if (best) save_checkpoint_file(r, "best.h5");
+}
+
+static void show_progress(run_state *r, double loss)
+{
+    if (r->rank != 0 || !r->tty) return;
+    double now = lawt_now();
+    if (now - r->progress_time < 0.25 && r->step != r->last_step) return;
+    r->progress_time = now;
+    double per_step = r->train_seconds / (double)r->steps_timed;
+    char eta[32];
+    format_duration(per_step * (double)(r->last_step - r->step), eta, sizeof eta);
+    fprintf(stderr, "\repoch %ld/%d | step %ld/%ld | %.0f ex/s | %.0f tok/s | loss %.4f | lr %.2e | ETA %s\033[K",
+            (r->step - 1) / r->steps_per_epoch + 1, r->cfg->epochs, r->step, r->last_step,
+            (double)r->cfg->batch_size / per_step, (double)r->tokens_timed / r->train_seconds, loss,
+            r->lr, eta);
+    fflush(stderr);
+    r->progress_shown = 1;
+}
+
+static void log_train(run_state *r, double window_loss)
+{
+    const trainer_config *cfg = r->cfg;
+    char json[512], line[512], eta[32];
+    snprintf(json, sizeof json,
+             "{\"type\":\"train\",\"step\":%ld,\"examples\":%ld,\"loss\":%.9g,\"lr\":%.9g,\"time\":%.3f}",
+             r->step, r->step * (long)cfg->batch_size, window_loss, r->lr, wall_seconds(r));
+    record_metrics(r, json);
+    double per_step = r->train_seconds / (double)r->steps_timed;
+    format_duration(per_step * (double)(r->last_step - r->step), eta, sizeof eta);
+    snprintf(line, sizeof line,
+             "train  epoch %ld | step %ld/%ld | loss %.4f | lr %.2e | %.0f ex/s | %.0f tok/s | ETA %s",
+             (r->step - 1) / r->steps_per_epoch + 1, r->step, r->last_step, window_loss, r->lr,
+             (double)cfg->batch_size / per_step, (double)r->tokens_timed / r->train_seconds, eta);
+    /* On a terminal the progress line shows this; elsewhere it is the only sign of life. */
+    if (r->tty) log_only(r, line);
+    else say(r, "%s", line);
+}
+
+static model_backend choose_backend(run_state *r)
+{
+    switch (r->cfg->device) {
+    case DEVICE_CPU: return BACKEND_CPU;
+    case DEVICE_CUDA: return BACKEND_CUDA; /* model_create names the problem if unavailable */
+    /* auto: the CPU until model.h can say whether a CUDA backend and a GPU are usable. */
+    default: return BACKEND_CPU;
+    }
+}
+
+static void allocate_buffers(run_state *r)
+{
+    const trainer_config *cfg = r->cfg;
+    int rows = r->local_batch > cfg->eval_batch ? r->local_batch : cfg->eval_batch;
+    r->src = lawt_malloc((size_t)rows * r->max_src * sizeof(int));
+    r->tgt = lawt_malloc((size_t)rows * r->max_tgt * sizeof(int));
+    r->src_len = lawt_malloc((size_t)rows * sizeof(int));
+    r->tgt_len = lawt_malloc((size_t)rows * sizeof(int));
+    size_t in_coeffs = datagen_max_input_coeffs(&cfg->data);
+    r->out_coeffs = datagen_max_output_coeffs(&cfg->data);
+    r->inputs = lawt_malloc((size_t)cfg->eval_batch * sizeof *r->inputs);
+    r->targets = lawt_malloc((size_t)cfg->eval_batch * sizeof *r->targets);
+    double *in = lawt_malloc((size_t)cfg->eval_batch * in_coeffs * sizeof(double));
+    double *out = lawt_malloc((size_t)cfg->eval_batch * r->out_coeffs * sizeof(double));
+    for (int j = 0; j < cfg->eval_batch; j++) {
+        r->inputs[j] = (lawt_matrix){0, 0, in + (size_t)j * in_coeffs};
+        r->targets[j] = (lawt_matrix){0, 0, out + (size_t)j * r->out_coeffs};
+    }
+    r->tasks = lawt_malloc((size_t)cfg->eval_batch * sizeof *r->tasks);
+    r->pred_coeffs = lawt_malloc(r->out_coeffs * sizeof(double));
+    r->pred = lawt_malloc((size_t)cfg->eval_batch * r->max_out * sizeof(int));
+    r->pred_len = lawt_malloc((size_t)cfg->eval_batch * sizeof(int));
+    if (r->ranks > 1) r->grads = lawt_malloc(model_num_params(r->model) * sizeof(float));
+}
+
+static void free_buffers(run_state *r)
+{
+    free(r->src);
+    free(r->tgt);
+    free(r->src_len);
+    free(r->tgt_len);
+    free(r->inputs[0].a);
+    free(r->targets[0].a);
+    free(r->inputs);
+    free(r->targets);
+    free(r->tasks);
+    free(r->pred_coeffs);
+    free(r->pred);
+    free(r->pred_len);
+    free(r->grads);
+}
+
+/* Continues from a checkpoint: weights, Adam moments, counters and the metrics history. */
+static void resume(run_state *r, const char *path)
+{
+    char err[1024];
+    checkpoint_meta meta;
+    if (checkpoint_read_meta(path, &meta, err, sizeof err)) comm_abort(r->comm, 1, "%s", err);
+    if (checkpoint_load(path, r->model, 1, err, sizeof err)) comm_abort(r->comm, 1, "%s", err);
+    if (meta.examples_seen != meta.step * (long)r->cfg->batch_size)
+        comm_abort(r->comm, 1, "%s: %ld examples in %ld steps: train.batch_size must stay %ld to resume",
+                   path, meta.examples_seen, meta.step, meta.step ? meta.examples_seen / meta.step : 0);
+    r->step = meta.step;
+    r->test_index = meta.test_index;
+    r->lr = meta.lr;
+    r->best_accuracy = meta.best_accuracy;
+    r->wall_before = meta.wall_seconds;
+    if (r->rank == 0 && meta.metrics_jsonl) text_append(&r->metrics, meta.metrics_jsonl);
+    checkpoint_meta_free(&meta);
+}
+
+/* Rank 0 opens the run directory: the resolved config, the log, and the metrics (rewritten
+ * from the checkpoint's history on resume, so that lines after the checkpoint disappear). */
+static void open_run_dir(run_state *r)
+{
+    if (r->rank != 0 || !r->cfg->dir[0]) return;
+    if (make_dirs(r->cfg->dir))
+        comm_abort(r->comm, 1, "cannot create the run directory %s: %s", r->cfg->dir, strerror(errno));
+    FILE *f = open_in_run_dir(r, "config.ini", "w");
+    fputs(r->opt->config_text, f);
+    fclose(f);
+    r->log_file = open_in_run_dir(r, "train.log", r->opt->resume_path ? "a" : "w");
+    r->metrics_file = open_in_run_dir(r, "metrics.jsonl", "w");
+    if (r->metrics.text) fputs(r->metrics.text, r->metrics_file);
+    fflush(r->metrics_file);
+}
+
+static void print_summary(run_state *r, const model_config *mc)
+{
+    const trainer_config *cfg = r->cfg;
+    const datagen_config *d = &cfg->data;
+    say(r, "lawt %s | %d rank%s x %d BLAS thread%s | backend %s", LAWT_VERSION, r->ranks,
+        r->ranks > 1 ? "s" : "", cfg->threads, cfg->threads > 1 ? "s" : "",
+        choose_backend(r) == BACKEND_CUDA ? "cuda" : "cpu");
+    char dims[64];
+    if (d->rows_min == d->rows_max) snprintf(dims, sizeof dims, "%d", d->rows_min);
+    else snprintf(dims, sizeof dims, "%d-%d", d->rows_min, d->rows_max);
+    say(r, "data   %s%s, %s rows | %s -> %s | source <= %d tokens, target <= %d tokens",
+        task_name(d->tasks[0]), d->ntasks > 1 ? " (+ joint tasks)" : "", dims, r->vin.enc.name,
+        r->vout.enc.name, r->max_src, r->max_tgt);
+    say(r, "model  encoder %d layers x %d dims x %d heads, decoder %d x %d x %d | vocab %d -> %d | "
+        "%zu parameters (Appendix G formula: %zu)",
+        mc->enc_layers, mc->enc_dim, mc->enc_heads, mc->dec_layers, mc->dec_dim, mc->dec_heads,
+        mc->vocab_in, mc->vocab_out, model_num_params(r->model), model_param_count(mc));
+    static const char *const SCHEDULES[] = {"cosine", "constant", "inverse_sqrt"};
+    say(r, "train  batch %d (%d per rank) | %ld steps an epoch x %d epochs = %ld steps%s | lr %g, "
+        "%s, warm-up %ld | seed %llu",
+        cfg->batch_size, r->local_batch, r->steps_per_epoch, cfg->epochs, r->total_steps,
+        r->last_step < r->total_steps ? " (max_steps stops earlier)" : "", cfg->lr,
+        SCHEDULES[cfg->schedule], cfg->warmup, (unsigned long long)cfg->seed);
+    if (r->step > 0)
+        say(r, "resume from %s at step %ld (%ld examples)", r->opt->resume_path, r->step,
+            r->step * (long)cfg->batch_size);
+}
+
+int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
+{
+    run_state run = {0};
+    run_state *r = &run;
+    r->cfg = cfg;
+    r->opt = opt;
+    r->comm = c;
+    r->rank = comm_rank(c);
+    r->ranks = comm_size(c);
+    r->t_start = lawt_now();
+    r->tty = isatty(fileno(stderr));
+    r->best_accuracy = -1.0;
+    int status = 0;
+    /* A fixed thread count fixes OpenBLAS's partition of each product, hence its rounding. */
+    openblas_set_num_threads(cfg->threads);
+
+    lawt_encoding enc_in, enc_out;
+    encoding_from_name(cfg->encoding, &enc_in);
+    encoding_from_name(cfg->out_encoding[0] ? cfg->out_encoding : cfg->encoding, &enc_out);
+    vocab_init(&r->vin, &enc_in);
+    vocab_init(&r->vout, &enc_out);
+    r->max_src = datagen_max_src_len(&cfg->data, &enc_in);
+    r->max_tgt = datagen_max_tgt_len(&cfg->data, &enc_out);
+    r->max_out = r->max_tgt - 2;
+
+    model_config mc = {cfg->enc_layers, cfg->dec_layers, cfg->enc_dim, cfg->dec_dim,
+                       cfg->enc_heads, cfg->dec_heads, r->vin.size, r->vout.size,
+                       r->max_src > r->max_tgt ? r->max_src : r->max_tgt};
+    char err[1024];
+    if (model_config_validate(&mc, err, sizeof err)) comm_abort(c, 2, "[model]: %s", err);
+    r->local_batch = cfg->batch_size / r->ranks;
+    r->steps_per_epoch = (cfg->epoch_size + cfg->batch_size - 1) / cfg->batch_size;
+    r->total_steps = r->steps_per_epoch * cfg->epochs;
+    r->last_step = cfg->max_steps > 0 && cfg->max_steps < r->total_steps ? cfg->max_steps : r->total_steps;
+    int max_batch = r->local_batch > cfg->eval_batch ? r->local_batch : cfg->eval_batch;
+    r->model = model_create(&mc, choose_backend(r), max_batch);
+    model_init_params(r->model, cfg->seed);
+    allocate_buffers(r);
+    if (opt->resume_path) resume(r, opt->resume_path);
+    open_run_dir(r);
+    print_summary(r, &mc);
+
+    if (opt->dry_run) {
+        long tokens;
+        make_train_batch(r, r->step, &tokens); /* the data path works too */
+        say(r, "dry run: configuration, data and model are ready; nothing trained");
+    } else {
+        comm_install_stop_signals();
+        long evaluated_at = -1;
+        double window_loss = 0;
+        long window_steps = 0;
+        while (r->step < r->last_step) {
+            double t0 = lawt_now();
+            long tokens;
+            double loss = train_step(r, &tokens);
+            r->train_seconds += lawt_now() - t0;
+            r->steps_timed++;
+            r->tokens_timed += tokens;
+            window_loss += loss;
+            window_steps++;
+            show_progress(r, loss);
+            if (r->step % cfg->log_every == 0 || r->step == r->last_step) {
+                log_train(r, window_loss / (double)window_steps);
+                window_loss = 0;
+                window_steps = 0;
+            }
+            long epoch = r->step / r->steps_per_epoch;
+            if (r->step % r->steps_per_epoch == 0 && cfg->eval_every > 0 && epoch % cfg->eval_every == 0) {
+                save_checkpoints(r, cfg->eval_size > 0 ? evaluate(r) : -1.0);
+                evaluated_at = r->step;
+            }
+            /* Every rank must stop at the same step: the flag is agreed on, not read. */
+            if (comm_any(c, comm_stop_requested())) {
+                say(r, "stopping at step %ld on signal %d%s", r->step, comm_stop_signal(),
+                    cfg->dir[0] ? "; writing a checkpoint" : "");
+                save_checkpoints(r, -1.0);
+                status = COMM_EXIT_STOPPED;
+                break;
+            }
+        }
+        if (status == 0 && evaluated_at != r->step)
+            save_checkpoints(r, cfg->eval_size > 0 ? evaluate(r) : -1.0);
+        say(r, "%s: %ld steps, %ld examples, %.1f s", status ? "stopped" : "done", r->step,
+            r->step * (long)cfg->batch_size, wall_seconds(r));
+    }
+
+    free_buffers(r);
+    model_free(r->model);
+    vocab_free(&r->vin);
+    vocab_free(&r->vout);
+    free(r->metrics.text);
+    if (r->log_file) fclose(r->log_file);
+    if (r->metrics_file) fclose(r->metrics_file);
+    return status;
+}

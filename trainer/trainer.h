@@ -1,0 +1,95 @@
+/* trainer.h: the experiment configuration (one INI file, every key in one table) and the
+ * data-parallel training run of lawt_dist.
+ *
+ * A configuration is built in three steps: config_init (defaults), then any number of
+ * config_parse_file / config_parse_string / config_set_assignment calls (later values win),
+ * then config_finish (cross-key checks, the datagen config). Every failure returns -1 with a
+ * message naming the file, line, section, key and what is allowed. config_to_ini writes the
+ * resolved configuration (every key, defaults included) that rank 0 broadcasts and stores in
+ * the run directory and in checkpoints: parsing it again gives the same configuration. */
+#ifndef LAWT_TRAINER_H
+#define LAWT_TRAINER_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "comm/comm.h"
+#include "datagen/datagen.h"
+#include "eval/eval.h"
+
+typedef enum { SCHEDULE_COSINE, SCHEDULE_CONSTANT, SCHEDULE_INVERSE_SQRT } lr_schedule;
+typedef enum { DECODING_GREEDY, DECODING_BEAM } decoding;
+typedef enum { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA } device_choice;
+
+#define CONFIG_TEXT_MAX 256   /* longest value of a text key (a path, a tolerance list) */
+#define CONFIG_MAX_KEYS 64
+
+typedef struct {
+    /* [data] */
+    datagen_config data;              /* from the [data] keys, through datagen_set */
+    char encoding[CONFIG_TEXT_MAX];     /* input encoding */
+    char out_encoding[CONFIG_TEXT_MAX]; /* output encoding; empty: same as the input's */
+    /* [model] */
+    int enc_layers, dec_layers, enc_dim, dec_dim, enc_heads, dec_heads;
+    /* [train] */
+    uint64_t seed;
+    int batch_size; /* global: split evenly over the ranks */
+    long epoch_size;
+    int epochs;
+    long max_steps; /* 0: no limit */
+    double lr, lr_min;
+    long warmup;
+    int schedule; /* lr_schedule */
+    double clip;  /* 0: no clipping */
+    double beta1, beta2, eps;
+    int threads;
+    long log_every;
+    /* [eval] */
+    long eval_size;
+    char tolerances[CONFIG_TEXT_MAX];
+    int ntol;
+    double tol[EVAL_MAX_TOLERANCES]; /* fractions (the INI says percent) */
+    int decoding;                    /* decoding */
+    int beam_size;
+    int eval_every;                  /* epochs; 0: only at the end */
+    int eval_batch;
+    /* [run] */
+    char dir[CONFIG_TEXT_MAX];       /* empty: write no files */
+    int device;                      /* device_choice */
+    int keep_checkpoints;
+
+    /* The text of every key of the table (defaults included), for config_to_ini. */
+    char value[CONFIG_MAX_KEYS][CONFIG_TEXT_MAX];
+} trainer_config;
+
+void config_init(trainer_config *cfg);
+int config_parse_file(trainer_config *cfg, const char *path, char *err, size_t errcap);
+/* origin names the text in messages ("checkpoint step-100.h5", "broadcast config"). */
+int config_parse_string(trainer_config *cfg, const char *text, const char *origin, char *err,
+                        size_t errcap);
+/* "section.key=value", as given to --set. */
+int config_set_assignment(trainer_config *cfg, const char *assignment, char *err, size_t errcap);
+int config_finish(trainer_config *cfg, char *err, size_t errcap);
+/* The resolved INI text (malloc'd). */
+char *config_to_ini(const trainer_config *cfg);
+/* The table of every key: type, default, allowed values, meaning. markdown: as the table of
+ * jobs/README.md; otherwise aligned plain text for a terminal. */
+void config_print_help(FILE *f, int markdown);
+
+/* Learning rate of optimizer step `step` (counted from 1) of a run of total_steps steps:
+ * linear warm-up from 0 over `warmup` steps, then cosine decay to lr_min at total_steps,
+ * constant, or lr * sqrt(warmup / step). */
+double schedule_lr(const trainer_config *cfg, long step, long total_steps);
+
+typedef struct {
+    const char *config_text; /* the resolved text of cfg, stored in run dir and checkpoints */
+    const char *resume_path; /* a checkpoint to continue from, or NULL */
+    int dry_run;             /* build everything, print the summary, train nothing */
+} trainer_options;
+
+/* Builds vocabularies, data and model from cfg, trains (every rank of c runs this), evaluates
+ * and, on rank 0, writes the run directory. Returns the process exit status: 0, or
+ * COMM_EXIT_STOPPED after a stop signal (SIGTERM, SIGUSR1) and its checkpoint. */
+int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c);
+
+#endif
