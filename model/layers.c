@@ -139,6 +139,40 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
     par_for(C, 32, ln_backward_cols, &a);
 }
 
+/* ---- matrix products: cblas_sgemm on row blocks of C, one block per thread ----
+ * OpenBLAS itself runs single-threaded (parallel.c); each thread multiplies whole rows of C,
+ * so every element of C is one sgemm dot product whatever the number of threads. */
+typedef struct {
+    CBLAS_TRANSPOSE ta, tb;
+    int M, N, K, lda, ldb, ldc;
+    const float *A, *B;
+    float *C, beta;
+} gemm_args;
+
+#define GEMM_ROW_UNIT 16
+
+static void gemm_task(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const gemm_args *g = ctx;
+    int m0 = begin * GEMM_ROW_UNIT, m1 = end * GEMM_ROW_UNIT;
+    if (m1 > g->M) m1 = g->M;
+    const float *A = g->ta == CblasNoTrans ? g->A + (size_t)m0 * g->lda : g->A + m0;
+    cblas_sgemm(CblasRowMajor, g->ta, g->tb, m1 - m0, g->N, g->K, 1.0f, A, g->lda, g->B, g->ldb,
+                g->beta, g->C + (size_t)m0 * g->ldc, g->ldc);
+}
+
+/* C (M, N) = op(A) op(B) + beta C, row-major. */
+static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, A, B, C, beta};
+    /* at least ~1 MFLOP per block of rows */
+    long per_unit = 2L * GEMM_ROW_UNIT * N * K;
+    int min_units = (int)(1000000 / (per_unit > 0 ? per_unit : 1)) + 1;
+    par_for((M + GEMM_ROW_UNIT - 1) / GEMM_ROW_UNIT, min_units, gemm_task, &g);
+}
+
 typedef struct {
     float *out;
     const float *bias, *residual, *dout;
@@ -174,8 +208,7 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
         par_for(N, 64, prefill_task, &a);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta,
-                out, OC);
+    gemm(CblasNoTrans, CblasTrans, N, OC, C, inp, C, weight, C, beta, out, OC);
 }
 
 /* columns [begin, end) of dbias += sum over rows, in row order */
@@ -194,10 +227,9 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
                      const float *inp, const float *weight, int N, int C, int OC, int accumulate)
 {
     if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight,
-                    C, accumulate ? 1.0f : 0.0f, dinp, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
-                dweight, C);
+        gemm(CblasNoTrans, CblasNoTrans, N, C, OC, dout, OC, weight, C, accumulate ? 1.0f : 0.0f,
+             dinp, C);
+    gemm(CblasTrans, CblasNoTrans, OC, C, N, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) {
         bias_args a = {.out = dbias, .dout = dout, .N = N, .OC = OC};
         par_for(OC, 32, bias_grad_task, &a);
@@ -213,16 +245,28 @@ static void relu_forward_task(void *ctx, int begin, int end, int thread)
 {
     (void)thread;
     const relu_args *a = ctx;
-    for (long i = (long)begin * 1024; i < (long)end * 1024; i++)
-        a->out[i] = a->inp[i] > 0.0f ? a->inp[i] : 0.0f;
+    const long lo = (long)begin * 1024, hi = (long)end * 1024;
+    float *o = a->out;
+    const float *x = a->inp;
+    if (o == x) { /* in place: one pointer, so the loop vectorises without alias checks */
+        for (long i = lo; i < hi; i++) o[i] = o[i] > 0.0f ? o[i] : 0.0f;
+    } else {
+        for (long i = lo; i < hi; i++) o[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    }
 }
 
 static void relu_backward_task(void *ctx, int begin, int end, int thread)
 {
     (void)thread;
     const relu_args *a = ctx; /* out: dinp, inp: the forward output */
-    for (long i = (long)begin * 1024; i < (long)end * 1024; i++)
-        a->out[i] = a->inp[i] > 0.0f ? a->dout[i] : 0.0f;
+    const long lo = (long)begin * 1024, hi = (long)end * 1024;
+    float *di = a->out;
+    const float *y = a->inp, *d = a->dout;
+    if (di == d) {
+        for (long i = lo; i < hi; i++) di[i] = y[i] > 0.0f ? di[i] : 0.0f;
+    } else {
+        for (long i = lo; i < hi; i++) di[i] = y[i] > 0.0f ? d[i] : 0.0f;
+    }
 }
 
 void relu_forward(float *out, const float *inp, long n)

@@ -23,6 +23,7 @@
 #include "encoding/encoding.h"
 #include "model/layers.h"
 #include "model/model_internal.h"
+#include "model/parallel.h"
 
 typedef struct {
     float *qkv, *att, *atty, *res1, *mean1, *rstd1, *x1, *h, *res2, *mean2, *rstd2, *x2;
@@ -61,11 +62,16 @@ typedef struct {
     float *g1, *g2, *gh, *gqkv, *gatty, *gq, *gkv, *genc;
     float *scratch;
     int *src, *src_len, *dec_in, *targets;
-    double *row_loss;
+    double *row_loss, *block_sums;
     int B, S, Tq, have_forward;
 
     decode_state ds;
 } cpu_model;
+
+/* Flat-buffer loops run in parallel over fixed blocks of FLAT_BLOCK floats. */
+#define FLAT_BLOCK 16384
+
+static int flat_blocks(size_t n) { return (int)((n + FLAT_BLOCK - 1) / FLAT_BLOCK); }
 
 /* ---- allocation: a bump allocator run twice (size, then carve) ---- */
 
@@ -190,6 +196,7 @@ static void *cpu_create(const model_config *cfg, int max_batch, size_t nparams)
     st->dec_in = lawt_malloc(NB * sizeof(int));
     st->targets = lawt_malloc(NB * sizeof(int));
     st->row_loss = lawt_malloc(NB * sizeof(double));
+    st->block_sums = lawt_malloc((size_t)flat_blocks(nparams) * sizeof(double));
     return st;
 }
 
@@ -224,6 +231,7 @@ static void cpu_destroy(void *impl)
     free(st->dec_in);
     free(st->targets);
     free(st->row_loss);
+    free(st->block_sums);
     free(st);
 }
 
@@ -250,10 +258,19 @@ static void cpu_copy_in(void *impl, model_buffer which, const float *src)
     memcpy(buffer(st, which), src, st->np * sizeof(float));
 }
 
+static void zero_task(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    cpu_model *st = ctx;
+    size_t lo = (size_t)begin * FLAT_BLOCK, hi = (size_t)end * FLAT_BLOCK;
+    if (hi > st->np) hi = st->np;
+    memset(st->grads + lo, 0, (hi - lo) * sizeof(float));
+}
+
 static void cpu_zero_grad(void *impl)
 {
     cpu_model *st = impl;
-    memset(st->grads, 0, st->np * sizeof(float));
+    par_for(flat_blocks(st->np), 8, zero_task, st);
 }
 
 /* ---- forward ---- */
@@ -444,39 +461,71 @@ static void cpu_backward(void *impl, const model_batch *bt, float loss_scale)
 
 /* ---- optimizer ---- */
 
+/* The sum of squares of each block (in double, in a fixed order), then of the blocks in order:
+ * the result does not depend on the number of threads. */
+static void sumsq_task(void *ctx, int begin, int end, int thread)
+{
+    (void)thread;
+    const cpu_model *st = ctx;
+    for (int blk = begin; blk < end; blk++) {
+        size_t lo = (size_t)blk * FLAT_BLOCK, hi = lo + FLAT_BLOCK;
+        if (hi > st->np) hi = st->np;
+        const float *g = st->grads;
+        double acc[8] = {0};
+        size_t i = lo;
+        for (; i + 8 <= hi; i += 8)
+            for (int l = 0; l < 8; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
+        double s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        for (; i < hi; i++) s += (double)g[i] * (double)g[i];
+        st->block_sums[blk] = s;
+    }
+}
+
 static double cpu_grad_norm(const void *impl)
 {
     const cpu_model *st = impl;
-    const float *g = st->grads;
-    double acc[8] = {0};
-    size_t i = 0, n = st->np;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
-    double s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
-    for (; i < n; i++) s += (double)g[i] * (double)g[i];
+    int nb = flat_blocks(st->np);
+    par_for(nb, 8, sumsq_task, (void *)st);
+    double s = 0.0;
+    for (int b = 0; b < nb; b++) s += st->block_sums[b];
     return sqrt(s);
 }
 
+typedef struct {
+    cpu_model *st;
+    float b1, b2, lr, eps, ib1, ib2, grad_scale;
+} adam_args;
+
 /* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2   (g = grad_scale * grad)
  * p -= lr * (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps) */
-static void cpu_adam_step(void *impl, const adam_hparams *hp, long step, float grad_scale)
+static void adam_task(void *ctx, int begin, int end, int thread)
 {
-    cpu_model *st = impl;
-    const float b1 = hp->beta1, b2 = hp->beta2, lr = hp->lr, eps = hp->eps;
-    const float bc1 = (float)(1.0 - pow((double)b1, (double)step));
-    const float bc2 = (float)(1.0 - pow((double)b2, (double)step));
-    const float ib1 = 1.0f / bc1, ib2 = 1.0f / bc2;
-    float *restrict p = st->params, *restrict m = st->adam_m, *restrict v = st->adam_v;
-    const float *restrict g = st->grads;
-    const size_t n = st->np;
-    for (size_t i = 0; i < n; i++) {
-        float gi = grad_scale * g[i];
+    (void)thread;
+    const adam_args *a = ctx;
+    size_t lo = (size_t)begin * FLAT_BLOCK, hi = (size_t)end * FLAT_BLOCK;
+    if (hi > a->st->np) hi = a->st->np;
+    float *restrict p = a->st->params, *restrict m = a->st->adam_m, *restrict v = a->st->adam_v;
+    const float *restrict g = a->st->grads;
+    const float b1 = a->b1, b2 = a->b2, lr = a->lr, eps = a->eps, ib1 = a->ib1, ib2 = a->ib2;
+    const float gs = a->grad_scale;
+    for (size_t i = lo; i < hi; i++) {
+        float gi = gs * g[i];
         float mi = b1 * m[i] + (1.0f - b1) * gi;
         float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
         m[i] = mi;
         v[i] = vi;
         p[i] -= lr * (mi * ib1) / (sqrtf(vi * ib2) + eps);
     }
+}
+
+static void cpu_adam_step(void *impl, const adam_hparams *hp, long step, float grad_scale)
+{
+    cpu_model *st = impl;
+    adam_args a = {.st = st, .b1 = hp->beta1, .b2 = hp->beta2, .lr = hp->lr, .eps = hp->eps,
+                   .grad_scale = grad_scale};
+    a.ib1 = 1.0f / (float)(1.0 - pow((double)hp->beta1, (double)step));
+    a.ib2 = 1.0f / (float)(1.0 - pow((double)hp->beta2, (double)step));
+    par_for(flat_blocks(st->np), 8, adam_task, &a);
 }
 
 /* ---- decoding ---- */

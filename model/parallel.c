@@ -77,6 +77,8 @@ static void pool_init(void)
     if (env && atoi(env) > 0) n = atoi(env);
     if (n < 1) n = 1;
     if (n > PAR_MAX_THREADS) n = PAR_MAX_THREADS;
+    /* BLAS runs inside our threads, single-threaded */
+    openblas_set_num_threads(1);
     pool.n = 1;
     for (int i = 1; i < n; i++) {
         if (pthread_create(&pool.th[i], NULL, worker, (void *)(long)i)) break;
@@ -88,6 +90,8 @@ static void pool_init(void)
 int par_threads(void)
 {
     pthread_once(&pool_once, pool_init);
+    /* someone may have raised OpenBLAS's own threads since: our threads call it concurrently */
+    if (openblas_get_num_threads() != 1) openblas_set_num_threads(1);
     return pool.n;
 }
 

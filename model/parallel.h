@@ -1,10 +1,13 @@
-/* parallel.h: a tiny fork-join pool for the CPU backend's loops that are not matrix products
- * (attention per (example, head), softmaxes, layer norms, Adam). par_for splits [0, n) into one
- * contiguous chunk per thread; every task writes its own outputs and no reduction crosses a
- * chunk boundary, so results never depend on the number of threads.
+/* parallel.h: a tiny fork-join pool for the CPU backend: matrix products split by rows of the
+ * result (each thread calls a single-threaded cblas_sgemm), attention per (example, head),
+ * softmaxes, layer norms, Adam. par_for splits [0, n) into one contiguous chunk per thread;
+ * every task writes its own outputs and no reduction crosses a chunk boundary, so results
+ * do not depend on the number of threads.
  *
- * The pool has as many threads as OpenBLAS (openblas_get_num_threads() at first use, so
- * OPENBLAS_NUM_THREADS=1 under MPI means no extra thread at all); LAWT_THREADS overrides it. */
+ * The pool has as many threads as OpenBLAS had at first use (openblas_get_num_threads(), so
+ * OPENBLAS_NUM_THREADS=1 under MPI means no extra thread at all); LAWT_THREADS overrides it.
+ * OpenBLAS itself is then set to one thread (and reset to one on every par_threads() call):
+ * one pool, no two sets of spinning threads competing for the same cores. */
 #ifndef LAWT_MODEL_PARALLEL_H
 #define LAWT_MODEL_PARALLEL_H
 

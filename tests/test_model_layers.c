@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/kernels.h"
 #include "model/layers.h"
 #include "tests/test.h"
 
@@ -375,8 +376,41 @@ static void test_crossentropy(void)
     free(c.logits), free(c.probs), free(g);
 }
 
+/* ---- the attention micro-kernel against a plain triple loop, edge shapes included ---- */
+static void test_small_gemm(void)
+{
+    const int shapes[][3] = {{1, 1, 1}, {4, 16, 8}, {5, 17, 3}, {3, 7, 31}, {79, 79, 64},
+                             {31, 16, 31}, {8, 33, 1}, {2, 40, 9}};
+    int ok_all = 1;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
+        int lda = K + 3, ldb = N + 2, ldc = N + 5;
+        float *A = randv((long)M * lda, 1), *B = randv((long)K * ldb, 1);
+        float *C = randv((long)M * ldc, 1), *C0 = malloc(sizeof(float) * M * ldc);
+        memcpy(C0, C, sizeof(float) * M * ldc);
+        for (int acc = 0; acc < 2; acc++) {
+            small_gemm(M, N, K, A, lda, B, ldb, C, ldc, acc);
+            for (int r = 0; r < M; r++)
+                for (int c = 0; c < ldc; c++) {
+                    double ref = C0[r * ldc + c];
+                    if (c < N) {
+                        double sum = 0;
+                        for (int k = 0; k < K; k++) sum += (double)A[r * lda + k] * B[k * ldb + c];
+                        ref = acc ? ref + sum : sum;
+                    }
+                    /* columns past N are never written */
+                    if (fabs(C[r * ldc + c] - ref) > 1e-4 * (1 + fabs(ref))) ok_all = 0;
+                }
+            memcpy(C0, C, sizeof(float) * M * ldc);
+        }
+        free(A), free(B), free(C), free(C0);
+    }
+    CHECK_MSG(ok_all, "small_gemm differs from the triple loop");
+}
+
 int main(void)
 {
+    test_small_gemm();
     test_linear();
     test_layernorm(7);
     test_layernorm(24);

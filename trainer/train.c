@@ -540,7 +540,8 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
         say(r, "dry run: configuration, data and model are ready; nothing trained");
     } else {
         comm_install_stop_signals();
-        long evaluated_at = -1;
+        /* A checkpoint is written after an evaluation (or a stop): resuming does not redo it. */
+        long evaluated_at = opt->resume_path ? r->step : -1;
         double window_loss = 0;
         long window_steps = 0;
         while (r->step < r->last_step) {
