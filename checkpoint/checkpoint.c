@@ -33,6 +33,7 @@
 #include <hdf5.h>
 
 #include "common/common.h"
+#include "encoding/encoding.h"
 
 #define STEP_PREFIX "step-"
 #define STEP_SUFFIX ".h5"
@@ -730,6 +731,174 @@ out:
     free(am);
     free(av);
     free(tl.t);
+    h5_close(&f);
+    return rc;
+}
+
+/* ---- retraining (Appendix F.1) ---- */
+
+/* The name of the encoding whose vocabulary has `size` ids, or NULL (for error messages). */
+static const char *encoding_of_vocab_size(int size, char *name, size_t cap)
+{
+    const char *list = encoding_names_list(); /* "P10, P100, ..." */
+    for (const char *p = list; *p;) {
+        while (*p == ',' || *p == ' ') p++;
+        size_t k = strcspn(p, ", ");
+        if (k == 0) break;
+        char word[32];
+        if (k < sizeof word) {
+            memcpy(word, p, k);
+            word[k] = '\0';
+            lawt_encoding enc;
+            if (encoding_from_name(word, &enc) == 0) {
+                lawt_vocab v;
+                vocab_init(&v, &enc);
+                int n = v.size;
+                vocab_free(&v);
+                if (n == size) {
+                    snprintf(name, cap, "%s", word);
+                    return name;
+                }
+            }
+        }
+        p += k;
+    }
+    return NULL;
+}
+
+/* Retraining keeps the architecture and the vocabularies; only max_len may change. */
+static int compare_for_retraining(ctx *x, const model_config *file, const model_config *want)
+{
+    static const char hint[] = "retraining keeps the layers, dimensions, heads and vocabularies of the "
+                               "checkpoint; only max_len may change";
+    const struct {
+        const char *name;
+        int file, want;
+    } vocab[] = {{"vocab_in", file->vocab_in, want->vocab_in}, {"vocab_out", file->vocab_out, want->vocab_out}};
+    for (int i = 0; i < 2; i++) {
+        if (vocab[i].file == vocab[i].want) continue;
+        char a[32], b[32], guess[96] = "";
+        const char *ea = encoding_of_vocab_size(vocab[i].file, a, sizeof a),
+                   *eb = encoding_of_vocab_size(vocab[i].want, b, sizeof b);
+        if (ea || eb)
+            snprintf(guess, sizeof guess, " (encoding %s vs %s?)", ea ? ea : "unknown", eb ? eb : "unknown");
+        fail(x, "vocabularies differ: checkpoint %s %d, config %d%s: %s", vocab[i].name, vocab[i].file,
+             vocab[i].want, guess, hint);
+        return -1;
+    }
+#define COMPARE_SHAPE(field)                                                                      \
+    if (file->field != want->field) {                                                             \
+        fail(x, "model shapes differ: checkpoint " #field " %d, config %d: %s", file->field,      \
+             want->field, hint);                                                                  \
+        return -1;                                                                                \
+    }
+    COMPARE_SHAPE(enc_layers)
+    COMPARE_SHAPE(dec_layers)
+    COMPARE_SHAPE(enc_dim)
+    COMPARE_SHAPE(dec_dim)
+    COMPARE_SHAPE(enc_heads)
+    COMPARE_SHAPE(dec_heads)
+#undef COMPARE_SHAPE
+    /* Every field of CONFIG_FIELDS but max_len is compared above. */
+    model_config a = *file, b = *want;
+    a.max_len = b.max_len = 0;
+    if (compare_config(x, &a, &b) != 0) return -1;
+    return 0;
+}
+
+static void shape_text(const model_tensor *t, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    size_t n = 0;
+    for (int k = 0; k < t->ndim && n < cap; k++)
+        n += (size_t)snprintf(buf + n, cap - n, k ? " x %d" : "%d", t->shape[k]);
+}
+
+int checkpoint_load_for_retraining(const char *path, model *m, char *err, size_t errcap)
+{
+    ctx x = {err, errcap, path};
+    if (err && errcap) err[0] = '\0';
+    quiet_hdf5();
+    hid_t f = open_checkpoint(&x);
+    if (f < 0) return -1;
+    int rc = -1;
+    const model_config *mcfg = model_get_config(m);
+    tensor_list ftl = {0}, mtl = {0};
+    float *fparams = NULL, *am = NULL, *av = NULL, *params = NULL;
+    model_config fcfg;
+    unsigned long long np = 0;
+    char verr[256];
+    if (read_config(&x, f, &fcfg) || compare_for_retraining(&x, &fcfg, mcfg)) goto out;
+    if (model_config_validate(&fcfg, verr, sizeof verr) != 0) {
+        fail(&x, "has an invalid model config: %s", verr);
+        goto out;
+    }
+    if (read_attr(&x, f, "num_params", H5T_NATIVE_ULLONG, &np) != 0) goto out;
+    if (np != model_param_count(&fcfg)) {
+        fail(&x, "has %llu parameters, its model config (max_len %d) has %zu", np, fcfg.max_len,
+             model_param_count(&fcfg));
+        goto out;
+    }
+    if (tensors_of(&x, &fcfg, (size_t)np, &ftl) || tensors_of(&x, mcfg, model_num_params(m), &mtl)) goto out;
+    if (ftl.n != mtl.n) {
+        fail(&x, "has %d tensors, the model has %d", ftl.n, mtl.n);
+        goto out;
+    }
+    /* The whole file is read and verified (the moments too, though unused: a damaged file is
+     * refused as a whole, as by checkpoint_load) before the model is touched. */
+    fparams = lawt_malloc(ftl.num_params * sizeof *fparams);
+    am = lawt_malloc(ftl.num_params * sizeof *am);
+    av = lawt_malloc(ftl.num_params * sizeof *av);
+    if (read_tensors(&x, f, "params", &ftl, fparams, "params_crc32") ||
+        read_tensors(&x, f, "adam/m", &ftl, am, "adam_m_crc32") ||
+        read_tensors(&x, f, "adam/v", &ftl, av, "adam_v_crc32"))
+        goto out;
+    checkpoint_meta meta;
+    if (checkpoint_read_meta(path, &meta, err, errcap) != 0) goto out;
+    checkpoint_meta_free(&meta);
+
+    /* Start from the model's own parameters (its initialisation) and copy the file's over. */
+    params = lawt_malloc(mtl.num_params * sizeof *params);
+    model_copy_out(m, BUF_PARAMS, params);
+    for (int i = 0; i < mtl.n; i++) {
+        const model_tensor *mt = &mtl.t[i], *ft = &ftl.t[i];
+        if (strcmp(mt->name, ft->name) != 0) {
+            fail(&x, "tensor %d is %s in the checkpoint, %s in the model", i, ft->name, mt->name);
+            goto out;
+        }
+        int same = mt->ndim == ft->ndim, rows_differ = 0;
+        for (int k = 0; same && k < mt->ndim; k++)
+            if (mt->shape[k] != ft->shape[k]) {
+                if (k == 0 && ft->shape[0] == fcfg.max_len && mt->shape[0] == mcfg->max_len) rows_differ = 1;
+                else same = 0;
+            }
+        if (!same) {
+            char a[64], b[64];
+            shape_text(ft, a, sizeof a);
+            shape_text(mt, b, sizeof b);
+            fail(&x, "tensor %s has shape %s in the checkpoint, %s in the model", mt->name, a, b);
+            goto out;
+        }
+        size_t row = 1;
+        for (int k = 1; k < mt->ndim; k++) row *= (size_t)mt->shape[k];
+        /* A position table (max_len rows): the rows both have. */
+        int rows = rows_differ && ft->shape[0] < mt->shape[0] ? ft->shape[0] : mt->shape[0];
+        memcpy(params + mt->offset, fparams + ft->offset, (size_t)rows * row * sizeof *params);
+    }
+    model_copy_in(m, BUF_PARAMS, params);
+    /* A fresh optimizer. */
+    memset(params, 0, mtl.num_params * sizeof *params);
+    model_copy_in(m, BUF_ADAM_M, params);
+    model_copy_in(m, BUF_ADAM_V, params);
+    model_zero_grad(m);
+    rc = 0;
+out:
+    free(fparams);
+    free(am);
+    free(av);
+    free(params);
+    free(ftl.t);
+    free(mtl.t);
     h5_close(&f);
     return rc;
 }

@@ -42,6 +42,18 @@ int checkpoint_read_model_config(const char *path, model_config *cfg, char *err,
  * verifying the checksum. */
 int checkpoint_load(const char *path, model *m, int with_optimizer, char *err, size_t errcap);
 
+/* Retraining (the paper's Appendix F.1: e.g. a 5x5 model retrained on sizes 5 to 7): loads the
+ * parameters of the checkpoint at path into m, whose config may differ from the file's only in
+ * max_len; layers, dimensions, heads and both vocabularies must be equal. Position tables
+ * ("enc.pos_emb.weight", "dec.pos_emb.weight", max_len rows) get the rows both configs have;
+ * the model keeps its own values (its initialisation) for the rows beyond the file's max_len.
+ * The optimizer starts afresh: both Adam moments and the gradients are zeroed. The checksums
+ * are verified as by checkpoint_load. Returns 0, or -1 with a message naming the differing
+ * field and both values, e.g. "vocabularies differ: checkpoint vocab_in 1314, config 2311
+ * (encoding P1000 vs B1999?)"; on failure the model is untouched. The checkpoint's meta (step,
+ * schedule, counters) is not used: a retraining run starts at step 0 with its own data config. */
+int checkpoint_load_for_retraining(const char *path, model *m, char *err, size_t errcap);
+
 void checkpoint_meta_free(checkpoint_meta *meta);
 
 /* "<dir>/step-<step zero-padded to CHECKPOINT_STEP_DIGITS digits>.h5" into path, so that the

@@ -10,8 +10,14 @@
 void transpose_scaled(float *restrict dst, int ldd, const float *restrict src, int lds,
                       int rows, int cols, float scale)
 {
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++) dst[(size_t)c * ldd + r] = scale * src[(size_t)r * lds + c];
+    /* 8 x 8 blocks: both sides stay within a few cache lines */
+    for (int r0 = 0; r0 < rows; r0 += 8)
+        for (int c0 = 0; c0 < cols; c0 += 8) {
+            int r1 = r0 + 8 < rows ? r0 + 8 : rows, c1 = c0 + 8 < cols ? c0 + 8 : cols;
+            for (int c = c0; c < c1; c++)
+                for (int r = r0; r < r1; r++)
+                    dst[(size_t)c * ldd + r] = scale * src[(size_t)r * lds + c];
+        }
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -22,14 +28,15 @@ static inline __m256i lanes_below(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-/* C[0..rows, 0..w) (+)= A[0..rows, 0..K) B[0..K, 0..w), rows <= 4, w <= 16. Rows past `rows`
- * recompute the last row and are not stored. */
-static void tile(int rows, int w, int K, const float *A, int lda, const float *B, int ldb,
-                 float *C, int ldc, int accumulate)
+/* C[0..rows, 0..w) (+)= A B[0..K, 0..w), rows <= 4, w <= 16, where A[r][k] is at
+ * A + r * ars + k * aks (ars = lda, aks = 1 for A; ars = 1, aks = lda for A^T). Rows past
+ * `rows` recompute the last row and are not stored. */
+static void tile(int rows, int w, int K, const float *A, size_t ars, size_t aks, const float *B,
+                 int ldb, float *C, int ldc, int accumulate)
 {
-    const float *a0 = A, *a1 = A + (size_t)(rows > 1 ? 1 : 0) * lda;
-    const float *a2 = A + (size_t)(rows > 2 ? 2 : rows - 1) * lda;
-    const float *a3 = A + (size_t)(rows > 3 ? 3 : rows - 1) * lda;
+    const float *a0 = A, *a1 = A + (size_t)(rows > 1 ? 1 : 0) * ars;
+    const float *a2 = A + (size_t)(rows > 2 ? 2 : rows - 1) * ars;
+    const float *a3 = A + (size_t)(rows > 3 ? 3 : rows - 1) * ars;
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
            c30 = c00, c31 = c00;
     const __m256i m0 = lanes_below(w), m1 = lanes_below(w - 8);
@@ -37,16 +44,16 @@ static void tile(int rows, int w, int K, const float *A, int lda, const float *B
         for (int k = 0; k < K; k++) {
             const float *b = B + (size_t)k * ldb;
             __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8), x;
-            x = _mm256_broadcast_ss(a0 + k);
+            x = _mm256_broadcast_ss(a0 + k * aks);
             c00 = _mm256_fmadd_ps(x, b0, c00);
             c01 = _mm256_fmadd_ps(x, b1, c01);
-            x = _mm256_broadcast_ss(a1 + k);
+            x = _mm256_broadcast_ss(a1 + k * aks);
             c10 = _mm256_fmadd_ps(x, b0, c10);
             c11 = _mm256_fmadd_ps(x, b1, c11);
-            x = _mm256_broadcast_ss(a2 + k);
+            x = _mm256_broadcast_ss(a2 + k * aks);
             c20 = _mm256_fmadd_ps(x, b0, c20);
             c21 = _mm256_fmadd_ps(x, b1, c21);
-            x = _mm256_broadcast_ss(a3 + k);
+            x = _mm256_broadcast_ss(a3 + k * aks);
             c30 = _mm256_fmadd_ps(x, b0, c30);
             c31 = _mm256_fmadd_ps(x, b1, c31);
         }
@@ -55,16 +62,16 @@ static void tile(int rows, int w, int K, const float *A, int lda, const float *B
             const float *b = B + (size_t)k * ldb;
             __m256 b0 = _mm256_maskload_ps(b, m0), b1 = _mm256_setzero_ps(), x;
             if (w > 8) b1 = _mm256_maskload_ps(b + 8, m1);
-            x = _mm256_broadcast_ss(a0 + k);
+            x = _mm256_broadcast_ss(a0 + k * aks);
             c00 = _mm256_fmadd_ps(x, b0, c00);
             c01 = _mm256_fmadd_ps(x, b1, c01);
-            x = _mm256_broadcast_ss(a1 + k);
+            x = _mm256_broadcast_ss(a1 + k * aks);
             c10 = _mm256_fmadd_ps(x, b0, c10);
             c11 = _mm256_fmadd_ps(x, b1, c11);
-            x = _mm256_broadcast_ss(a2 + k);
+            x = _mm256_broadcast_ss(a2 + k * aks);
             c20 = _mm256_fmadd_ps(x, b0, c20);
             c21 = _mm256_fmadd_ps(x, b1, c21);
-            x = _mm256_broadcast_ss(a3 + k);
+            x = _mm256_broadcast_ss(a3 + k * aks);
             c30 = _mm256_fmadd_ps(x, b0, c30);
             c31 = _mm256_fmadd_ps(x, b1, c31);
         }
@@ -91,17 +98,29 @@ static void tile(int rows, int w, int K, const float *A, int lda, const float *B
     }
 }
 
-void small_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
-                int ldc, int accumulate)
+static void gemm_tiles(int M, int N, int K, const float *A, size_t ars, size_t aks,
+                       const float *B, int ldb, float *C, int ldc, int accumulate)
 {
     for (int i = 0; i < M; i += 4) {
         int rows = M - i < 4 ? M - i : 4;
         for (int j = 0; j < N; j += 16) {
             int w = N - j < 16 ? N - j : 16;
-            tile(rows, w, K, A + (size_t)i * lda, lda, B + j, ldb, C + (size_t)i * ldc + j, ldc,
-                 accumulate);
+            tile(rows, w, K, A + (size_t)i * ars, ars, aks, B + j, ldb, C + (size_t)i * ldc + j,
+                 ldc, accumulate);
         }
     }
+}
+
+void small_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                int ldc, int accumulate)
+{
+    gemm_tiles(M, N, K, A, (size_t)lda, 1, B, ldb, C, ldc, accumulate);
+}
+
+void small_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float *C, int ldc, int accumulate)
+{
+    gemm_tiles(M, N, K, A, 1, (size_t)lda, B, ldb, C, ldc, accumulate);
 }
 
 #else
@@ -113,6 +132,18 @@ void small_gemm(int M, int N, int K, const float *A, int lda, const float *B, in
         for (int j = 0; j < N; j++) {
             float s = 0.0f;
             for (int k = 0; k < K; k++) s += A[(size_t)i * lda + k] * B[(size_t)k * ldb + j];
+            float *c = C + (size_t)i * ldc + j;
+            *c = accumulate ? *c + s : s;
+        }
+}
+
+void small_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float *C, int ldc, int accumulate)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++) s += A[(size_t)k * lda + i] * B[(size_t)k * ldb + j];
             float *c = C + (size_t)i * ldc + j;
             *c = accumulate ? *c + s : s;
         }

@@ -9,6 +9,10 @@
 void small_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                 int ldc, int accumulate);
 
+/* C (M, N) = A^T B with A (K, M), or C += A^T B when accumulate. */
+void small_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float *C, int ldc, int accumulate);
+
 /* dst (cols, rows) = scale * src (rows, cols)^T; leading dimensions lds and ldd. */
 void transpose_scaled(float *dst, int ldd, const float *src, int lds, int rows, int cols,
                       float scale);

@@ -140,8 +140,8 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 }
 
 /* ---- matrix products: cblas_sgemm on row blocks of C, one block per thread ----
- * OpenBLAS itself runs single-threaded (parallel.c); each thread multiplies whole rows of C,
- * so every element of C is one sgemm dot product whatever the number of threads. */
+ * OpenBLAS itself runs single-threaded (parallel.c); each thread multiplies whole rows of C
+ * (blocks of GEMM_ROW_UNIT rows, a fixed split for a given thread count: deterministic). */
 typedef struct {
     CBLAS_TRANSPOSE ta, tb;
     int M, N, K, lda, ldb, ldc;
@@ -285,10 +285,15 @@ void relu_backward(float *dinp, const float *dout, const float *out, long n)
     for (long i = blocks * 1024; i < n; i++) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
-/* Per-thread scratch of attention: a (D, S) transposed block and two (T, S) blocks. */
+/* Per-thread scratch of attention, with Sp = S rounded up to 16 (so that products over keys
+ * use whole register tiles): a (D, Sp) transposed key or value block and a (T, Sp) block of
+ * scores or their gradient. */
+static int pad16(int n) { return (n + 15) / 16 * 16; }
+
 static long att_thread_floats(int T, int S, int D)
 {
-    return ((long)D * S + 2L * T * S + 47) / 16 * 16;
+    long Sp = pad16(S);
+    return ((long)D * Sp + (long)T * Sp + 15) / 16 * 16;
 }
 
 long attention_scratch_floats(int T, int S, int D)
@@ -303,6 +308,15 @@ static int key_count(const int *key_len, int b, int S)
     return n < 1 ? 1 : n;
 }
 
+/* dst (cols, ldd) = scale * src (rows, cols)^T, and zero in columns [rows, ldd). */
+static void transpose_padded(float *dst, int ldd, const float *src, int lds, int rows, int cols,
+                             float scale)
+{
+    transpose_scaled(dst, ldd, src, lds, rows, cols, scale);
+    for (int c = 0; c < cols; c++)
+        for (int r = rows; r < ldd; r++) dst[(size_t)c * ldd + r] = 0.0f;
+}
+
 typedef struct {
     float *out, *att, *scratch;
     const float *q, *k, *v, *dout;
@@ -311,8 +325,8 @@ typedef struct {
     const int *key_len;
 } att_args;
 
-/* One (b, h) pair per task:  scores = Q (K scale)^T (small_gemm, masked columns not computed),
- * softmax per row over the visible keys, out = att V. */
+/* One (b, h) pair per task:  scores = Q (K scale)^T (small_gemm over whole 16-key tiles, into
+ * scratch), softmax of each row over its visible keys into att, out = att V. */
 static void att_forward_task(void *ctx, int begin, int end, int thread)
 {
     const att_args *a = ctx;
@@ -320,18 +334,19 @@ static void att_forward_task(void *ctx, int begin, int end, int thread)
     const float scale = 1.0f / sqrtf((float)D);
     float *kt = a->scratch + att_thread_floats(T, S, D) * thread;
     for (int bh = begin; bh < end; bh++) {
-        const int b = bh / H, h = bh % H, nk = key_count(a->key_len, b, S);
+        const int b = bh / H, h = bh % H, nk = key_count(a->key_len, b, S), np = pad16(nk);
+        float *sc = kt + (size_t)D * np; /* (T, np) scores */
         const float *qb = a->q + (size_t)b * T * a->ldq + h * D;
         const float *kb = a->k + (size_t)b * S * a->ldkv + h * D;
         const float *vb = a->v + (size_t)b * S * a->ldkv + h * D;
         float *ab = a->att + (size_t)bh * T * S;
         float *ob = a->out + (size_t)b * T * C + h * D;
-        transpose_scaled(kt, nk, kb, a->ldkv, nk, D, scale);
-        small_gemm(T, nk, D, qb, a->ldq, kt, nk, ab, S, 0);
+        transpose_padded(kt, np, kb, a->ldkv, nk, D, scale);
+        small_gemm(T, np, D, qb, a->ldq, kt, np, sc, np, 0);
         for (int t = 0; t < T; t++) {
             int n = a->causal && t + 1 < nk ? t + 1 : nk;
             float *row = ab + (size_t)t * S;
-            fm_softmax(row, row, n);
+            fm_softmax(row, sc + (size_t)t * np, n);
             for (int s = n; s < S; s++) row[s] = 0.0f;
         }
         small_gemm(T, D, nk, ab, S, vb, a->ldkv, ob, C, 0);
@@ -349,17 +364,17 @@ void attention_forward(float *out, float *att, float *scratch, const float *q, c
 }
 
 /* One (b, h) pair per task, with dl = att * (datt - rowsum(att * datt)) * scale:
- *   dV = att^T dO,  datt = dO V^T,  dQ = dl K,  dK = dl^T Q. */
+ *   dV = att^T dO,  datt = dO V^T,  dQ = dl K,  dK = dl^T Q  (A^T B products without
+ *   transposing: small_gemm_tn). */
 static void att_backward_task(void *ctx, int begin, int end, int thread)
 {
     const att_args *a = ctx;
     const int T = a->T, S = a->S, D = a->D, H = a->H, C = H * D;
     const float scale = 1.0f / sqrtf((float)D);
-    float *tr = a->scratch + att_thread_floats(T, S, D) * thread; /* (S, T) transposes */
-    float *vt = tr + (size_t)T * S;                                 /* (D, S) */
-    float *dl = vt + (size_t)D * S;                                 /* (T, S) */
+    float *vt = a->scratch + att_thread_floats(T, S, D) * thread;
     for (int bh = begin; bh < end; bh++) {
-        const int b = bh / H, h = bh % H, nk = key_count(a->key_len, b, S);
+        const int b = bh / H, h = bh % H, nk = key_count(a->key_len, b, S), np = pad16(nk);
+        float *dl = vt + (size_t)D * np; /* (T, np) */
         const float *qb = a->q + (size_t)b * T * a->ldq + h * D;
         const float *kb = a->k + (size_t)b * S * a->ldkv + h * D;
         const float *vb = a->v + (size_t)b * S * a->ldkv + h * D;
@@ -373,24 +388,22 @@ static void att_backward_task(void *ctx, int begin, int end, int thread)
             memset(dvb + (size_t)s * a->ldkv, 0, (size_t)D * sizeof(float));
         }
         /* dV = att^T dO */
-        transpose_scaled(tr, T, ab, S, T, nk, 1.0f);
-        small_gemm(nk, D, T, tr, T, dob, C, dvb, a->ldkv, 0);
+        small_gemm_tn(nk, D, T, ab, S, dob, C, dvb, a->ldkv, 0);
         /* datt = dO V^T, then the softmax backward */
-        transpose_scaled(vt, nk, vb, a->ldkv, nk, D, 1.0f);
-        small_gemm(T, nk, D, dob, C, vt, nk, dl, nk, 0);
+        transpose_padded(vt, np, vb, a->ldkv, nk, D, 1.0f);
+        small_gemm(T, np, D, dob, C, vt, np, dl, np, 0);
         for (int t = 0; t < T; t++) {
             int n = a->causal && t + 1 < nk ? t + 1 : nk;
             const float *p = ab + (size_t)t * S;
-            float *d = dl + (size_t)t * nk;
+            float *d = dl + (size_t)t * np;
             float dsum = 0.0f;
             for (int s = 0; s < n; s++) dsum += p[s] * d[s];
             for (int s = 0; s < n; s++) d[s] = p[s] * (d[s] - dsum) * scale;
             for (int s = n; s < nk; s++) d[s] = 0.0f;
         }
         /* dQ = dl K;  dK = dl^T Q */
-        small_gemm(T, D, nk, dl, nk, kb, a->ldkv, dqb, a->ldq, 0);
-        transpose_scaled(tr, T, dl, nk, T, nk, 1.0f);
-        small_gemm(nk, D, T, tr, T, qb, a->ldq, dkb, a->ldkv, 0);
+        small_gemm(T, D, nk, dl, np, kb, a->ldkv, dqb, a->ldq, 0);
+        small_gemm_tn(nk, D, T, dl, np, qb, a->ldq, dkb, a->ldkv, 0);
     }
 }
 

@@ -16,7 +16,18 @@
  *
  * Parameters, gradients and the two Adam moments each live in one contiguous float buffer;
  * model_tensors() names the views (for checkpoints and tests). Two backends implement this
- * interface on the same layout: the CPU reference (BLAS) and, when built, CUDA. */
+ * interface on the same layout: the CPU reference (BLAS) and, when built, CUDA.
+ *
+ * Weights are stored as PyTorch stores them: a linear layer's weight is (out, in) and
+ * y = x W^T + b; the query/key/value projections are one (3d, d) matrix (rows: q, k, v), the
+ * cross-attention keys/values one (2 d_dec, d_enc) matrix (rows: k, v).
+ *
+ * Threads (CPU backend): the model runs its own pool of as many threads as OpenBLAS had at the
+ * first model_create (or LAWT_THREADS), and sets OpenBLAS itself to one thread (again at every
+ * call): matrix products are split by rows among the pool's threads. Results are bit-identical
+ * from run to run for a given thread count. Use a model from one thread at a time.
+ * Memory: activations for max_batch x max_len tokens are allocated once at model_create;
+ * nothing is allocated per step (decoding allocates its cache at its first, larger call). */
 #ifndef LAWT_MODEL_H
 #define LAWT_MODEL_H
 
@@ -86,7 +97,8 @@ void model_zero_grad(model *m);
  * batch of the last forward. loss_scale is 1 / (global number of target tokens). */
 void model_backward(model *m, const model_batch *batch, float loss_scale);
 
-/* Logits of the last forward, (B, T-1, vocab_out) on the host: for tests. */
+/* Logits of the last forward, (B, T-1, vocab_out) on the host: for tests. Valid until the
+ * next forward or decode. */
 void model_copy_logits(const model *m, float *dst);
 
 typedef struct {
@@ -98,7 +110,8 @@ double model_grad_norm(const model *m);
  * the trainer uses grad_scale for norm clipping and gradient averaging. */
 void model_adam_step(model *m, const adam_hparams *h, long step, float grad_scale);
 
-/* Greedy decoding with a key/value cache. src: (B, S) framed sources. For each example writes
+/* Decoding reuses the training activations: call backward before decoding, not after.
+ * Greedy decoding with a key/value cache. src: (B, S) framed sources. For each example writes
  * the predicted tokens after the leading EOS, without the closing EOS, into
  * out[b * max_out ...] and their count into out_len[b]; stops at EOS or max_out tokens. */
 void model_greedy_decode(model *m, const int *src, const int *src_len, int B, int S,
@@ -106,7 +119,9 @@ void model_greedy_decode(model *m, const int *src, const int *src_len, int B, in
 /* Same without the KV cache (recomputes the whole prefix each step): the test oracle. */
 void model_greedy_decode_nocache(model *m, const int *src, const int *src_len, int B, int S,
                                  int max_out, int *out, int *out_len);
-/* Beam search of width beam (length-normalised log-probability); writes the best hypothesis. */
+/* Beam search of width beam (length-normalised log-probability); writes the best hypothesis.
+ * Hypotheses that end in EOS leave the beam (model.c documents the exact rule); width 1 is
+ * greedy decoding, token for token. B * beam rows are decoded at once. */
 void model_beam_decode(model *m, const int *src, const int *src_len, int B, int S, int beam,
                        int max_out, int *out, int *out_len);
 

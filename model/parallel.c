@@ -1,6 +1,7 @@
-/* parallel.c: the fork-join pool of parallel.h. Workers spin a few microseconds after a job
+/* parallel.c: the fork-join pool of parallel.h. Workers spin ~100 microseconds after a job
  * (the next one usually follows at once), then sleep on a condition variable, so that they
- * leave the cores to OpenBLAS during matrix products. */
+ * do not burn a core for nothing between steps. OpenBLAS runs single-threaded inside the pool,
+ * so a spinning worker never competes with BLAS threads of our own. */
 #include "model/parallel.h"
 
 #include <cblas.h>
@@ -11,7 +12,7 @@
 #include "common/common.h"
 
 #define PAR_MAX_THREADS 64
-#define PAR_SPIN 400
+#define PAR_SPIN 4000
 
 static struct {
     int n; /* threads, the caller included */
@@ -70,8 +71,18 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* A forked child has only the forking thread: it runs everything inline. */
+static void pool_after_fork_child(void)
+{
+    pool.n = 1;
+    pthread_mutex_init(&pool.mu, NULL);
+    pthread_cond_init(&pool.cv_start, NULL);
+    pthread_cond_init(&pool.cv_done, NULL);
+}
+
 static void pool_init(void)
 {
+    pthread_atfork(NULL, NULL, pool_after_fork_child);
     int n = openblas_get_num_threads();
     const char *env = getenv("LAWT_THREADS");
     if (env && atoi(env) > 0) n = atoi(env);

@@ -1,13 +1,16 @@
 /* parallel.h: a tiny fork-join pool for the CPU backend: matrix products split by rows of the
  * result (each thread calls a single-threaded cblas_sgemm), attention per (example, head),
- * softmaxes, layer norms, Adam. par_for splits [0, n) into one contiguous chunk per thread;
- * every task writes its own outputs and no reduction crosses a chunk boundary, so results
- * do not depend on the number of threads.
+ * softmaxes, layer norms, Adam. par_for splits [0, n) into one contiguous chunk per thread,
+ * a pure function of n and the thread count; every task writes its own outputs and no
+ * reduction crosses a chunk boundary. Results are therefore bit-identical from run to run for
+ * a given thread count (the loops other than sgemm even for any thread count; an sgemm on a
+ * block of rows can round differently from one on all rows).
  *
  * The pool has as many threads as OpenBLAS had at first use (openblas_get_num_threads(), so
  * OPENBLAS_NUM_THREADS=1 under MPI means no extra thread at all); LAWT_THREADS overrides it.
  * OpenBLAS itself is then set to one thread (and reset to one on every par_threads() call):
- * one pool, no two sets of spinning threads competing for the same cores. */
+ * one pool, no two sets of spinning threads competing for the same cores. A child process
+ * forked after the pool started runs single-threaded. */
 #ifndef LAWT_MODEL_PARALLEL_H
 #define LAWT_MODEL_PARALLEL_H
 

@@ -6,6 +6,15 @@ add_test(NAME checkpoint COMMAND test_checkpoint)
 set_tests_properties(checkpoint PROPERTIES TIMEOUT 120 LABELS "checkpoint"
                      ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 
+# Retraining (Appendix F.1): another max_len keeps the overlapping position rows, a fresh
+# optimizer, and other vocabularies or shapes refused naming the field.
+add_executable(test_checkpoint_retrain test_checkpoint_retrain.c)
+target_link_libraries(test_checkpoint_retrain PRIVATE lawt_checkpoint lawt_model lawt_encoding lawt_common
+                      HDF5::HDF5)
+add_test(NAME checkpoint_retrain COMMAND test_checkpoint_retrain)
+set_tests_properties(checkpoint_retrain PROPERTIES TIMEOUT 120 LABELS "checkpoint"
+                     ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
+
 find_program(LAWT_H5LS h5ls)
 find_program(LAWT_H5DUMP h5dump)
 if(LAWT_H5LS AND LAWT_H5DUMP)

@@ -376,7 +376,7 @@ static void test_crossentropy(void)
     free(c.logits), free(c.probs), free(g);
 }
 
-/* ---- the attention micro-kernel against a plain triple loop, edge shapes included ---- */
+/* ---- the attention micro-kernels against a plain triple loop, edge shapes included ---- */
 static void test_small_gemm(void)
 {
     const int shapes[][3] = {{1, 1, 1}, {4, 16, 8}, {5, 17, 3}, {3, 7, 31}, {79, 79, 64},
@@ -388,24 +388,30 @@ static void test_small_gemm(void)
         float *A = randv((long)M * lda, 1), *B = randv((long)K * ldb, 1);
         float *C = randv((long)M * ldc, 1), *C0 = malloc(sizeof(float) * M * ldc);
         memcpy(C0, C, sizeof(float) * M * ldc);
-        for (int acc = 0; acc < 2; acc++) {
-            small_gemm(M, N, K, A, lda, B, ldb, C, ldc, acc);
+        /* A as (M, lda) for small_gemm; as (K, lda') with lda' = M + 3 for small_gemm_tn */
+        float *At = randv((long)K * (M + 3), 1);
+        for (int acc = 0; acc < 4; acc++) {
+            int tn = acc >= 2;
+            if (tn) small_gemm_tn(M, N, K, At, M + 3, B, ldb, C, ldc, acc & 1);
+            else small_gemm(M, N, K, A, lda, B, ldb, C, ldc, acc & 1);
             for (int r = 0; r < M; r++)
                 for (int c = 0; c < ldc; c++) {
                     double ref = C0[r * ldc + c];
                     if (c < N) {
                         double sum = 0;
-                        for (int k = 0; k < K; k++) sum += (double)A[r * lda + k] * B[k * ldb + c];
-                        ref = acc ? ref + sum : sum;
+                        for (int k = 0; k < K; k++)
+                            sum += (double)(tn ? At[k * (M + 3) + r] : A[r * lda + k]) *
+                                   B[k * ldb + c];
+                        ref = (acc & 1) ? ref + sum : sum;
                     }
                     /* columns past N are never written */
                     if (fabs(C[r * ldc + c] - ref) > 1e-4 * (1 + fabs(ref))) ok_all = 0;
                 }
             memcpy(C0, C, sizeof(float) * M * ldc);
         }
-        free(A), free(B), free(C), free(C0);
+        free(A), free(At), free(B), free(C), free(C0);
     }
-    CHECK_MSG(ok_all, "small_gemm differs from the triple loop");
+    CHECK_MSG(ok_all, "small_gemm / small_gemm_tn differ from the triple loop");
 }
 
 int main(void)

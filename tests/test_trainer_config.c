@@ -62,7 +62,7 @@ static void test_errors(void)
     CHECK(parse(&cfg, "[train]\nlr = 1e-3\n\nfoo = 3\n") < 0);
     CHECK(err_has("test.ini:4:") && err_has("unknown key 'foo' in [train]") && err_has("batch_size"));
     CHECK(parse(&cfg, "[trian]\nlr = 1e-3\n") < 0);
-    CHECK(err_has("test.ini:2:") && err_has("unknown section [trian]") && err_has("[train]"));
+    CHECK(err_has("test.ini:1:") && err_has("unknown section [trian]") && err_has("[train]"));
     CHECK(parse(&cfg, "[train]\nlr = fast\n") < 0);
     CHECK(err_has("test.ini:2:") && err_has("[train] lr = 'fast'") && err_has("allowed: number in (0, 1]"));
     CHECK(parse(&cfg, "[train]\nlr = 0\n") < 0);

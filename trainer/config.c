@@ -132,8 +132,8 @@ static const config_key KEYS[] = {
     {"run", "device", KEY_CHOICE, "auto", F(device), 0, 0, 0, "auto|cpu|cuda",
      "Backend of the model; cuda stops with a message when this build or machine has none; "
      "auto is the CPU until the model can report a usable GPU."},
-    {"run", "keep_checkpoints", KEY_INT, "3", F(keep_checkpoints), 1, 1e6, 0, NULL,
-     "Checkpoints step-*.h5 kept in the run directory (best.h5 is kept too)."},
+    {"run", "keep_checkpoints", KEY_INT, "3", F(keep_checkpoints), 0, 1e6, 0, NULL,
+     "Newest checkpoints step-*.h5 kept in the run directory (0: all); best.h5 is kept too."},
 };
 
 #undef F
@@ -186,7 +186,8 @@ static void describe_allowed(const config_key *k, char *buf, size_t cap)
 /* Where a value comes from, for messages: "jobs/x.ini:12" or "--set". */
 typedef struct {
     const char *origin;
-    int line; /* 0: no line (--set) */
+    int line;         /* 0: no line (--set) */
+    int section_line; /* of the current [section] header */
 } value_source;
 
 static int fail(char *err, size_t errcap, const value_source *src, const char *fmt, ...)
@@ -347,9 +348,11 @@ static int set_by_name(trainer_config *cfg, const char *section, const char *nam
     if (section[0] == '\0')
         return fail(err, errcap, src, "'%s' is outside any section; sections: [data], [model], "
                     "[train], [eval], [run]", name);
-    if (!section_exists(section))
-        return fail(err, errcap, src, "unknown section [%s]; sections: [data], [model], [train], "
-                    "[eval], [run]", section);
+    if (!section_exists(section)) {
+        value_source header = {src->origin, src->section_line, 0};
+        return fail(err, errcap, &header, "unknown section [%s]; sections: [data], [model], "
+                    "[train], [eval], [run]", section);
+    }
     int k = find_key(section, name);
     if (k < 0) {
         char names[1024];
@@ -364,7 +367,7 @@ void config_init(trainer_config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
     datagen_default(&cfg->data);
-    value_source src = {"defaults", 0};
+    value_source src = {"defaults", 0, 0};
     char err[512];
     for (int k = 0; k < NKEYS; k++)
         if (KEYS[k].type != KEY_ALIAS && set_key(cfg, k, KEYS[k].default_value, &src, err, sizeof err))
@@ -380,7 +383,7 @@ typedef struct {
     int next_line;      /* line number of the next chunk the reader returns */
     char *err;
     size_t errcap;
-    int failed;
+    int failed_line; /* of the first value rejected (0: none) */
 } ini_reader_state;
 
 static char *count_lines_reader(char *str, int num, void *stream)
@@ -399,6 +402,7 @@ static char *count_lines_reader(char *str, int num, void *stream)
     }
     if (got) {
         st->src.line = st->next_line;
+        if (got[strspn(got, " \t")] == '[') st->src.section_line = st->src.line;
         if (strchr(got, '\n')) st->next_line++;
     }
     return got;
@@ -407,9 +411,9 @@ static char *count_lines_reader(char *str, int num, void *stream)
 static int ini_handler_set(void *user, const char *section, const char *name, const char *value)
 {
     ini_reader_state *st = user;
-    if (st->failed) return 0;
+    if (st->failed_line) return 0;
     if (set_by_name(st->cfg, section, name, value, &st->src, st->err, st->errcap)) {
-        st->failed = 1;
+        st->failed_line = st->src.line;
         return 0;
     }
     return 1;
@@ -417,10 +421,11 @@ static int ini_handler_set(void *user, const char *section, const char *name, co
 
 static int parse_stream(ini_reader_state *st)
 {
+    /* inih returns the line of the first error, a syntax error or a rejected value. */
     int rc = ini_parse_stream(count_lines_reader, st, ini_handler_set, st);
-    if (st->failed) return -1;
+    if (rc > 0 && rc == st->failed_line) return -1;
     if (rc > 0) {
-        value_source at = {st->src.origin, rc};
+        value_source at = {st->src.origin, rc, 0};
         return fail(st->err, st->errcap, &at, "syntax error: expected [section], key = value, or "
                     "a comment (; or #); lines are at most %d characters", INI_MAX_LINE - 2);
     }
@@ -435,7 +440,7 @@ int config_parse_file(trainer_config *cfg, const char *path, char *err, size_t e
         snprintf(err, errcap, "%s: cannot open the configuration: %s", path, strerror(errno));
         return -1;
     }
-    ini_reader_state st = {cfg, {path, 0}, f, NULL, 1, err, errcap, 0};
+    ini_reader_state st = {cfg, {path, 0, 0}, f, NULL, 1, err, errcap, 0};
     int rc = parse_stream(&st);
     fclose(f);
     return rc;
@@ -444,7 +449,7 @@ int config_parse_file(trainer_config *cfg, const char *path, char *err, size_t e
 int config_parse_string(trainer_config *cfg, const char *text, const char *origin, char *err,
                         size_t errcap)
 {
-    ini_reader_state st = {cfg, {origin, 0}, NULL, text, 1, err, errcap, 0};
+    ini_reader_state st = {cfg, {origin, 0, 0}, NULL, text, 1, err, errcap, 0};
     return parse_stream(&st);
 }
 
@@ -452,7 +457,7 @@ int config_set_assignment(trainer_config *cfg, const char *assignment, char *err
 {
     char origin[CONFIG_TEXT_MAX + 64];
     snprintf(origin, sizeof origin, "--set %s", assignment);
-    value_source src = {origin, 0};
+    value_source src = {origin, 0, 0};
     const char *dot = strchr(assignment, '.'), *eq = strchr(assignment, '=');
     if (!dot || !eq || dot > eq)
         return fail(err, errcap, &src, "expected section.key=value, e.g. --set model.enc_layers=6");
@@ -469,7 +474,7 @@ int config_set_assignment(trainer_config *cfg, const char *assignment, char *err
 
 int config_finish(trainer_config *cfg, char *err, size_t errcap)
 {
-    value_source src = {"configuration", 0};
+    value_source src = {"configuration", 0, 0};
     datagen_default(&cfg->data);
     for (int k = 0; k < NKEYS; k++) {
         if (KEYS[k].type != KEY_DATA || cfg->value[k][0] == '\0') continue;

@@ -471,10 +471,13 @@ static void print_summary(run_state *r, const model_config *mc)
     say(r, "lawt %s | %d rank%s x %d BLAS thread%s | backend %s", LAWT_VERSION, r->ranks,
         r->ranks > 1 ? "s" : "", cfg->threads, cfg->threads > 1 ? "s" : "",
         choose_backend(r) == BACKEND_CUDA ? "cuda" : "cpu");
-    char dims[64];
-    if (d->rows_min == d->rows_max) snprintf(dims, sizeof dims, "%d", d->rows_min);
-    else snprintf(dims, sizeof dims, "%d-%d", d->rows_min, d->rows_max);
-    say(r, "data   %s%s, %s rows | %s -> %s | source <= %d tokens, target <= %d tokens",
+    char rows[32], cols[32], dims[80];
+    snprintf(rows, sizeof rows, d->rows_min == d->rows_max ? "%d" : "%d-%d", d->rows_min, d->rows_max);
+    snprintf(cols, sizeof cols, d->cols_min == d->cols_max ? "%d" : "%d-%d", d->cols_min, d->cols_max);
+    if (d->cols_max > 0) snprintf(dims, sizeof dims, "%sx%s", rows, cols);
+    else if (d->rows_min == d->rows_max) snprintf(dims, sizeof dims, "%sx%s", rows, rows);
+    else snprintf(dims, sizeof dims, "%s square", rows);
+    say(r, "data   %s%s %s | %s -> %s | source <= %d tokens, target <= %d tokens",
         task_name(d->tasks[0]), d->ntasks > 1 ? " (+ joint tasks)" : "", dims, r->vin.enc.name,
         r->vout.enc.name, r->max_src, r->max_tgt);
     say(r, "model  encoder %d layers x %d dims x %d heads, decoder %d x %d x %d | vocab %d -> %d | "
