@@ -43,6 +43,15 @@ void embedding_backward(float *restrict dtok_emb, float *restrict dpos_emb,
     }
 }
 
+/* Parallel loops take chunks of at least PAR_MIN_WORK elements of work: smaller ones are
+ * not worth waking a thread for. */
+#define PAR_MIN_WORK 32768
+static int min_rows(long work_per_row)
+{
+    long r = PAR_MIN_WORK / (work_per_row > 0 ? work_per_row : 1);
+    return r < 1 ? 1 : (int)r;
+}
+
 typedef struct {
     float *out, *mean, *rstd, *dinp, *dweight, *dbias;
     const float *inp, *weight, *bias, *dout, *cmean, *crstd;
@@ -72,7 +81,7 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
 {
     ln_args a = {.out = out, .mean = mean, .rstd = rstd, .inp = inp, .weight = weight,
                  .bias = bias, .N = N, .C = C};
-    par_for(N, 16, ln_forward_task, &a);
+    par_for(N, min_rows(C), ln_forward_task, &a);
 }
 
 /* rows [begin, end): dinp */
@@ -135,8 +144,8 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 {
     ln_args a = {.dinp = dinp, .dweight = dweight, .dbias = dbias, .dout = dout, .inp = inp,
                  .weight = weight, .cmean = mean, .crstd = rstd, .N = N, .C = C};
-    par_for(N, 16, ln_backward_rows, &a);
-    par_for(C, 32, ln_backward_cols, &a);
+    par_for(N, min_rows(C), ln_backward_rows, &a);
+    par_for(C, min_rows(N), ln_backward_cols, &a);
 }
 
 /* ---- matrix products: cblas_sgemm on row blocks of C, one block per thread ----
@@ -167,10 +176,11 @@ static void gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, co
                  int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
     gemm_args g = {ta, tb, M, N, K, lda, ldb, ldc, A, B, C, beta};
-    /* at least ~1 MFLOP per block of rows */
+    /* one block per thread (each block packs all of B), of at least ~2 MFLOP */
     long per_unit = 2L * GEMM_ROW_UNIT * N * K;
-    int min_units = (int)(1000000 / (per_unit > 0 ? per_unit : 1)) + 1;
-    par_for((M + GEMM_ROW_UNIT - 1) / GEMM_ROW_UNIT, min_units, gemm_task, &g);
+    int units = (M + GEMM_ROW_UNIT - 1) / GEMM_ROW_UNIT;
+    int blocks = (int)(units * per_unit / 2000000), threads = par_threads();
+    par_for_chunks(units, blocks < threads ? blocks : threads, gemm_task, &g);
 }
 
 typedef struct {
@@ -205,7 +215,7 @@ void linear_forward(float *out, const float *inp, const float *weight, const flo
     if (bias || residual) {
         /* out = residual + bias first, then the product is accumulated by sgemm (beta 1). */
         bias_args a = {.out = out, .bias = bias, .residual = residual, .N = N, .OC = OC};
-        par_for(N, 64, prefill_task, &a);
+        par_for(N, min_rows(OC), prefill_task, &a);
         beta = 1.0f;
     }
     gemm(CblasNoTrans, CblasTrans, N, OC, C, inp, C, weight, C, beta, out, OC);
@@ -232,7 +242,7 @@ void linear_backward(float *dinp, float *dweight, float *dbias, const float *dou
     gemm(CblasTrans, CblasNoTrans, OC, C, N, dout, OC, inp, C, 1.0f, dweight, C);
     if (dbias) {
         bias_args a = {.out = dbias, .dout = dout, .N = N, .OC = OC};
-        par_for(OC, 32, bias_grad_task, &a);
+        par_for(OC, min_rows(N), bias_grad_task, &a);
     }
 }
 
@@ -360,7 +370,7 @@ void attention_forward(float *out, float *att, float *scratch, const float *q, c
     att_args a = {.out = out, .att = att, .scratch = scratch, .q = q, .k = k, .v = v,
                   .ldq = ldq, .ldkv = ldkv, .causal = causal, .B = B, .T = T, .S = S, .H = H,
                   .D = D, .key_len = key_len};
-    par_for(B * H, 1, att_forward_task, &a);
+    par_for(B * H, min_rows((long)T * S * D), att_forward_task, &a);
 }
 
 /* One (b, h) pair per task, with dl = att * (datt - rowsum(att * datt)) * scale:
@@ -415,7 +425,7 @@ void attention_backward(float *dq, float *dk, float *dv, float *scratch, const f
     att_args a = {.dout = dout, .att = (float *)att, .scratch = scratch, .q = q, .k = k,
                   .v = v, .dq = dq, .dk = dk, .dv = dv, .ldq = ldq, .ldkv = ldkv,
                   .causal = causal, .B = B, .T = T, .S = S, .H = H, .D = D, .key_len = key_len};
-    par_for(B * H, 1, att_backward_task, &a);
+    par_for(B * H, min_rows((long)T * S * D), att_backward_task, &a);
 }
 
 typedef struct {
@@ -450,7 +460,7 @@ double crossentropy_forward(float *probs, double *row_loss, const float *logits,
 {
     ce_args a = {.probs = probs, .row_loss = row_loss, .logits = logits, .targets = targets,
                  .V = V};
-    par_for(N, 4, ce_forward_task, &a);
+    par_for(N, min_rows(V), ce_forward_task, &a);
     double loss = 0.0;
     for (int n = 0; n < N; n++) loss += row_loss[n];
     return loss;
@@ -476,5 +486,5 @@ static void ce_backward_task(void *ctx, int begin, int end, int thread)
 void crossentropy_backward(float *dlogits_probs, const int *targets, float scale, int N, int V)
 {
     ce_args a = {.probs = dlogits_probs, .targets = targets, .scale = scale, .V = V};
-    par_for(N, 4, ce_backward_task, &a);
+    par_for(N, min_rows(V), ce_backward_task, &a);
 }

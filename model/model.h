@@ -72,6 +72,11 @@ typedef struct {
 
 typedef struct model model;
 
+/* Threads of the CPU backend (a fixed count fixes the partition of every product, hence its
+ * rounding). Call it before the first model_create; without it the count is OpenBLAS's at
+ * first use, or LAWT_THREADS. */
+void model_set_threads(int n);
+
 /* Activations are sized for batches up to max_batch examples of up to cfg->max_len tokens.
  * Dies with a message if the backend is not available. */
 model *model_create(const model_config *cfg, model_backend backend, int max_batch);
