@@ -203,6 +203,10 @@ static const model_backend_ops *backend_ops(model_backend backend)
     lawt_die("model: unknown backend %d", (int)backend);
 }
 
+#ifndef LAWT_MODEL_HAVE_CUDA
+int model_cuda_available(void) { return 0; } /* model/cuda/model_cuda.c when built */
+#endif
+
 model *model_create(const model_config *cfg, model_backend backend, int max_batch)
 {
     char err[256];

@@ -77,6 +77,11 @@ typedef struct model model;
  * first use, or LAWT_THREADS. */
 void model_set_threads(int n);
 
+/* 1 when this binary has the CUDA backend and the CUDA runtime sees at least one device (so
+ * BACKEND_CUDA can be created), 0 otherwise (a CPU-only build, no driver, no device): what a
+ * trainer's device=auto asks. Never dies. */
+int model_cuda_available(void);
+
 /* Activations are sized for batches up to max_batch examples of up to cfg->max_len tokens.
  * Dies with a message if the backend is not available. */
 model *model_create(const model_config *cfg, model_backend backend, int max_batch);

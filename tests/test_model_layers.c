@@ -14,6 +14,7 @@
 
 #include "model/kernels.h"
 #include "model/layers.h"
+#include "model/parallel.h"
 #include "tests/test.h"
 
 static uint64_t rng_state = 0x12345678abcdefULL;
@@ -414,8 +415,44 @@ static void test_small_gemm(void)
     CHECK_MSG(ok_all, "small_gemm / small_gemm_tn differ from the triple loop");
 }
 
+/* ---- the thread pool: every task exactly once, in the documented chunks ---- */
+typedef struct {
+    int *visits, *chunk_of;
+    int n, chunks;
+} pool_ctx;
+static void pool_task(void *ctx, int begin, int end, int thread)
+{
+    pool_ctx *c = ctx;
+    (void)thread;
+    for (int i = begin; i < end; i++) {
+        c->visits[i]++;
+        c->chunk_of[i] = begin;
+    }
+}
+static void test_pool(void)
+{
+    printf("  pool: %d threads\n", par_threads());
+    int ok = 1;
+    for (int round = 0; round < 2000; round++) {
+        int n = 1 + round % 97, chunks = 1 + round % 9;
+        int visits[97] = {0}, chunk_of[97];
+        pool_ctx c = {visits, chunk_of, n, chunks};
+        par_for_chunks(n, chunks, pool_task, &c);
+        int nc = chunks > n ? n : chunks;
+        for (int i = 0; i < n; i++) {
+            ok &= visits[i] == 1;
+            /* i lies in chunk k with begin = n k / nc */
+            int k = 0;
+            while ((long)n * (k + 1) / nc <= i) k++;
+            ok &= chunk_of[i] == (int)((long)n * k / nc);
+        }
+    }
+    CHECK_MSG(ok, "par_for_chunks must run every task once, in its chunk");
+}
+
 int main(void)
 {
+    test_pool();
     test_small_gemm();
     test_linear();
     test_layernorm(7);

@@ -1,0 +1,668 @@
+/* layers_cuda.cu: the CUDA twins of model/layers.c (see layers_cuda.h; the math is documented
+ * in layers.h). Straightforward kernels written for correctness first: one thread per element
+ * for elementwise work, one warp per row for layer norm, one block per row for softmaxes, one
+ * thread per column for the sums over rows (parameter gradients), cuBLAS for the linear layers.
+ * No atomics anywhere: every reduction has one fixed order, so results are deterministic. */
+#include "model/cuda/layers_cuda.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "model/cuda/cuda_check.h"
+
+extern "C" {
+#include "common/common.h"
+#include "model/layers.h" /* LAYERNORM_EPS */
+}
+
+extern "C" const char *lawt_cublas_status_name(cublasStatus_t s)
+{
+    return cublasGetStatusName(s);
+}
+
+extern "C" void lawt_cuda_fail(const char *file, int line, const char *call, const char *msg)
+{
+    lawt_die("model: CUDA error at %s:%d: %s: %s", file, line, call, msg);
+}
+
+/* ---- launch helpers ---- */
+
+#define ELEM_THREADS 256
+#define ROW_THREADS 128
+
+/* Blocks for n elements with grid-stride loops (capped: the loops cover the rest). */
+static unsigned grid_for(long n, int threads)
+{
+    long g = (n + threads - 1) / threads;
+    if (g < 1) g = 1;
+    if (g > (1L << 20)) g = 1L << 20;
+    return (unsigned)g;
+}
+
+#define GRID_STRIDE(i, n)                                                                \
+    for (long i = (long)blockIdx.x * blockDim.x + threadIdx.x; i < (long)(n);            \
+         i += (long)gridDim.x * blockDim.x)
+
+__device__ __forceinline__ float warp_sum(float x)
+{
+    for (int o = 16; o > 0; o >>= 1) x += __shfl_xor_sync(0xffffffffu, x, o);
+    return x;
+}
+
+__device__ __forceinline__ float warp_max(float x)
+{
+    for (int o = 16; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+    return x;
+}
+
+/* Sum (or max) over the block; red holds 32 floats of shared memory. Every thread gets the
+ * result. Fixed order: lanes by xor-shuffle, then warps by xor-shuffle in warp 0. */
+__device__ float block_sum(float x, float *red)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    x = warp_sum(x);
+    __syncthreads(); /* red may still be read from a previous call */
+    if (lane == 0) red[warp] = x;
+    __syncthreads();
+    if (warp == 0) {
+        float y = lane < nw ? red[lane] : 0.0f;
+        y = warp_sum(y);
+        if (lane == 0) red[0] = y;
+    }
+    __syncthreads();
+    return red[0];
+}
+
+__device__ float block_max(float x, float *red)
+{
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = (blockDim.x + 31) >> 5;
+    x = warp_max(x);
+    __syncthreads();
+    if (lane == 0) red[warp] = x;
+    __syncthreads();
+    if (warp == 0) {
+        float y = lane < nw ? red[lane] : -INFINITY;
+        y = warp_max(y);
+        if (lane == 0) red[0] = y;
+    }
+    __syncthreads();
+    return red[0];
+}
+
+/* ---- embedding ---- */
+
+__global__ void embedding_forward_kernel(float *out, const int *tokens, const float *tok_emb,
+                                         const float *pos_emb, int T, int C, long total)
+{
+    GRID_STRIDE(i, total)
+    {
+        long n = i / C;
+        int c = (int)(i % C), t = (int)(n % T);
+        out[i] = tok_emb[(long)tokens[n] * C + c] + pos_emb[(long)t * C + c];
+    }
+}
+
+extern "C" void embedding_forward_cuda(float *out, const int *tokens, const float *tok_emb,
+                                       const float *pos_emb, int B, int T, int C)
+{
+    long total = (long)B * T * C;
+    embedding_forward_kernel<<<grid_for(total, ELEM_THREADS), ELEM_THREADS>>>(
+        out, tokens, tok_emb, pos_emb, T, C, total);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* dpos[t, c] += sum over b, in order of b */
+__global__ void embedding_backward_pos_kernel(float *dpos_emb, const float *dout, int B, int T,
+                                              int C)
+{
+    GRID_STRIDE(i, (long)T * C)
+    {
+        int t = (int)(i / C), c = (int)(i % C);
+        float acc = dpos_emb[i];
+        for (int b = 0; b < B; b++) acc += dout[((long)b * T + t) * C + c];
+        dpos_emb[i] = acc;
+    }
+}
+
+/* One block per vocabulary row: dtok[v, c] += dout[n, c] over the rows n of token v, in order */
+__global__ void embedding_backward_tok_kernel(float *dtok_emb, const float *dout,
+                                              const int *token_rows, const int *token_start,
+                                              int C)
+{
+    const int v = blockIdx.x, lo = token_start[v], hi = token_start[v + 1];
+    if (lo == hi) return;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+        float acc = dtok_emb[(long)v * C + c];
+        for (int i = lo; i < hi; i++) acc += dout[(long)token_rows[i] * C + c];
+        dtok_emb[(long)v * C + c] = acc;
+    }
+}
+
+extern "C" void embedding_backward_cuda(float *dtok_emb, float *dpos_emb, const float *dout,
+                                        const int *token_rows, const int *token_start, int B,
+                                        int T, int C, int V)
+{
+    long tc = (long)T * C;
+    embedding_backward_pos_kernel<<<grid_for(tc, ELEM_THREADS), ELEM_THREADS>>>(dpos_emb, dout,
+                                                                                B, T, C);
+    CUDA_CHECK_LAUNCH();
+    embedding_backward_tok_kernel<<<V, ROW_THREADS>>>(dtok_emb, dout, token_rows, token_start,
+                                                      C);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void embedding_index_build(int *token_rows, int *token_start, const int *tokens,
+                                      int N, int V)
+{
+    memset(token_start, 0, (size_t)(V + 1) * sizeof(int));
+    for (int n = 0; n < N; n++) {
+        if (tokens[n] < 0 || tokens[n] >= V)
+            lawt_die("model: token %d out of the vocabulary (%d)", tokens[n], V);
+        token_start[tokens[n] + 1]++;
+    }
+    for (int v = 0; v < V; v++) token_start[v + 1] += token_start[v];
+    /* stable counting sort: a running cursor per token, reusing token_start shifted */
+    int *cursor = (int *)lawt_malloc((size_t)(V + 1) * sizeof(int));
+    memcpy(cursor, token_start, (size_t)(V + 1) * sizeof(int));
+    for (int n = 0; n < N; n++) token_rows[cursor[tokens[n]]++] = n;
+    free(cursor);
+}
+
+/* ---- layer norm ---- */
+
+#define LN_WARPS 8
+
+__global__ void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp,
+                                         const float *weight, const float *bias, int N, int C)
+{
+    const int lane = threadIdx.x & 31;
+    const long n = (long)blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
+    if (n >= N) return;
+    const float *x = inp + n * C;
+    float s = 0.0f;
+    for (int c = lane; c < C; c += 32) s += x[c];
+    const float m = warp_sum(s) / (float)C;
+    float v = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float d = x[c] - m;
+        v += d * d;
+    }
+    const float var = warp_sum(v) / (float)C;
+    const float r = 1.0f / sqrtf(var + LAYERNORM_EPS);
+    float *o = out + n * C;
+    for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * weight[c] + bias[c];
+    if (lane == 0) {
+        mean[n] = m;
+        rstd[n] = r;
+    }
+}
+
+extern "C" void layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *inp,
+                                       const float *weight, const float *bias, int N, int C)
+{
+    unsigned blocks = (unsigned)((N + LN_WARPS - 1) / LN_WARPS);
+    layernorm_forward_kernel<<<blocks, 32 * LN_WARPS>>>(out, mean, rstd, inp, weight, bias, N, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ void layernorm_backward_rows_kernel(float *dinp, const float *dout, const float *inp,
+                                               const float *weight, const float *mean,
+                                               const float *rstd, int N, int C)
+{
+    const int lane = threadIdx.x & 31;
+    const long n = (long)blockIdx.x * LN_WARPS + (threadIdx.x >> 5);
+    if (n >= N) return;
+    const float *x = inp + n * C, *d = dout + n * C;
+    const float m = mean[n], s = rstd[n];
+    float sg = 0.0f, sgx = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float g = d[c] * weight[c];
+        sg += g;
+        sgx += g * ((x[c] - m) * s);
+    }
+    const float mg = warp_sum(sg) / (float)C, mgx = warp_sum(sgx) / (float)C;
+    float *di = dinp + n * C;
+    for (int c = lane; c < C; c += 32) {
+        float xhat = (x[c] - m) * s;
+        di[c] = s * (d[c] * weight[c] - mg - xhat * mgx);
+    }
+}
+
+__global__ void layernorm_backward_cols_kernel(float *dweight, float *dbias, const float *dout,
+                                               const float *inp, const float *mean,
+                                               const float *rstd, int N, int C)
+{
+    GRID_STRIDE(c, C)
+    {
+        float dw = dweight[c], db = dbias[c];
+        for (int n = 0; n < N; n++) {
+            float d = dout[(long)n * C + c];
+            dw += d * ((inp[(long)n * C + c] - mean[n]) * rstd[n]);
+            db += d;
+        }
+        dweight[c] = dw;
+        dbias[c] = db;
+    }
+}
+
+extern "C" void layernorm_backward_cuda(float *dinp, float *dweight, float *dbias,
+                                        const float *dout, const float *inp, const float *weight,
+                                        const float *mean, const float *rstd, int N, int C)
+{
+    unsigned blocks = (unsigned)((N + LN_WARPS - 1) / LN_WARPS);
+    layernorm_backward_rows_kernel<<<blocks, 32 * LN_WARPS>>>(dinp, dout, inp, weight, mean,
+                                                              rstd, N, C);
+    CUDA_CHECK_LAUNCH();
+    layernorm_backward_cols_kernel<<<grid_for(C, ROW_THREADS), ROW_THREADS>>>(
+        dweight, dbias, dout, inp, mean, rstd, N, C);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* ---- linear layers (cuBLAS is column-major: a row-major (R, C) matrix is its transpose) ---- */
+
+__global__ void prefill_kernel(float *out, const float *bias, const float *residual, int OC,
+                               long total)
+{
+    GRID_STRIDE(i, total)
+    {
+        float r = residual ? residual[i] : 0.0f;
+        out[i] = bias ? r + bias[i % OC] : r;
+    }
+}
+
+extern "C" void linear_forward_cuda(cublasHandle_t blas, float *out, const float *inp,
+                                    const float *weight, const float *bias,
+                                    const float *residual, int N, int C, int OC)
+{
+    float alpha = 1.0f, beta = 0.0f;
+    if (bias || residual) {
+        if (bias || residual != out) {
+            long total = (long)N * OC;
+            prefill_kernel<<<grid_for(total, ELEM_THREADS), ELEM_THREADS>>>(out, bias, residual,
+                                                                            OC, total);
+            CUDA_CHECK_LAUNCH();
+        }
+        beta = 1.0f;
+    }
+    /* out^T (OC, N) = W (OC, C) inp^T (C, N): W is stored as col-major (C, OC), so op T */
+    CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &alpha, weight, C, inp, C,
+                             &beta, out, OC));
+}
+
+/* dbias[j] += sum over rows in order */
+__global__ void bias_grad_kernel(float *dbias, const float *dout, int N, int OC)
+{
+    GRID_STRIDE(j, OC)
+    {
+        float acc = dbias[j];
+        for (int n = 0; n < N; n++) acc += dout[(long)n * OC + j];
+        dbias[j] = acc;
+    }
+}
+
+extern "C" void linear_backward_cuda(cublasHandle_t blas, float *dinp, float *dweight,
+                                     float *dbias, const float *dout, const float *inp,
+                                     const float *weight, int N, int C, int OC, int accumulate)
+{
+    const float one = 1.0f, beta_in = accumulate ? 1.0f : 0.0f;
+    if (dinp) /* dinp^T (C, N) = W^T (C, OC) dout^T (OC, N) */
+        CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout,
+                                 OC, &beta_in, dinp, C));
+    /* dW^T (C, OC) += inp^T (C, N) dout (N, OC) */
+    CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC,
+                             &one, dweight, C));
+    if (dbias) {
+        bias_grad_kernel<<<grid_for(OC, ROW_THREADS), ROW_THREADS>>>(dbias, dout, N, OC);
+        CUDA_CHECK_LAUNCH();
+    }
+}
+
+/* ---- ReLU ---- */
+
+__global__ void relu_forward_kernel(float *out, const float *inp, long n)
+{
+    GRID_STRIDE(i, n) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
+}
+
+__global__ void relu_backward_kernel(float *dinp, const float *dout, const float *out, long n)
+{
+    GRID_STRIDE(i, n) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+extern "C" void relu_forward_cuda(float *out, const float *inp, long n)
+{
+    relu_forward_kernel<<<grid_for(n, ELEM_THREADS), ELEM_THREADS>>>(out, inp, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" void relu_backward_cuda(float *dinp, const float *dout, const float *out, long n)
+{
+    relu_backward_kernel<<<grid_for(n, ELEM_THREADS), ELEM_THREADS>>>(dinp, dout, out, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* ---- attention ---- */
+
+#define ATT_MAX_S 8192
+
+__device__ __forceinline__ int key_count(const int *key_len, int b, int S)
+{
+    int n = key_len ? key_len[b] : S;
+    if (n > S) n = S;
+    return n < 1 ? 1 : n;
+}
+
+/* Block (bh, t): scores of query t against its visible keys, softmax, att row, out row. */
+__global__ void attention_forward_kernel(float *out, float *att, const float *q, const float *k,
+                                         const float *v, int ldq, int ldkv, const int *key_len,
+                                         int causal, int T, int S, int H, int D, float scale)
+{
+    extern __shared__ float sm[];
+    const int bh = blockIdx.x, t = blockIdx.y, b = bh / H, h = bh % H, C = H * D;
+    const int nk = key_count(key_len, b, S), n = causal && t + 1 < nk ? t + 1 : nk;
+    float *qs = sm, *p = sm + D, *red = p + S;
+    const float *qrow = q + ((long)b * T + t) * ldq + (long)h * D;
+    for (int c = threadIdx.x; c < D; c += blockDim.x) qs[c] = qrow[c];
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < n; s += blockDim.x) {
+        const float *kr = k + ((long)b * S + s) * ldkv + (long)h * D;
+        float dot = 0.0f;
+        for (int c = 0; c < D; c++) dot += qs[c] * kr[c];
+        p[s] = dot * scale;
+        mx = fmaxf(mx, p[s]);
+    }
+    mx = block_max(mx, red);
+    float sum = 0.0f;
+    for (int s = threadIdx.x; s < n; s += blockDim.x) {
+        float e = expf(p[s] - mx);
+        p[s] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, red);
+    const float inv = 1.0f / sum;
+    float *arow = att + ((long)bh * T + t) * S;
+    for (int s = threadIdx.x; s < S; s += blockDim.x) {
+        float a = s < n ? p[s] * inv : 0.0f;
+        if (s < n) p[s] = a;
+        arow[s] = a;
+    }
+    __syncthreads();
+    float *orow = out + ((long)b * T + t) * C + (long)h * D;
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < n; s++) acc += p[s] * v[((long)b * S + s) * ldkv + (long)h * D + c];
+        orow[c] = acc;
+    }
+}
+
+extern "C" void attention_forward_cuda(float *out, float *att, float *scratch, const float *q,
+                                       const float *k, const float *v, int ldq, int ldkv,
+                                       const int *key_len, int causal, int B, int T, int S,
+                                       int H, int D)
+{
+    (void)scratch; /* the forward keeps its scores in shared memory */
+    if (S > ATT_MAX_S || T > 65535)
+        lawt_die("model: CUDA attention supports up to %d keys and 65535 queries (got %d, %d)",
+                 ATT_MAX_S, S, T);
+    dim3 grid((unsigned)(B * H), (unsigned)T);
+    size_t shm = (size_t)(D + S + 32) * sizeof(float);
+    attention_forward_kernel<<<grid, ROW_THREADS, shm>>>(out, att, q, k, v, ldq, ldkv, key_len,
+                                                         causal, T, S, H, D,
+                                                         1.0f / sqrtf((float)D));
+    CUDA_CHECK_LAUNCH();
+}
+
+/* Block (bh, t): datt = dO[t] . V[s], the softmax backward dl[t, :] (into scratch, 0 for masked
+ * keys), dQ[t] = sum_s dl[t, s] K[s]. */
+__global__ void attention_backward_query_kernel(float *dq, float *dl_all, const float *dout,
+                                                const float *att, const float *k,
+                                                const float *v, int ldq, int ldkv,
+                                                const int *key_len, int causal, int T, int S,
+                                                int H, int D, float scale)
+{
+    extern __shared__ float sm[];
+    const int bh = blockIdx.x, t = blockIdx.y, b = bh / H, h = bh % H, C = H * D;
+    const int nk = key_count(key_len, b, S), n = causal && t + 1 < nk ? t + 1 : nk;
+    float *dos = sm, *dl = sm + D, *red = dl + S;
+    const float *dorow = dout + ((long)b * T + t) * C + (long)h * D;
+    const float *arow = att + ((long)bh * T + t) * S;
+    for (int c = threadIdx.x; c < D; c += blockDim.x) dos[c] = dorow[c];
+    __syncthreads();
+    float dsum = 0.0f;
+    for (int s = threadIdx.x; s < n; s += blockDim.x) {
+        const float *vr = v + ((long)b * S + s) * ldkv + (long)h * D;
+        float dot = 0.0f;
+        for (int c = 0; c < D; c++) dot += dos[c] * vr[c];
+        dl[s] = dot;
+        dsum += arow[s] * dot;
+    }
+    dsum = block_sum(dsum, red);
+    float *drow = dl_all + ((long)bh * T + t) * S;
+    for (int s = threadIdx.x; s < S; s += blockDim.x) {
+        float g = s < n ? arow[s] * (dl[s] - dsum) * scale : 0.0f;
+        if (s < n) dl[s] = g;
+        drow[s] = g;
+    }
+    __syncthreads();
+    float *dqrow = dq + ((long)b * T + t) * ldq + (long)h * D;
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+        float acc = 0.0f;
+        for (int s = 0; s < n; s++) acc += dl[s] * k[((long)b * S + s) * ldkv + (long)h * D + c];
+        dqrow[c] = acc;
+    }
+}
+
+/* Block (bh, s): dV[s] = sum_t att[t, s] dO[t];  dK[s] = sum_t dl[t, s] Q[t]; 0 for masked s. */
+__global__ void attention_backward_key_kernel(float *dk, float *dv, const float *dl_all,
+                                              const float *dout, const float *att,
+                                              const float *q, int ldq, int ldkv,
+                                              const int *key_len, int causal, int T, int S,
+                                              int H, int D)
+{
+    const int bh = blockIdx.x, s = blockIdx.y, b = bh / H, h = bh % H, C = H * D;
+    const int nk = key_count(key_len, b, S);
+    float *dkrow = dk + ((long)b * S + s) * ldkv + (long)h * D;
+    float *dvrow = dv + ((long)b * S + s) * ldkv + (long)h * D;
+    if (s >= nk) {
+        for (int c = threadIdx.x; c < D; c += blockDim.x) {
+            dkrow[c] = 0.0f;
+            dvrow[c] = 0.0f;
+        }
+        return;
+    }
+    const int t0 = causal ? (s < T ? s : T) : 0; /* earlier queries do not see key s */
+    for (int c = threadIdx.x; c < D; c += blockDim.x) {
+        float accv = 0.0f, acck = 0.0f;
+        for (int t = t0; t < T; t++) {
+            long r = ((long)bh * T + t) * S + s;
+            accv += att[r] * dout[((long)b * T + t) * C + (long)h * D + c];
+            acck += dl_all[r] * q[((long)b * T + t) * ldq + (long)h * D + c];
+        }
+        dvrow[c] = accv;
+        dkrow[c] = acck;
+    }
+}
+
+extern "C" void attention_backward_cuda(float *dq, float *dk, float *dv, float *scratch,
+                                        const float *dout, const float *att, const float *q,
+                                        const float *k, const float *v, int ldq, int ldkv,
+                                        const int *key_len, int causal, int B, int T, int S,
+                                        int H, int D)
+{
+    if (S > ATT_MAX_S || T > 65535 || S > 65535)
+        lawt_die("model: CUDA attention supports up to %d keys and 65535 queries (got %d, %d)",
+                 ATT_MAX_S, S, T);
+    size_t shm = (size_t)(D + S + 32) * sizeof(float);
+    attention_backward_query_kernel<<<dim3((unsigned)(B * H), (unsigned)T), ROW_THREADS, shm>>>(
+        dq, scratch, dout, att, k, v, ldq, ldkv, key_len, causal, T, S, H, D,
+        1.0f / sqrtf((float)D));
+    CUDA_CHECK_LAUNCH();
+    int kt = D < 32 ? 32 : (D < ROW_THREADS ? D : ROW_THREADS);
+    attention_backward_key_kernel<<<dim3((unsigned)(B * H), (unsigned)S), kt>>>(
+        dk, dv, scratch, dout, att, q, ldq, ldkv, key_len, causal, T, S, H, D);
+    CUDA_CHECK_LAUNCH();
+}
+
+extern "C" long attention_scratch_floats_cuda(int B, int H, int T, int S)
+{
+    return (long)B * H * T * S;
+}
+
+/* ---- cross-entropy ---- */
+
+#define CE_THREADS 256
+
+__global__ void crossentropy_forward_kernel(float *probs, double *row_loss, const float *logits,
+                                            const int *targets, int V)
+{
+    __shared__ float red[32];
+    const long n = blockIdx.x;
+    const int tgt = targets[n];
+    if (tgt < 0) {
+        if (threadIdx.x == 0) row_loss[n] = 0.0;
+        return;
+    }
+    const float *l = logits + n * V;
+    float *p = probs + n * V;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, l[j]);
+    mx = block_max(mx, red);
+    float sum = 0.0f;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) {
+        float e = expf(l[j] - mx);
+        p[j] = e;
+        sum += e;
+    }
+    sum = block_sum(sum, red);
+    const float inv = 1.0f / sum;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) p[j] *= inv;
+    if (threadIdx.x == 0) row_loss[n] = -((double)l[tgt] - (double)mx - log((double)sum));
+}
+
+extern "C" double crossentropy_forward_cuda(float *probs, double *row_loss, const float *logits,
+                                            const int *targets, int N, int V,
+                                            double *host_row_loss)
+{
+    crossentropy_forward_kernel<<<(unsigned)N, CE_THREADS>>>(probs, row_loss, logits, targets,
+                                                             V);
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cudaMemcpy(host_row_loss, row_loss, (size_t)N * sizeof(double),
+                          cudaMemcpyDeviceToHost));
+    double loss = 0.0;
+    for (int n = 0; n < N; n++) loss += host_row_loss[n];
+    return loss;
+}
+
+__global__ void crossentropy_backward_kernel(float *p_all, const int *targets, float scale,
+                                             int V)
+{
+    const long n = blockIdx.x;
+    const int tgt = targets[n];
+    float *p = p_all + n * V;
+    for (int j = threadIdx.x; j < V; j += blockDim.x)
+        p[j] = tgt < 0 ? 0.0f : p[j] * scale - (j == tgt ? scale : 0.0f);
+}
+
+extern "C" void crossentropy_backward_cuda(float *dlogits_probs, const int *targets, float scale,
+                                           int N, int V)
+{
+    crossentropy_backward_kernel<<<(unsigned)N, CE_THREADS>>>(dlogits_probs, targets, scale, V);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* ---- optimizer ---- */
+
+__global__ void adam_kernel(float *p, float *m, float *v, const float *g, long n, float lr,
+                            float b1, float b2, float eps, float ib1, float ib2, float gs)
+{
+    GRID_STRIDE(i, n)
+    {
+        float gi = gs * g[i];
+        float mi = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= lr * (mi * ib1) / (sqrtf(vi * ib2) + eps);
+    }
+}
+
+extern "C" void adam_update_cuda(float *params, float *m, float *v, const float *grads, size_t n,
+                                 float lr, float beta1, float beta2, float eps, float ib1,
+                                 float ib2, float grad_scale)
+{
+    adam_kernel<<<grid_for((long)n, ELEM_THREADS), ELEM_THREADS>>>(
+        params, m, v, grads, (long)n, lr, beta1, beta2, eps, ib1, ib2, grad_scale);
+    CUDA_CHECK_LAUNCH();
+}
+
+#define SUMSQ_THREADS 256
+
+__device__ double block_tree_sum_double(double x, double *red)
+{
+    red[threadIdx.x] = x;
+    __syncthreads();
+    for (int s = SUMSQ_THREADS / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) red[threadIdx.x] += red[threadIdx.x + s];
+        __syncthreads();
+    }
+    return red[0];
+}
+
+__global__ void sumsq_blocks_kernel(double *partials, const float *x, long n)
+{
+    __shared__ double red[SUMSQ_THREADS];
+    const long lo = (long)blockIdx.x * SUMSQ_BLOCK;
+    const long hi = lo + SUMSQ_BLOCK < n ? lo + SUMSQ_BLOCK : n;
+    double acc = 0.0;
+    for (long i = lo + threadIdx.x; i < hi; i += SUMSQ_THREADS) acc += (double)x[i] * (double)x[i];
+    double s = block_tree_sum_double(acc, red);
+    if (threadIdx.x == 0) partials[blockIdx.x] = s;
+}
+
+__global__ void sumsq_final_kernel(double *partials, int nb)
+{
+    __shared__ double red[SUMSQ_THREADS];
+    double acc = 0.0;
+    for (int i = threadIdx.x; i < nb; i += SUMSQ_THREADS) acc += partials[i];
+    double s = block_tree_sum_double(acc, red);
+    if (threadIdx.x == 0) partials[nb] = s;
+}
+
+extern "C" size_t sumsq_partials_cuda(size_t n) { return (n + SUMSQ_BLOCK - 1) / SUMSQ_BLOCK + 1; }
+
+extern "C" double sumsq_cuda(const float *x, size_t n, double *partials)
+{
+    int nb = (int)(sumsq_partials_cuda(n) - 1);
+    if (nb == 0) return 0.0;
+    sumsq_blocks_kernel<<<(unsigned)nb, SUMSQ_THREADS>>>(partials, x, (long)n);
+    CUDA_CHECK_LAUNCH();
+    sumsq_final_kernel<<<1, SUMSQ_THREADS>>>(partials, nb);
+    CUDA_CHECK_LAUNCH();
+    double s = 0.0;
+    CUDA_CHECK(cudaMemcpy(&s, partials + nb, sizeof s, cudaMemcpyDeviceToHost));
+    return s;
+}
+
+/* ---- beams ---- */
+
+__global__ void gather_rows_kernel(float *dst, const float *src, const int *index, long n,
+                                   long ld, long total)
+{
+    GRID_STRIDE(i, total)
+    {
+        long r = i / n, j = i % n;
+        dst[r * ld + j] = src[(long)index[r] * ld + j];
+    }
+}
+
+extern "C" void gather_rows_cuda(float *dst, const float *src, const int *index, int rows, long n,
+                                 long ld)
+{
+    long total = (long)rows * n;
+    if (total == 0) return;
+    gather_rows_kernel<<<grid_for(total, ELEM_THREADS), ELEM_THREADS>>>(dst, src, index, n, ld,
+                                                                        total);
+    CUDA_CHECK_LAUNCH();
+}

@@ -1,0 +1,20 @@
+# gpu: the CUDA backend against the CPU reference (tests/gpu/test_cuda_parity.c). Built only
+# when the CUDA backend is (LAWT_HAVE_CUDA); without a usable GPU the program exits 77 and CTest
+# reports the test as skipped. tests/gpu/run.sh is the one command for a GPU machine (build,
+# parity, compute-sanitizer).
+if(LAWT_HAVE_CUDA)
+  add_executable(test_cuda_parity ${CMAKE_SOURCE_DIR}/tests/gpu/test_cuda_parity.c)
+  target_link_libraries(test_cuda_parity PRIVATE lawt_model)
+  add_test(NAME gpu_cuda_parity COMMAND test_cuda_parity)
+  set_tests_properties(gpu_cuda_parity PROPERTIES SKIP_RETURN_CODE 77
+                       ENVIRONMENT "OPENBLAS_NUM_THREADS=2")
+endif()
+
+# NCCL all-reduce of device buffers, as a singleton (one GPU); tests/gpu/run.sh also runs it at
+# np = number of GPUs when there are several.
+if(LAWT_HAVE_CUDA AND TARGET lawt_comm_nccl)
+  add_executable(test_nccl ${CMAKE_SOURCE_DIR}/tests/gpu/test_nccl.c)
+  target_link_libraries(test_nccl PRIVATE lawt_comm_nccl)
+  add_test(NAME gpu_nccl COMMAND test_nccl)
+  set_tests_properties(gpu_nccl PROPERTIES SKIP_RETURN_CODE 77)
+endif()

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh: the one command that proves the CUDA backend on a GPU machine (issue 5).
+#   1. configures and builds lawt with the CUDA backend (CUDA_ARCH, default 90: H100/H200);
+#   2. runs the CPU model tests (they must stay green with the CUDA backend linked in);
+#   3. runs tests/gpu/test_cuda_parity: every layer's forward/backward, a whole training step,
+#      decoding and a short training run against the CPU reference (fp32 <= 1e-5 relative);
+#      here it must RUN: a skip (exit 77, no GPU seen) is a failure;
+#   4. the NCCL all-reduce of device buffers (singleton, and np = GPUs when there are several);
+#   5. compute-sanitizer memcheck and racecheck on a short run (any error fails), initcheck as
+#      advisory (cuBLAS workspaces may trip it).
+# Usage: tests/gpu/run.sh [build-dir]      (default: build-gpu at the repository root)
+# The log is kept in <build-dir>/gpu-run.log, for bench/RESULTS.md.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$root/build-gpu}
+arch=${CUDA_ARCH:-90}
+mkdir -p "$build"
+log=$build/gpu-run.log
+exec > >(tee "$log") 2>&1
+
+fail() { echo "gpu/run.sh: FAILED: $*"; exit 1; }
+step() { echo; echo "== $* =="; }
+
+step "machine"
+date -u
+nvidia-smi -L 2>/dev/null || echo "(no nvidia-smi)"
+nvcc --version | tail -2
+
+step "build (CMAKE_CUDA_ARCHITECTURES=$arch)"
+t0=$(date +%s)
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+      "-DMPIEXEC_PREFLAGS=--allow-run-as-root;--oversubscribe" >/dev/null || fail "configure"
+cmake --build "$build" -j"$(nproc)" || fail "build"
+echo "build: $(( $(date +%s) - t0 )) s"
+
+step "CPU model tests"
+ctest --test-dir "$build" -R '^model' --output-on-failure || fail "CPU model tests"
+
+step "CUDA parity against the CPU reference"
+"$build/tests/test_cuda_parity"
+rc=$?
+[ $rc -eq 77 ] && fail "test_cuda_parity skipped: no CUDA device visible"
+[ $rc -eq 0 ] || fail "test_cuda_parity (exit $rc)"
+
+step "NCCL all-reduce of device buffers"
+if [ -x "$build/tests/test_nccl" ]; then
+    "$build/tests/test_nccl" || fail "test_nccl (singleton)"
+    ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+    if [ "${ngpu:-0}" -gt 1 ]; then
+        mpiexec --allow-run-as-root -n "$ngpu" "$build/tests/test_nccl" || fail "test_nccl (np $ngpu)"
+    fi
+else
+    echo "(NCCL not built: no nccl.h/libnccl found at configure time)"
+fi
+
+if command -v compute-sanitizer >/dev/null; then
+    san=compute-sanitizer
+elif [ -x /usr/local/cuda/bin/compute-sanitizer ]; then
+    san=/usr/local/cuda/bin/compute-sanitizer
+else
+    fail "compute-sanitizer not found"
+fi
+step "compute-sanitizer memcheck (short run)"
+"$san" --tool memcheck --error-exitcode 1 --leak-check full "$build/tests/test_cuda_parity" --short \
+    || fail "memcheck"
+step "compute-sanitizer racecheck (short run)"
+"$san" --tool racecheck --error-exitcode 1 "$build/tests/test_cuda_parity" --short || fail "racecheck"
+step "compute-sanitizer initcheck (short run, advisory)"
+"$san" --tool initcheck --error-exitcode 1 "$build/tests/test_cuda_parity" --short \
+    || echo "gpu/run.sh: initcheck reported errors (advisory, see above)"
+
+step "done"
+echo "gpu/run.sh: all GPU checks passed (log: $log)"
