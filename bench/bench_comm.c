@@ -151,6 +151,14 @@ static double load_average(void)
     return l;
 }
 
+/* CPU seconds of this process (all its threads). */
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -205,11 +213,12 @@ static int measure(comm *c, const options *o)
                np, n, o->global_batch, local, o->S, o->T, o->warmup, o->steps, load0);
     fflush(stdout);
     comm_barrier(c);
-    double t_timed = 0;
+    double t_timed = 0, cpu_timed = 0;
     for (int s = 0; s < total; s++) {
         if (s == o->warmup) {
             comm_barrier(c);
             t_timed = lawt_now();
+            cpu_timed = cpu_seconds();
         }
         const double t0 = lawt_now(), c0 = comm_seconds(c);
         for (int j = 0; j < local; j++) {
@@ -250,6 +259,9 @@ static int measure(comm *c, const options *o)
     }
     /* The end of the last step on rank 0; the loss all-reduce synchronised the ranks. */
     const double window = lawt_now() - t_timed;
+    /* CPU time / wall time of this rank over the timed steps: below 1 when other processes
+     * took its core (Open MPI polls while it waits in a collective, so waiting counts as CPU). */
+    const double cpu_share = (cpu_seconds() - cpu_timed) / window;
 
     /* Raw all-reduce of the whole gradient buffer, nothing around it. */
     const int reps = o->reps;
@@ -262,6 +274,9 @@ static int measure(comm *c, const options *o)
     }
     /* Gather every rank's times (sums of arrays where each rank fills its own slots). */
     double *all = lawt_calloc((size_t)total * 4 * (size_t)np, sizeof *all);
+    double *shares = lawt_calloc((size_t)np, sizeof *shares);
+    shares[rank] = cpu_share;
+    comm_allreduce_sum_double(c, shares, (size_t)np);
     for (int s = 0; s < total; s++) {
         double *slot = all + ((size_t)s * (size_t)np + (size_t)rank) * 4;
         slot[0] = mine[s].step, slot[1] = mine[s].comm, slot[2] = mine[s].allreduce, slot[3] = mine[s].copy;
@@ -311,7 +326,11 @@ static int measure(comm *c, const options *o)
                np, step, step_min, step_max, o->global_batch / step, 1e3 * comm_s, 100 * comm_s / step,
                1e3 * ar_last, 1e3 * ar_max, 100 * ar_last / step, 100 * ar_max / step, 1e3 * copy_s, n,
                1e3 * raw_min, 1e3 * raw_med, loss_first, loss_last, load0, load1);
-        for (int r = 0; r < np && r < 64; r++) printf("  rank %d: %.3f s a step (its own clock)\n", r, rank_step[r]);
+        double cpu_min = 1e30;
+        for (int r = 0; r < np; r++) {
+            if (shares[r] < cpu_min) cpu_min = shares[r];
+            if (r < 64) printf("  rank %d: %.3f s a step (its own clock), cpu/wall %.3f\n", r, rank_step[r], shares[r]);
+        }
         if (o->row) {
             FILE *f = fopen(o->row, "w");
             if (!f) comm_abort(c, 1, "bench_comm: cannot write %s: %s", o->row, strerror(errno));
@@ -321,15 +340,16 @@ static int measure(comm *c, const options *o)
                     "reps %d\nthreads %s\nstep_s %.6f\nstep_min_s %.6f\nstep_max_s %.6f\n"
                     "examples_per_s %.6f\ncomm_s %.6f\nallreduce_last_s %.6f\nallreduce_first_s %.6f\n"
                     "copy_s %.6f\nraw_min_s %.6f\nraw_median_s %.6f\nload_start %.2f\nload_end %.2f\n"
-                    "loss_first %.6f\nloss_last %.6f\n",
+                    "loss_first %.6f\nloss_last %.6f\ncpu_wall_min %.4f\n",
                     np, n, cfg.enc_layers, cfg.dec_layers, cfg.enc_dim, cfg.enc_heads, cfg.vocab_in,
                     o->encoding, o->S, o->T, o->global_batch, local, o->steps, o->warmup, reps,
                     threads ? threads : "unset", step, step_min, step_max, o->global_batch / step,
-                    comm_s, ar_last, ar_max, copy_s, raw_min, raw_med, load0, load1, loss_first, loss_last);
+                    comm_s, ar_last, ar_max, copy_s, raw_min, raw_med, load0, load1, loss_first, loss_last, cpu_min);
             if (fclose(f) != 0) comm_abort(c, 1, "bench_comm: cannot write %s", o->row);
         }
     }
     free(all);
+    free(shares);
     free(raw);
     free(mine);
     free(grads);
@@ -424,8 +444,8 @@ static int report(int nfiles, char **files, const char *results)
     tprintf(&t,
             "| ranks | global batch (per rank) | step (s) | examples/s | speed-up | in collectives "
             "(share of step) | gradient all-reduce (share) | gradient copies | raw all-reduce, %s floats "
-            "(min / median) | load avg |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n",
+            "(min / median) | cpu/wall | load avg |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|\n",
             get(r0, "params"));
     for (int i = 0; i < nr; i++) {
         const row *r = &rows[i];
@@ -443,10 +463,10 @@ static int report(int nfiles, char **files, const char *results)
             snprintf(raw, sizeof raw, "%.0f / %.0f ms (%.1f GB/s)", 1e3 * num(r, "raw_min_s"),
                      1e3 * num(r, "raw_median_s"), bytes / num(r, "raw_median_s") / 1e9);
         }
-        tprintf(&t, "| %d | %d (%d) | %.2f (%.2f-%.2f) | %.2f | %s | %s | %s | %s | %s | %.2f -> %.2f |\n", np,
+        tprintf(&t, "| %d | %d (%d) | %.2f (%.2f-%.2f) | %.2f | %s | %s | %s | %s | %s | %.2f | %.2f -> %.2f |\n", np,
                 (int)num(r, "global_batch"), (int)num(r, "local_batch"), step, num(r, "step_min_s"),
                 num(r, "step_max_s"), num(r, "examples_per_s"), speed, comm, ar, copy, raw,
-                num(r, "load_start"), num(r, "load_end"));
+                num(r, "cpu_wall_min"), num(r, "load_start"), num(r, "load_end"));
     }
     for (int i = 0; i < nr; i++) {
         const row *r = &rows[i];
@@ -474,7 +494,9 @@ static int report(int nfiles, char **files, const char *results)
             "(min-max of single steps in brackets). \"In collectives\": comm_seconds() per step, the "
             "largest over ranks; it includes waiting for the slower rank. \"Gradient all-reduce\": the "
             "big all-reduce on the last rank to arrive (least waiting). \"Raw all-reduce\": the same "
-            "call after a barrier, no training around it (%s reps, slowest rank). Load avg: "
+            "call after a barrier, no training around it (%s reps, slowest rank). Cpu/wall: CPU time "
+            "over wall time of the timed steps, the lowest over ranks (below 1: another process took "
+            "the core; Open MPI polls while waiting, so waiting counts as CPU). Load avg: "
             "/proc/loadavg (1 min) at start and end of each run, on a 2-core machine shared with other "
             "jobs.\n",
             get(r0, "reps"));

@@ -900,6 +900,13 @@ int main(int argc, char **argv)
             tprintf(&n, "%s %s %.1f GFLOP/s", s ? ";" : "", gs[s].label, sg.gemm_gflops[s]);
         tprintf(&n, ". Peak used: %.1f GFLOP/s. One thread, fc1 fwd: %.1f GFLOP/s (x%d = %.1f).\n",
                 peak, sg.gemm_one_thread, o.threads, sg.gemm_one_thread * o.threads);
+        /* Two threads that do not beat one by a wide margin mean that another process holds a
+         * core: every number of this run is then a shared-machine number. */
+        if (o.threads > 1 && sg.gemm_gflops[1] < 1.3 * sg.gemm_one_thread)
+            tprintf(&n, "- WARNING: the %d-thread sgemm is only %.2fx the one-thread one: the "
+                    "cores were shared with other work during this run, so the peak (and every "
+                    "timing) is low and the fractions of peak are flattered.\n",
+                    o.threads, sg.gemm_gflops[1] / sg.gemm_one_thread);
     } else if (do_sgemm) {
         tprintf(&n, "- sgemm: failed (%s).\n", why);
     }
@@ -963,10 +970,12 @@ int main(int argc, char **argv)
     text h = {0};
     tprintf(&h,
             "## bench_train, %s\n\nmachine `%s`, CPU %s, %ld cores; OpenBLAS core %s; %d "
-            "threads (lawt pool and OpenBLAS, torch); commit %s%s; load average %.2f at start; windows "
+            "threads (lawt pool and OpenBLAS, torch); commit %s%s; load average %.2f at start, "
+            "%.2f at end; windows "
             "%.0f s (a), %.0f s (b), %.0f s decoding after %d warm-up steps.\n\n",
             date, host, cpu, sysconf(_SC_NPROCESSORS_ONLN), corename ? corename : "unknown",
             o.threads, commit, strcmp(dirty, "unknown") ? " + uncommitted changes" : "", load0,
+            load_average(),
             o.seconds_a, o.seconds_b, o.seconds_decode, o.warmup);
 
     printf("\n%s%s\n%s", h.buf, t.buf, n.buf);

@@ -5,7 +5,8 @@
 #   readme        jobs/README.md's key table is what --help-config --markdown prints
 #   determinism   two runs of the same config and seed: identical losses, bit for bit
 #   mpi LAUNCHER...  np 1 and "LAUNCHER... lawt_dist" (np 2) give the same losses to 1e-5 relative
-#   resume        N steps, then resume to 2N: the same losses and accuracies as 2N straight
+#   resume        N steps, then resume to 2N: the same losses and accuracies as 2N straight;
+#                 retraining from a checkpoint on other sizes
 #   learn INI TOL MIN   training INI ends with L1 accuracy >= MIN at tolerance TOL (percent)
 set -uo pipefail
 mode=$1 dist=$2 src=$3 work=$4
@@ -44,26 +45,32 @@ last_accuracy() {
 }
 
 # A short run of the quick-start model, at the full learning rate after 3 steps.
-SHORT=(--config "$src/jobs/quickstart.ini" --set train.max_steps=12 --set train.warmup=3 --set train.log_every=1
-       --set eval.size=0)
+SHORT=(--config "$src/jobs/quickstart.ini" --set train.max_steps=12 --set train.warmup=3
+       --set train.log_every=1 --set eval.size=0)
 
 case $mode in
 errors)
     printf '[data]\ntask = transpose\n\n[train]\nlr = 1e-3\nlearning_rate = 1e-3\n' > unknown.ini
-    expect_error "unknown key" "unknown.ini:6: unknown key 'learning_rate' in \[train\]; keys of \[train\]: seed," \
+    expect_error "unknown key" \
+        "unknown.ini:6: unknown key 'learning_rate' in \[train\]; keys of \[train\]: seed," \
         --config unknown.ini --run-dir run
     printf '[training]\nlr = 1e-3\n' > section.ini
-    expect_error "unknown section" "section.ini:1: unknown section \[training\]; sections: \[data\]" \
+    expect_error "unknown section" \
+        "section.ini:1: unknown section \[training\]; sections: \[data\]" \
         --config section.ini --run-dir run
     printf '[model]\nenc_layers = 2\nheads = many\n' > value.ini
-    expect_error "bad value" "value.ini:3: \[model\] enc_heads = 'many': not an integer; allowed: integer in" \
+    expect_error "bad value" \
+        "value.ini:3: \[model\] enc_heads = 'many': not an integer; allowed: integer in" \
         --config value.ini --run-dir run
     printf '[train]\nschedule = linear\n' > choice.ini
-    expect_error "bad choice" "choice.ini:2: \[train\] schedule = 'linear': .*allowed: cosine\|constant\|inverse_sqrt" \
+    expect_error "bad choice" \
+        "choice.ini:2: \[train\] schedule = 'linear': .*allowed: cosine\|constant\|inverse_sqrt" \
         --config choice.ini --run-dir run
     printf '[data]\ntask = transpose\ndim = 0\n' > data.ini
-    expect_error "bad data value" "data.ini:3: \[data\] dim = '0': .*allowed" --config data.ini --run-dir run
-    expect_error "missing file" "nothere.ini: cannot open the configuration" --config nothere.ini --run-dir run
+    expect_error "bad data value" "data.ini:3: \[data\] dim = '0': .*allowed" \
+        --config data.ini --run-dir run
+    expect_error "missing file" "nothere.ini: cannot open the configuration" \
+        --config nothere.ini --run-dir run
     expect_error "bad --set" "--set train.lr=-1: \[train\] lr = '-1': out of range" \
         --config "$src/jobs/quickstart.ini" --set train.lr=-1 --run-dir run
     expect_error "unknown --set key" "--set eval.sizes=3: unknown key 'sizes' in \[eval\]" \
@@ -91,8 +98,9 @@ readme)
         fail "jobs/README.md's key table differs from 'lawt_dist --help-config --markdown'"
     ;;
 determinism)
-    "$dist" "${SHORT[@]}" --run-dir a > a.log 2>&1 || fail "first run"
-    "$dist" "${SHORT[@]}" --run-dir b > b.log 2>&1 || fail "second run"
+    # Two threads: the model splits its products between them, the same way every run.
+    "$dist" "${SHORT[@]}" --set train.threads=2 --run-dir a > a.log 2>&1 || fail "first run"
+    "$dist" "${SHORT[@]}" --set train.threads=2 --run-dir b > b.log 2>&1 || fail "second run"
     losses a/metrics.jsonl > a.txt
     losses b/metrics.jsonl > b.txt
     [ "$(wc -l < a.txt)" -eq 12 ] || fail "expected 12 losses, got $(wc -l < a.txt)"
@@ -120,13 +128,22 @@ resume)
     "$dist" --resume --run-dir resumed --set train.max_steps=0 > second.log 2>&1 ||
         { fail "resumed half"; cat second.log >&2; }
     strip_time() { sed 's/,"time":[0-9.]*//' "$1"; }
-    cmp -s <(strip_time straight/metrics.jsonl) <(strip_time resumed/metrics.jsonl) ||
-        { fail "resumed metrics differ"; diff <(strip_time straight/metrics.jsonl) <(strip_time resumed/metrics.jsonl) >&2; }
+    strip_time straight/metrics.jsonl > straight.txt
+    strip_time resumed/metrics.jsonl > resumed.txt
+    cmp -s straight.txt resumed.txt || { fail "resumed metrics differ"; diff straight.txt resumed.txt >&2; }
+    # Retraining (Appendix F.1): the weights on other sizes; another vocabulary is refused.
+    "$dist" "${RUN[@]}" --set data.dim=3-4 --set train.max_steps=2 \
+        --set run.init_from=straight/best.h5 > retrain.log 2>&1 ||
+        { fail "retraining on sizes 3-4"; cat retrain.log >&2; }
+    grep -q "weights from straight/best.h5" retrain.log || fail "retraining did not load the weights"
+    expect_error "retraining with another vocabulary" "init_from: .*vocabularies differ" \
+        "${RUN[@]}" --set data.encoding=B1999 --set run.init_from=straight/best.h5
     ;;
 learn)
     ini=$1 tol=$2 min=$3
     start=$(date +%s)
-    "$dist" --config "$src/jobs/$ini" --run-dir run > run.log 2>&1 || { fail "training"; tail -n 20 run.log >&2; }
+    "$dist" --config "$src/jobs/$ini" --run-dir run > run.log 2>&1 ||
+        { fail "training"; tail -n 20 run.log >&2; }
     acc=$(last_accuracy run/metrics.jsonl "$tol")
     echo "$ini: L1 accuracy at $tol% = ${acc:-none} (required >= $min) after $(($(date +%s) - start)) s"
     grep '"type":"eval"' run/metrics.jsonl | cut -c1-160

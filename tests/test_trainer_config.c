@@ -44,7 +44,8 @@ static void test_values(void)
     CHECK(parse(&cfg, "# a comment\n[data]\ntask = add\ndim = 5-10\nencoding = FP15\n"
                       "out_encoding = P1000\n\n[model]\nlayers = 3 ; inline comment\n"
                       "dec_layers = 1\ndim = 64\nheads = 4\n[train]\nschedule = inverse_sqrt\n"
-                      "seed = 18446744073709551615\n[eval]\ntolerances = 10, 1\ndecode = beam\n") == 0);
+                      "seed = 18446744073709551615\n[eval]\ntolerances = 10, 1\n"
+                      "decode = beam\n") == 0);
     CHECK(cfg.data.tasks[0] == TASK_ADD);
     CHECK(cfg.data.rows_min == 5 && cfg.data.rows_max == 10);
     /* FP15 and P1000 both keep 3 significant digits. */
@@ -60,11 +61,13 @@ static void test_errors(void)
 {
     trainer_config cfg;
     CHECK(parse(&cfg, "[train]\nlr = 1e-3\n\nfoo = 3\n") < 0);
-    CHECK(err_has("test.ini:4:") && err_has("unknown key 'foo' in [train]") && err_has("batch_size"));
+    CHECK(err_has("test.ini:4:") && err_has("unknown key 'foo' in [train]") &&
+          err_has("batch_size"));
     CHECK(parse(&cfg, "[trian]\nlr = 1e-3\n") < 0);
     CHECK(err_has("test.ini:1:") && err_has("unknown section [trian]") && err_has("[train]"));
     CHECK(parse(&cfg, "[train]\nlr = fast\n") < 0);
-    CHECK(err_has("test.ini:2:") && err_has("[train] lr = 'fast'") && err_has("allowed: number in (0, 1]"));
+    CHECK(err_has("test.ini:2:") && err_has("[train] lr = 'fast'") &&
+          err_has("allowed: number in (0, 1]"));
     CHECK(parse(&cfg, "[train]\nlr = 0\n") < 0);
     CHECK(err_has("out of range"));
     CHECK(parse(&cfg, "[train]\nbatch_size = 12.5\n") < 0);

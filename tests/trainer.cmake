@@ -4,6 +4,7 @@
 add_executable(test_trainer_config test_trainer_config.c)
 target_link_libraries(test_trainer_config PRIVATE lawt_trainer)
 add_test(NAME trainer_config COMMAND test_trainer_config)
+set_tests_properties(trainer_config PROPERTIES LABELS trainer)
 
 # test_trainer.sh MODE LAWT_DIST SOURCE_DIR WORK_DIR [ARGS...]
 function(lawt_trainer_test name mode)

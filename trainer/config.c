@@ -44,7 +44,8 @@ typedef struct {
 
 static const config_key KEYS[] = {
     {"data", "task", KEY_DATA, "transpose", 0, 0, 0, 0,
-     "transpose, add, matvec, matmul, eigenvalues, eigenvectors, singularvalues, svd, inversion, or a comma-separated list",
+     "transpose, add, matvec, matmul, eigenvalues, eigenvectors, singularvalues, svd, "
+     "inversion, or a comma-separated list",
      "The problem; several tasks train jointly (Appendix F.2)."},
     {"data", "dim", KEY_DATA, "5", 0, 0, 0, 0, "N or N-M, 1 <= N <= M <= 100",
      "Rows of the input matrix: \"5\", or \"5-15\" (each example draws its size)."},
@@ -81,8 +82,10 @@ static const config_key KEYS[] = {
      "Encoder dimension (a multiple of enc_heads)."},
     {"model", "dec_dim", KEY_INT, "512", F(dec_dim), 1, 65536, 0, NULL,
      "Decoder dimension (a multiple of dec_heads)."},
-    {"model", "enc_heads", KEY_INT, "8", F(enc_heads), 1, 1024, 0, NULL, "Encoder attention heads."},
-    {"model", "dec_heads", KEY_INT, "8", F(dec_heads), 1, 1024, 0, NULL, "Decoder attention heads."},
+    {"model", "enc_heads", KEY_INT, "8", F(enc_heads), 1, 1024, 0, NULL,
+     "Encoder attention heads."},
+    {"model", "dec_heads", KEY_INT, "8", F(dec_heads), 1, 1024, 0, NULL,
+     "Decoder attention heads."},
 
     {"train", "seed", KEY_SEED, "0", F(seed), 0, 0, 0, NULL,
      "Seed of the data streams and of the initial weights."},
@@ -132,6 +135,9 @@ static const config_key KEYS[] = {
     {"run", "device", KEY_CHOICE, "auto", F(device), 0, 0, 0, "auto|cpu|cuda",
      "Backend of the model; cuda stops with a message when this build or machine has none; "
      "auto is the CPU until the model can report a usable GPU."},
+    {"run", "init_from", KEY_TEXT, "", F(init_from), 0, 0, 0, NULL,
+     "Checkpoint whose weights start this run (retraining, Appendix F.1): same layers, "
+     "dimensions and vocabularies, any sizes; fresh optimizer and schedule. Ignored by --resume."},
     {"run", "keep_checkpoints", KEY_INT, "3", F(keep_checkpoints), 0, 1e6, 0, NULL,
      "Newest checkpoints step-*.h5 kept in the run directory (0: all); best.h5 is kept too."},
 };
@@ -177,7 +183,9 @@ static void describe_allowed(const config_key *k, char *buf, size_t cap)
     case KEY_ENCODING:
         snprintf(buf, cap, "%s%s", encoding_names_list(), k->choices ? ", or empty" : "");
         break;
-    case KEY_TOLERANCES: snprintf(buf, cap, "1 to %d numbers in (0, 100]", EVAL_MAX_TOLERANCES); break;
+    case KEY_TOLERANCES:
+        snprintf(buf, cap, "1 to %d numbers in (0, 100]", EVAL_MAX_TOLERANCES);
+        break;
     case KEY_DATA: snprintf(buf, cap, "%s", k->choices); break;
     case KEY_ALIAS: snprintf(buf, cap, "as %s", k->choices); break;
     }
@@ -230,6 +238,7 @@ static int parse_tolerances(const char *s, double *tol, int *ntol)
 {
     char buf[CONFIG_TEXT_MAX];
     snprintf(buf, sizeof buf, "%s", s);
+    double parsed[EVAL_MAX_TOLERANCES];
     int n = 0;
     char *save = NULL;
     for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -238,9 +247,10 @@ static int parse_tolerances(const char *s, double *tol, int *ntol)
         while (end > tok && end[-1] == ' ') *--end = '\0';
         double pct;
         if (n == EVAL_MAX_TOLERANCES || parse_double(tok, &pct) || pct <= 0 || pct > 100) return -1;
-        tol[n++] = pct / 100.0;
+        parsed[n++] = pct / 100.0;
     }
     if (n == 0) return -1;
+    memcpy(tol, parsed, (size_t)n * sizeof *tol);
     *ntol = n;
     return 0;
 }
@@ -316,7 +326,8 @@ static int set_key(trainer_config *cfg, int k, const char *value, const value_so
         datagen_default(&scratch);
         char why[512] = "";
         if (value[0] && datagen_set(&scratch, key->name, value, why, sizeof why))
-            return fail(err, errcap, src, "[%s] %s = '%s': %s", key->section, key->name, value, why);
+            return fail(err, errcap, src, "[%s] %s = '%s': %s", key->section, key->name, value,
+                        why);
         break;
     }
     case KEY_ALIAS: {
@@ -370,7 +381,8 @@ void config_init(trainer_config *cfg)
     value_source src = {"defaults", 0, 0};
     char err[512];
     for (int k = 0; k < NKEYS; k++)
-        if (KEYS[k].type != KEY_ALIAS && set_key(cfg, k, KEYS[k].default_value, &src, err, sizeof err))
+        if (KEYS[k].type != KEY_ALIAS &&
+            set_key(cfg, k, KEYS[k].default_value, &src, err, sizeof err))
             lawt_die("built-in default rejected (a bug in trainer/config.c): %s", err);
 }
 
@@ -480,7 +492,8 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
         if (KEYS[k].type != KEY_DATA || cfg->value[k][0] == '\0') continue;
         char why[512] = "";
         if (datagen_set(&cfg->data, KEYS[k].name, cfg->value[k], why, sizeof why))
-            return fail(err, errcap, &src, "[data] %s = '%s': %s", KEYS[k].name, cfg->value[k], why);
+            return fail(err, errcap, &src, "[data] %s = '%s': %s", KEYS[k].name, cfg->value[k],
+                        why);
     }
     lawt_encoding in, out;
     encoding_from_name(cfg->encoding, &in);
@@ -497,7 +510,8 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
         return fail(err, errcap, &src, "[model] dec_dim = %d is not a multiple of dec_heads = %d",
                     cfg->dec_dim, cfg->dec_heads);
     if (cfg->schedule == SCHEDULE_COSINE && cfg->lr_min > cfg->lr)
-        return fail(err, errcap, &src, "[train] lr_min = %g is above lr = %g", cfg->lr_min, cfg->lr);
+        return fail(err, errcap, &src, "[train] lr_min = %g is above lr = %g", cfg->lr_min,
+                    cfg->lr);
     return 0;
 }
 
@@ -550,9 +564,11 @@ void config_print_help(FILE *f, int markdown)
             const config_key *key = &KEYS[k];
             if (strcmp(key->section, SECTIONS[s])) continue;
             describe_allowed(key, allowed, sizeof allowed);
-            const char *def = !key->default_value ? "-" : key->default_value[0] ? key->default_value : "(empty)";
-            fprintf(f, "  %-16s default %-10s allowed: %s\n  %-16s %s\n", key->name, def, allowed, "",
-                    key->doc);
+            const char *def = !key->default_value      ? "-"
+                              : key->default_value[0] ? key->default_value
+                                                      : "(empty)";
+            fprintf(f, "  %-16s default %-10s allowed: %s\n  %-16s %s\n", key->name, def, allowed,
+                    "", key->doc);
         }
         fputc('\n', f);
     }

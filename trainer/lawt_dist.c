@@ -25,7 +25,8 @@ static const char USAGE[] =
     "  --resume [FILE]      continues from a checkpoint (default: the latest step-*.h5 of the\n"
     "                       run directory); without --config, the checkpoint's configuration\n"
     "  --dry-run            builds data and model, prints the summary and exits\n"
-    "  --help-config        the table of every configuration key (--markdown: as in jobs/README.md)\n";
+    "  --help-config        the table of every configuration key (--markdown: the table of\n"
+    "                       jobs/README.md)\n";
 
 #define MAX_SETS 256
 
@@ -171,7 +172,7 @@ int main(int argc, char **argv)
     char *shared_resume = comm_broadcast_string(c, resume_path, 0);
     char err[2048];
     config_init(cfg);
-    if (config_parse_string(cfg, shared_text, "configuration broadcast by rank 0", err, sizeof err) ||
+    if (config_parse_string(cfg, shared_text, "configuration from rank 0", err, sizeof err) ||
         config_finish(cfg, err, sizeof err))
         comm_abort(c, 1, "%s", err);
     trainer_options opt = {shared_text, shared_resume[0] ? shared_resume : NULL, decision.dry_run};

@@ -179,7 +179,8 @@ static int max_of(const int *v, int n)
 static model_batch make_train_batch(run_state *r, long step, long *tokens)
 {
     const trainer_config *cfg = r->cfg;
-    uint64_t first = (uint64_t)step * (uint64_t)cfg->batch_size + (uint64_t)r->rank * (uint64_t)r->local_batch;
+    uint64_t first = (uint64_t)step * (uint64_t)cfg->batch_size +
+                     (uint64_t)r->rank * (uint64_t)r->local_batch;
     *tokens = 0;
     for (int j = 0; j < r->local_batch; j++) {
         datagen_tokens(&cfg->data, &r->vin, &r->vout, cfg->seed, STREAM_TRAIN, first + (uint64_t)j,
@@ -273,13 +274,14 @@ static double evaluate(run_state *r)
     memcpy(tally.pass, counts + 2, sizeof tally.pass);
     r->test_index += (uint64_t)cfg->eval_size;
 
-    long epoch = r->step / r->steps_per_epoch;
+    /* Fractional when max_steps or a signal ended the run inside an epoch. */
+    double epoch = (double)r->step / (double)r->steps_per_epoch;
     char json[4096], line[1024];
     int n = snprintf(json, sizeof json,
-                     "{\"type\":\"eval\",\"epoch\":%ld,\"step\":%ld,\"examples\":%ld,\"time\":%.3f,"
-                     "\"size\":%ld",
+                     "{\"type\":\"eval\",\"epoch\":%.6g,\"step\":%ld,\"examples\":%ld,"
+                     "\"time\":%.3f,\"size\":%ld",
                      epoch, r->step, r->step * (long)cfg->batch_size, wall_seconds(r), tally.count);
-    int m = snprintf(line, sizeof line, "eval   epoch %ld, %ld test examples: L1 accuracy", epoch,
+    int m = snprintf(line, sizeof line, "eval   epoch %.6g, %ld test examples: L1 accuracy", epoch,
                      tally.count);
     static const char *const FIELDS[LAWT_NORM_COUNT] = {"acc", "acc_l2", "acc_linf"};
     for (int norm = 0; norm < LAWT_NORM_COUNT; norm++) {
@@ -289,11 +291,13 @@ static double evaluate(run_state *r)
             n += snprintf(json + n, sizeof json - (size_t)n, "%s\"%g\":%.2f", i ? "," : "",
                           100.0 * cfg->tol[i], acc);
             if (norm == NORM_L1)
-                m += snprintf(line + m, sizeof line - (size_t)m, " %g%%: %.2f", 100.0 * cfg->tol[i], acc);
+                m += snprintf(line + m, sizeof line - (size_t)m, " %g%%: %.2f",
+                              100.0 * cfg->tol[i], acc);
         }
         n += snprintf(json + n, sizeof json - (size_t)n, "}");
     }
-    double well_formed = tally.count ? 100.0 * (double)tally.well_formed / (double)tally.count : 0.0;
+    double well_formed =
+        tally.count ? 100.0 * (double)tally.well_formed / (double)tally.count : 0.0;
     snprintf(json + n, sizeof json - (size_t)n, ",\"well_formed\":%.2f}", well_formed);
     snprintf(line + m, sizeof line - (size_t)m, " | well-formed %.2f%% | %.1f s", well_formed,
              lawt_now() - t0);
@@ -318,10 +322,9 @@ static checkpoint_meta make_meta(const run_state *r)
     return meta;
 }
 
-static void save_checkpoint_file(run_state *r, const char *name)
+static void save_checkpoint_file(run_state *r, const char *path)
 {
-    char path[CONFIG_TEXT_MAX + 64], err[1024];
-    snprintf(path, sizeof path, "%s/%s", r->cfg->dir, name);
+    char err[1024];
     checkpoint_meta meta = make_meta(r);
     /* A failed write (disk full) loses this checkpoint, not the run: the previous ones stay. */
     if (checkpoint_save(path, r->model, &meta, err, sizeof err)) say(r, "warning: %s", err);
@@ -334,11 +337,15 @@ static void save_checkpoints(run_state *r, double accuracy)
     if (r->rank != 0 || !r->cfg->dir[0]) return;
     int best = accuracy > r->best_accuracy;
     if (best) r->best_accuracy = accuracy;
-    char name[64];
-    snprintf(name, sizeof name, "step-%09ld.h5", r->step);
-    save_checkpoint_file(r, name);
+    char path[CONFIG_TEXT_MAX + 64];
+    if (checkpoint_step_path(r->cfg->dir, r->step, path, sizeof path))
+        comm_abort(r->comm, 1, "checkpoint path too long in %s", r->cfg->dir);
+    save_checkpoint_file(r, path);
     checkpoint_keep_last(r->cfg->dir, r->cfg->keep_checkpoints);
-    if (best) save_checkpoint_file(r, "best.h5");
+    if (best) {
+        snprintf(path, sizeof path, "%s/best.h5", r->cfg->dir);
+        save_checkpoint_file(r, path);
+    }
 }
 
 static void show_progress(run_state *r, double loss)
@@ -350,7 +357,9 @@ static void show_progress(run_state *r, double loss)
     double per_step = r->train_seconds / (double)r->steps_timed;
     char eta[32];
     format_duration(per_step * (double)(r->last_step - r->step), eta, sizeof eta);
-    fprintf(stderr, "\repoch %ld/%d | step %ld/%ld | %.0f ex/s | %.0f tok/s | loss %.4f | lr %.2e | ETA %s\033[K",
+    fprintf(stderr,
+            "\repoch %ld/%d | step %ld/%ld | %.0f ex/s | %.0f tok/s | loss %.4f | lr %.2e | "
+            "ETA %s\033[K",
             (r->step - 1) / r->steps_per_epoch + 1, r->cfg->epochs, r->step, r->last_step,
             (double)r->cfg->batch_size / per_step, (double)r->tokens_timed / r->train_seconds, loss,
             r->lr, eta);
@@ -363,13 +372,15 @@ static void log_train(run_state *r, double window_loss)
     const trainer_config *cfg = r->cfg;
     char json[512], line[512], eta[32];
     snprintf(json, sizeof json,
-             "{\"type\":\"train\",\"step\":%ld,\"examples\":%ld,\"loss\":%.9g,\"lr\":%.9g,\"time\":%.3f}",
+             "{\"type\":\"train\",\"step\":%ld,\"examples\":%ld,\"loss\":%.9g,\"lr\":%.9g,"
+             "\"time\":%.3f}",
              r->step, r->step * (long)cfg->batch_size, window_loss, r->lr, wall_seconds(r));
     record_metrics(r, json);
     double per_step = r->train_seconds / (double)r->steps_timed;
     format_duration(per_step * (double)(r->last_step - r->step), eta, sizeof eta);
     snprintf(line, sizeof line,
-             "train  epoch %ld | step %ld/%ld | loss %.4f | lr %.2e | %.0f ex/s | %.0f tok/s | ETA %s",
+             "train  epoch %ld | step %ld/%ld | loss %.4f | lr %.2e | %.0f ex/s | %.0f tok/s | "
+             "ETA %s",
              (r->step - 1) / r->steps_per_epoch + 1, r->step, r->last_step, window_loss, r->lr,
              (double)cfg->batch_size / per_step, (double)r->tokens_timed / r->train_seconds, eta);
     /* On a terminal the progress line shows this; elsewhere it is the only sign of life. */
@@ -437,8 +448,9 @@ static void resume(run_state *r, const char *path)
     if (checkpoint_read_meta(path, &meta, err, sizeof err)) comm_abort(r->comm, 1, "%s", err);
     if (checkpoint_load(path, r->model, 1, err, sizeof err)) comm_abort(r->comm, 1, "%s", err);
     if (meta.examples_seen != meta.step * (long)r->cfg->batch_size)
-        comm_abort(r->comm, 1, "%s: %ld examples in %ld steps: train.batch_size must stay %ld to resume",
-                   path, meta.examples_seen, meta.step, meta.step ? meta.examples_seen / meta.step : 0);
+        comm_abort(r->comm, 1, "%s: %ld examples in %ld steps: train.batch_size must stay %ld "
+                   "to resume", path, meta.examples_seen, meta.step,
+                   meta.step ? meta.examples_seen / meta.step : 0);
     r->step = meta.step;
     r->test_index = meta.test_index;
     r->lr = meta.lr;
@@ -454,7 +466,8 @@ static void open_run_dir(run_state *r)
 {
     if (r->rank != 0 || !r->cfg->dir[0]) return;
     if (make_dirs(r->cfg->dir))
-        comm_abort(r->comm, 1, "cannot create the run directory %s: %s", r->cfg->dir, strerror(errno));
+        comm_abort(r->comm, 1, "cannot create the run directory %s: %s", r->cfg->dir,
+                   strerror(errno));
     FILE *f = open_in_run_dir(r, "config.ini", "w");
     fputs(r->opt->config_text, f);
     fclose(f);
@@ -472,8 +485,10 @@ static void print_summary(run_state *r, const model_config *mc)
         r->ranks > 1 ? "s" : "", cfg->threads, cfg->threads > 1 ? "s" : "",
         choose_backend(r) == BACKEND_CUDA ? "cuda" : "cpu");
     char rows[32], cols[32], dims[80];
-    snprintf(rows, sizeof rows, d->rows_min == d->rows_max ? "%d" : "%d-%d", d->rows_min, d->rows_max);
-    snprintf(cols, sizeof cols, d->cols_min == d->cols_max ? "%d" : "%d-%d", d->cols_min, d->cols_max);
+    snprintf(rows, sizeof rows, d->rows_min == d->rows_max ? "%d" : "%d-%d", d->rows_min,
+             d->rows_max);
+    snprintf(cols, sizeof cols, d->cols_min == d->cols_max ? "%d" : "%d-%d", d->cols_min,
+             d->cols_max);
     if (d->cols_max > 0) snprintf(dims, sizeof dims, "%sx%s", rows, cols);
     else if (d->rows_min == d->rows_max) snprintf(dims, sizeof dims, "%sx%s", rows, rows);
     else snprintf(dims, sizeof dims, "%s square", rows);
@@ -493,6 +508,56 @@ static void print_summary(run_state *r, const model_config *mc)
     if (r->step > 0)
         say(r, "resume from %s at step %ld (%ld examples)", r->opt->resume_path, r->step,
             r->step * (long)cfg->batch_size);
+    else if (cfg->init_from[0])
+        say(r, "weights from %s (retraining: fresh optimizer and schedule)", cfg->init_from);
+}
+
+/* Steps until last_step (or a stop signal), evaluating and checkpointing at epoch ends and at
+ * the end. Returns the exit status. */
+static int train(run_state *r)
+{
+    const trainer_config *cfg = r->cfg;
+    int status = 0;
+    comm_install_stop_signals();
+    /* A checkpoint is written after an evaluation (or a stop): resuming does not redo it. */
+    long evaluated_at = r->opt->resume_path ? r->step : -1;
+    double window_loss = 0;
+    long window_steps = 0;
+    while (r->step < r->last_step) {
+        double t0 = lawt_now();
+        long tokens;
+        double loss = train_step(r, &tokens);
+        r->train_seconds += lawt_now() - t0;
+        r->steps_timed++;
+        r->tokens_timed += tokens;
+        window_loss += loss;
+        window_steps++;
+        show_progress(r, loss);
+        if (r->step % cfg->log_every == 0 || r->step == r->last_step) {
+            log_train(r, window_loss / (double)window_steps);
+            window_loss = 0;
+            window_steps = 0;
+        }
+        long epoch = r->step / r->steps_per_epoch;
+        int epoch_end = r->step % r->steps_per_epoch == 0;
+        if (epoch_end && cfg->eval_every > 0 && epoch % cfg->eval_every == 0) {
+            save_checkpoints(r, cfg->eval_size > 0 ? evaluate(r) : -1.0);
+            evaluated_at = r->step;
+        }
+        /* Every rank must stop at the same step: the flag is agreed on, not read. */
+        if (comm_any(r->comm, comm_stop_requested())) {
+            say(r, "stopping at step %ld on signal %d%s", r->step, comm_stop_signal(),
+                cfg->dir[0] ? "; writing a checkpoint" : "");
+            save_checkpoints(r, -1.0);
+            status = COMM_EXIT_STOPPED;
+            break;
+        }
+    }
+    if (status == 0 && evaluated_at != r->step)
+        save_checkpoints(r, cfg->eval_size > 0 ? evaluate(r) : -1.0);
+    say(r, "%s: %ld steps, %ld examples, %.1f s", status ? "stopped" : "done", r->step,
+        r->step * (long)cfg->batch_size, wall_seconds(r));
+    return status;
 }
 
 int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
@@ -508,7 +573,8 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     r->tty = isatty(fileno(stderr));
     r->best_accuracy = -1.0;
     int status = 0;
-    /* A fixed thread count fixes OpenBLAS's partition of each product, hence its rounding. */
+    /* The model's thread pool takes OpenBLAS's thread count at model_create: a fixed count fixes
+     * how each product is split, hence its rounding. */
     openblas_set_num_threads(cfg->threads);
 
     lawt_encoding enc_in, enc_out;
@@ -528,12 +594,18 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     r->local_batch = cfg->batch_size / r->ranks;
     r->steps_per_epoch = (cfg->epoch_size + cfg->batch_size - 1) / cfg->batch_size;
     r->total_steps = r->steps_per_epoch * cfg->epochs;
-    r->last_step = cfg->max_steps > 0 && cfg->max_steps < r->total_steps ? cfg->max_steps : r->total_steps;
+    r->last_step = cfg->max_steps > 0 && cfg->max_steps < r->total_steps ? cfg->max_steps
+                                                                          : r->total_steps;
     int max_batch = r->local_batch > cfg->eval_batch ? r->local_batch : cfg->eval_batch;
     r->model = model_create(&mc, choose_backend(r), max_batch);
     model_init_params(r->model, cfg->seed);
     allocate_buffers(r);
-    if (opt->resume_path) resume(r, opt->resume_path);
+    if (opt->resume_path) {
+        resume(r, opt->resume_path);
+    } else if (cfg->init_from[0] &&
+               checkpoint_load_for_retraining(cfg->init_from, r->model, err, sizeof err)) {
+        comm_abort(c, 1, "[run] init_from: %s", err);
+    }
     open_run_dir(r);
     print_summary(r, &mc);
 
@@ -542,44 +614,7 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
         make_train_batch(r, r->step, &tokens); /* the data path works too */
         say(r, "dry run: configuration, data and model are ready; nothing trained");
     } else {
-        comm_install_stop_signals();
-        /* A checkpoint is written after an evaluation (or a stop): resuming does not redo it. */
-        long evaluated_at = opt->resume_path ? r->step : -1;
-        double window_loss = 0;
-        long window_steps = 0;
-        while (r->step < r->last_step) {
-            double t0 = lawt_now();
-            long tokens;
-            double loss = train_step(r, &tokens);
-            r->train_seconds += lawt_now() - t0;
-            r->steps_timed++;
-            r->tokens_timed += tokens;
-            window_loss += loss;
-            window_steps++;
-            show_progress(r, loss);
-            if (r->step % cfg->log_every == 0 || r->step == r->last_step) {
-                log_train(r, window_loss / (double)window_steps);
-                window_loss = 0;
-                window_steps = 0;
-            }
-            long epoch = r->step / r->steps_per_epoch;
-            if (r->step % r->steps_per_epoch == 0 && cfg->eval_every > 0 && epoch % cfg->eval_every == 0) {
-                save_checkpoints(r, cfg->eval_size > 0 ? evaluate(r) : -1.0);
-                evaluated_at = r->step;
-            }
-            /* Every rank must stop at the same step: the flag is agreed on, not read. */
-            if (comm_any(c, comm_stop_requested())) {
-                say(r, "stopping at step %ld on signal %d%s", r->step, comm_stop_signal(),
-                    cfg->dir[0] ? "; writing a checkpoint" : "");
-                save_checkpoints(r, -1.0);
-                status = COMM_EXIT_STOPPED;
-                break;
-            }
-        }
-        if (status == 0 && evaluated_at != r->step)
-            save_checkpoints(r, cfg->eval_size > 0 ? evaluate(r) : -1.0);
-        say(r, "%s: %ld steps, %ld examples, %.1f s", status ? "stopped" : "done", r->step,
-            r->step * (long)cfg->batch_size, wall_seconds(r));
+        status = train(r);
     }
 
     free_buffers(r);

@@ -55,6 +55,7 @@ typedef struct {
     int eval_batch;
     /* [run] */
     char dir[CONFIG_TEXT_MAX];       /* empty: write no files */
+    char init_from[CONFIG_TEXT_MAX]; /* a checkpoint whose weights start the run; empty: none */
     int device;                      /* device_choice */
     int keep_checkpoints;
 
