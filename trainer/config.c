@@ -111,7 +111,8 @@ static const config_key KEYS[] = {
     {"train", "beta2", KEY_REAL, "0.999", F(beta2), 0, 0.999999999, 0, NULL, "Adam beta2."},
     {"train", "eps", KEY_REAL, "1e-8", F(eps), 0, 1, 1, NULL, "Adam epsilon."},
     {"train", "threads", KEY_INT, "1", F(threads), 1, 1024, 0, NULL,
-     "OpenBLAS threads per rank; fixed so that runs are reproducible bit for bit."},
+     "CPU threads per rank (the model's thread pool); runs with the same count are "
+     "reproducible bit for bit."},
     {"train", "log_every", KEY_LONG, "100", F(log_every), 1, BIG, 0, NULL,
      "Steps between training-loss records (metrics.jsonl, train.log)."},
 
@@ -133,8 +134,8 @@ static const config_key KEYS[] = {
      "Run directory (--run-dir): config.ini, train.log, metrics.jsonl, checkpoints; empty: "
      "no files."},
     {"run", "device", KEY_CHOICE, "auto", F(device), 0, 0, 0, "auto|cpu|cuda",
-     "Backend of the model; cuda stops with a message when this build or machine has none; "
-     "auto is the CPU until the model can report a usable GPU."},
+     "Backend of the model: auto is cuda when this build has the CUDA backend and a GPU is "
+     "visible, else cpu; cuda stops with a message when there is none."},
     {"run", "init_from", KEY_TEXT, "", F(init_from), 0, 0, 0, NULL,
      "Checkpoint whose weights start this run (retraining, Appendix F.1): same layers, "
      "dimensions and vocabularies, any sizes; fresh optimizer and schedule. Ignored by --resume."},

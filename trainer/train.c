@@ -9,7 +9,6 @@
  * the tallies. Rank 0 writes every file and every line of output. */
 #include "trainer/trainer.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -393,8 +392,7 @@ static model_backend choose_backend(run_state *r)
     switch (r->cfg->device) {
     case DEVICE_CPU: return BACKEND_CPU;
     case DEVICE_CUDA: return BACKEND_CUDA; /* model_create names the problem if unavailable */
-    /* auto: the CPU until model.h can say whether a CUDA backend and a GPU are usable. */
-    default: return BACKEND_CPU;
+    default: return model_cuda_available() ? BACKEND_CUDA : BACKEND_CPU;
     }
 }
 
@@ -481,7 +479,7 @@ static void print_summary(run_state *r, const model_config *mc)
 {
     const trainer_config *cfg = r->cfg;
     const datagen_config *d = &cfg->data;
-    say(r, "lawt %s | %d rank%s x %d BLAS thread%s | backend %s", LAWT_VERSION, r->ranks,
+    say(r, "lawt %s | %d rank%s x %d thread%s | backend %s", LAWT_VERSION, r->ranks,
         r->ranks > 1 ? "s" : "", cfg->threads, cfg->threads > 1 ? "s" : "",
         choose_backend(r) == BACKEND_CUDA ? "cuda" : "cpu");
     char rows[32], cols[32], dims[80];
@@ -573,9 +571,8 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     r->tty = isatty(fileno(stderr));
     r->best_accuracy = -1.0;
     int status = 0;
-    /* The model's thread pool takes OpenBLAS's thread count at model_create: a fixed count fixes
-     * how each product is split, hence its rounding. */
-    openblas_set_num_threads(cfg->threads);
+    /* A fixed thread count fixes how each product is split, hence its rounding. */
+    model_set_threads(cfg->threads);
 
     lawt_encoding enc_in, enc_out;
     encoding_from_name(cfg->encoding, &enc_in);
