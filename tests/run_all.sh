@@ -11,9 +11,9 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
-ctest --test-dir build --output-on-failure
+ctest --test-dir build --output-on-failure -j"$jobs"
 
 # The CUDA backend is compiled by the first build; the sanitizer build is the CPU path.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLAWT_SANITIZE=ON -DLAWT_WITH_CUDA=OFF
 cmake --build build-asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -LE slow
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -LE slow -j"$jobs"
