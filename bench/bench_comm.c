@@ -65,6 +65,8 @@ typedef struct {
     int enc_layers, dec_layers, dim, heads, S, T;
     char encoding[16];
     const char *row; /* rank 0 writes its row here */
+    int allreduce_only; /* no training: only the raw all-reduce (of floats, or the model's size) */
+    long floats;
 } options;
 
 static void usage(FILE *f)
@@ -73,6 +75,7 @@ static void usage(FILE *f)
             "usage: mpirun -np N bench_comm [--global-batch 64] [--steps 3] [--warmup 1]\n"
             "           [--enc-layers 6] [--dec-layers 1] [--dim 512] [--heads 8] [--encoding P1000]\n"
             "           [--src-len 79] [--tgt-len 19] [--allreduce-reps 10] [--row FILE]\n"
+            "       mpirun -np N bench_comm --allreduce-only [--floats N] [--allreduce-reps 10] [model options]\n"
             "       bench_comm --report [--results FILE | --no-append] ROW_FILE...\n"
             "Data-parallel training throughput and the share of a step in communication; the\n"
             "report prints the table of the rows and appends it to %s.\n",
@@ -84,7 +87,7 @@ static int int_arg(const char *name, const char *v, int lo)
     char *end;
     errno = 0;
     long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || *end || x < lo || x > 1000000) {
+    if (!v || errno || *end || x < lo || x > (1L << 30)) {
         fprintf(stderr, "bench_comm: %s needs an integer >= %d\n", name, lo);
         exit(2);
     }
@@ -172,6 +175,42 @@ typedef struct {
     double step, comm, allreduce, copy;
 } step_times;
 
+/* The raw all-reduce alone: of o->floats floats, or of the model's parameter count. */
+static int allreduce_only(comm *c, const options *o, size_t model_params)
+{
+    const int rank = comm_rank(c), np = comm_size(c), reps = o->reps;
+    const size_t n = o->floats > 0 ? (size_t)o->floats : model_params;
+    float *buf = lawt_malloc(n * sizeof *buf);
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(i % 7) * 0.25f;
+    double *raw = lawt_calloc((size_t)reps * (size_t)np, sizeof *raw);
+    const double load0 = load_average();
+    comm_allreduce_sum_float(c, buf, n); /* first touch of MPI's buffers */
+    for (int r = 0; r < reps; r++) {
+        comm_barrier(c);
+        double t0 = lawt_now();
+        comm_allreduce_sum_float(c, buf, n);
+        raw[(size_t)r * (size_t)np + (size_t)rank] = lawt_now() - t0;
+    }
+    comm_allreduce_sum_double(c, raw, (size_t)reps * (size_t)np);
+    if (rank == 0) {
+        double *slowest = lawt_malloc((size_t)reps * sizeof *slowest);
+        for (int r = 0; r < reps; r++) {
+            slowest[r] = 0;
+            for (int k = 0; k < np; k++)
+                if (raw[(size_t)r * (size_t)np + (size_t)k] > slowest[r]) slowest[r] = raw[(size_t)r * (size_t)np + (size_t)k];
+        }
+        qsort(slowest, (size_t)reps, sizeof *slowest, cmp_double);
+        printf("bench_comm: all-reduce of %zu floats (%.1f MB), np %d, %d reps: min %.1f ms, median %.1f ms, "
+               "max %.1f ms; %.2f GB/s (bytes / median); load average %.2f -> %.2f\n",
+               n, 4e-6 * (double)n, np, reps, 1e3 * slowest[0], 1e3 * slowest[reps / 2], 1e3 * slowest[reps - 1],
+               4.0 * (double)n / slowest[reps / 2] / 1e9, load0, load_average());
+        free(slowest);
+    }
+    free(raw);
+    free(buf);
+    return 0;
+}
+
 static int measure(comm *c, const options *o)
 {
     const int rank = comm_rank(c), np = comm_size(c);
@@ -191,6 +230,7 @@ static int measure(comm *c, const options *o)
     vocab_free(&vocab);
     char err[256];
     if (model_config_validate(&cfg, err, sizeof err) != 0) comm_abort(c, 2, "bench_comm: %s", err);
+    if (o->allreduce_only) return allreduce_only(c, o, model_param_count(&cfg));
 
     const double load0 = load_average();
     model *m = model_create(&cfg, BACKEND_CPU, local);
@@ -567,6 +607,8 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--tgt-len") == 0) o.T = int_arg(a, v, 3), i++;
         else if (strcmp(a, "--encoding") == 0 && v) snprintf(o.encoding, sizeof o.encoding, "%s", v), i++;
         else if (strcmp(a, "--row") == 0 && v) o.row = v, i++;
+        else if (strcmp(a, "--allreduce-only") == 0) o.allreduce_only = 1;
+        else if (strcmp(a, "--floats") == 0) o.floats = int_arg(a, v, 1), i++;
         else {
             if (comm_rank(c) == 0) usage(stderr);
             comm_abort(c, 2, "bench_comm: unknown or incomplete option %s", a);
