@@ -31,4 +31,4 @@ set_tests_properties(trainer_mpi PROPERTIES LABELS "trainer;mpi" PROCESSORS 2
 lawt_trainer_test(learns_transpose learn quickstart.ini 5 99)
 lawt_trainer_test(learns_add learn test_add_3x3.ini 5 90)
 set_tests_properties(trainer_learns_transpose trainer_learns_add PROPERTIES
-                     LABELS "trainer;slow" TIMEOUT 900 PROCESSORS 2)
+                     LABELS "trainer;slow" TIMEOUT 1500 PROCESSORS 2)
