@@ -76,7 +76,7 @@ static void usage(FILE *f)
             "           [--enc-layers 6] [--dec-layers 1] [--dim 512] [--heads 8] [--encoding P1000]\n"
             "           [--src-len 79] [--tgt-len 19] [--allreduce-reps 10] [--row FILE]\n"
             "       mpirun -np N bench_comm --allreduce-only [--floats N] [--allreduce-reps 10] [model options]\n"
-            "       bench_comm --report [--results FILE | --no-append] ROW_FILE...\n"
+            "       bench_comm --report [--results FILE | --no-append] [--note TEXT] ROW_FILE...\n"
             "Data-parallel training throughput and the share of a step in communication; the\n"
             "report prints the table of the rows and appends it to %s.\n",
             LAWT_BENCH_RESULTS);
@@ -466,7 +466,7 @@ static void tprintf(text *t, const char *fmt, ...)
     }
 }
 
-static int report(int nfiles, char **files, const char *results)
+static int report(int nfiles, char **files, const char *results, const char *note)
 {
     row rows[MAX_ROWS];
     int nr = 0;
@@ -540,6 +540,7 @@ static int report(int nfiles, char **files, const char *results)
             "/proc/loadavg (1 min) at start and end of each run, on a 2-core machine shared with other "
             "jobs.\n",
             get(r0, "reps"));
+    if (note) tprintf(&n, "- %s\n", note);
 
     char date[64], commit[64], dirty[64], cpu[256], host[256];
     time_t now = time(NULL);
@@ -572,17 +573,18 @@ int main(int argc, char **argv)
 {
     /* The report needs no MPI. */
     if (argc > 1 && strcmp(argv[1], "--report") == 0) {
-        const char *results = LAWT_BENCH_RESULTS;
+        const char *results = LAWT_BENCH_RESULTS, *note = NULL;
         int i = 2;
         for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
             if (strcmp(argv[i], "--no-append") == 0) results = NULL;
             else if (strcmp(argv[i], "--results") == 0 && i + 1 < argc) results = argv[++i];
+            else if (strcmp(argv[i], "--note") == 0 && i + 1 < argc) note = argv[++i];
             else {
                 usage(stderr);
                 return 2;
             }
         }
-        return report(argc - i, argv + i, results);
+        return report(argc - i, argv + i, results, note);
     }
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
