@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/machine.h"
 #include "comm/comm.h"
 #include "common/common.h"
 #include "encoding/encoding.h"
@@ -112,46 +113,6 @@ static void fill_sequence(int *dst, int len, int vocab, uint64_t example, uint64
         uint64_t h = mix64(example * 0x100000001B3ULL ^ side << 56 ^ (uint64_t)p);
         dst[p] = TOK_FIRST_DIM + (int)(h % (uint64_t)(vocab - TOK_FIRST_DIM));
     }
-}
-
-/* ---- machine description ---- */
-
-static void first_line_of(const char *cmd, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "unknown");
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    if (fgets(buf, (int)cap, p)) buf[strcspn(buf, "\n")] = '\0';
-    if (buf[0] == '\0') snprintf(buf, cap, "unknown");
-    pclose(p);
-}
-
-static void cpu_model_name(char *buf, size_t cap)
-{
-    snprintf(buf, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon) {
-            snprintf(buf, cap, "%s", colon + 2);
-            buf[strcspn(buf, "\n")] = '\0';
-            break;
-        }
-    }
-    fclose(f);
-}
-
-static double load_average(void)
-{
-    double l = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f) {
-        if (fscanf(f, "%lf", &l) != 1) l = -1;
-        fclose(f);
-    }
-    return l;
 }
 
 /* CPU seconds of this process (all its threads). */

@@ -5,6 +5,7 @@
  * table and appends it to bench/RESULTS.md with the date, machine and commit.
  *
  * usage: bench_datagen [--seconds S] [--results PATH | --no-results] */
+#include "bench/machine.h"
 #include "datagen/datagen.h"
 
 #include <stdio.h>
@@ -71,34 +72,6 @@ static bench_result run_case(const bench_case *bc, const lawt_vocab *v, double s
     return (bench_result){(double)(index - first) / cpu, (double)tokens / cpu, wall / cpu};
 }
 
-/* First line of a command's output, or "unknown". */
-static void command_line(const char *cmd, char *buf, size_t cap)
-{
-    snprintf(buf, cap, "unknown");
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    if (fgets(buf, (int)cap, p)) buf[strcspn(buf, "\n")] = '\0';
-    if (buf[0] == '\0') snprintf(buf, cap, "unknown");
-    pclose(p);
-}
-
-static void cpu_model(char *buf, size_t cap)
-{
-    snprintf(buf, cap, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && colon) {
-            snprintf(buf, cap, "%s", colon + 2);
-            buf[strcspn(buf, "\n")] = '\0';
-            break;
-        }
-    }
-    fclose(f);
-}
-
 int main(int argc, char **argv)
 {
     double seconds = 0.5;
@@ -159,9 +132,9 @@ int main(int argc, char **argv)
     char date[64], commit[64], cpu[256];
     time_t now = time(NULL);
     strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&now));
-    command_line("git -C " LAWT_SOURCE_DIR " rev-parse --short HEAD 2>/dev/null", commit,
+    first_line_of("git -C " LAWT_SOURCE_DIR " rev-parse --short HEAD 2>/dev/null", commit,
                  sizeof commit);
-    cpu_model(cpu, sizeof cpu);
+    cpu_model_name(cpu, sizeof cpu);
     struct utsname host;
     if (uname(&host) != 0) snprintf(host.nodename, sizeof host.nodename, "unknown");
     char header[1024];

@@ -1,8 +1,5 @@
 # bench_train: lawt training and decoding throughput next to the PyTorch reference, and the
 # fraction of the sgemm peak; appends its table to bench/RESULTS.md.
 add_executable(bench_train ${CMAKE_CURRENT_SOURCE_DIR}/bench_train.c)
-target_link_libraries(bench_train PRIVATE lawt_model lawt_encoding lawt_common
+target_link_libraries(bench_train PRIVATE lawt_bench_machine lawt_model lawt_encoding lawt_common
                       PkgConfig::OPENBLAS m)
-target_compile_definitions(bench_train PRIVATE
-  LAWT_BENCH_RESULTS="${CMAKE_CURRENT_SOURCE_DIR}/RESULTS.md"
-  LAWT_SOURCE_DIR="${CMAKE_SOURCE_DIR}")

@@ -1,0 +1,42 @@
+#include "bench/machine.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void first_line_of(const char *cmd, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown");
+    FILE *p = popen(cmd, "r");
+    if (!p) return;
+    if (fgets(buf, (int)cap, p)) buf[strcspn(buf, "\n")] = '\0';
+    if (buf[0] == '\0') snprintf(buf, cap, "unknown");
+    pclose(p);
+}
+
+void cpu_model_name(char *buf, size_t cap)
+{
+    snprintf(buf, cap, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) == 0 && colon) {
+            snprintf(buf, cap, "%s", colon + 2);
+            buf[strcspn(buf, "\n")] = '\0';
+            break;
+        }
+    }
+    fclose(f);
+}
+
+double load_average(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}

@@ -1,0 +1,15 @@
+/* machine.h: what every benchmark records about where it ran (bench/RESULTS.md rows carry the
+ * date, the machine, the commit and the load). */
+#ifndef LAWT_BENCH_MACHINE_H
+#define LAWT_BENCH_MACHINE_H
+
+#include <stddef.h>
+
+/* The first line printed by a shell command (e.g. "git rev-parse --short HEAD"), or "unknown". */
+void first_line_of(const char *cmd, char *buf, size_t cap);
+/* The "model name" of /proc/cpuinfo, or "unknown". */
+void cpu_model_name(char *buf, size_t cap);
+/* The 1-minute load average, or -1: a benchmark on a shared machine says how shared it was. */
+double load_average(void);
+
+#endif
