@@ -32,6 +32,8 @@ struct comm_nccl {
                        cudaGetErrorString(cuda_e_));                                       \
     } while (0)
 
+int comm_nccl_built(void) { return 1; }
+
 comm_nccl *comm_nccl_init(comm *c)
 {
     int ndev = 0;

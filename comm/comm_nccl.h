@@ -1,5 +1,6 @@
 /* comm_nccl.h: gradient all-reduce on the GPU through NCCL, beside the MPI process group of
- * comm.h (built only with the CUDA backend and NCCL: LAWT_COMM_HAVE_NCCL). MPI stays the
+ * comm.h. Library lawt_comm_nccl: comm_nccl.c with the CUDA backend and NCCL
+ * (LAWT_COMM_HAVE_NCCL), else a stub whose comm_nccl_built() is 0. MPI stays the
  * control plane: rank 0 makes the NCCL unique id and comm_broadcast sends it to every rank;
  * each process drives one GPU, chosen from its local rank (comm_local_rank modulo the visible
  * devices, so CUDA_VISIBLE_DEVICES and Slurm's GPU binding are respected).
@@ -13,6 +14,9 @@
 #include "comm/comm.h"
 
 typedef struct comm_nccl comm_nccl;
+
+/* 1 when this binary has NCCL, 0 in a build without it (then nothing else here may be called). */
+int comm_nccl_built(void);
 
 /* Collective over all ranks of c. Selects this rank's GPU (cudaSetDevice) before making the
  * NCCL communicator, so call it before creating the CUDA model. Aborts the job when a rank has

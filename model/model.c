@@ -205,6 +205,8 @@ static const model_backend_ops *backend_ops(model_backend backend)
 
 #ifndef LAWT_MODEL_HAVE_CUDA
 int model_cuda_available(void) { return 0; } /* model/cuda/model_cuda.c when built */
+void model_set_cuda_device_for_rank(int local_rank) { (void)local_rank; }
+void model_set_cuda_precision(model_precision p) { (void)p; }
 #endif
 
 model *model_create(const model_config *cfg, model_backend backend, int max_batch)
@@ -297,6 +299,9 @@ void model_copy_in(model *m, model_buffer which, const float *src)
 {
     m->ops->copy_in(m->impl, which, src);
 }
+
+float *model_gradient_buffer(model *m) { return m->ops->grads(m->impl); }
+model_backend model_get_backend(const model *m) { return m->backend; }
 
 static void check_batch(const model *m, const model_batch *b)
 {

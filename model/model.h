@@ -82,6 +82,19 @@ void model_set_threads(int n);
  * trainer's device=auto asks. Never dies. */
 int model_cuda_available(void);
 
+/* Precision of the matrix products of CUDA models created after the call: fp32; tf32 (tensor
+ * cores on inputs rounded to tf32); bf16 (tensor cores on inputs rounded to bf16, fp32
+ * accumulation). Weights (the optimizer's master copy), activations, loss and Adam moments stay
+ * fp32 in every case. Without the call: LAWT_CUDA_PRECISION=fp32|tf32|bf16, else fp32. The CPU
+ * backend always computes in fp32. */
+typedef enum { PRECISION_FP32, PRECISION_TF32, PRECISION_BF16 } model_precision;
+void model_set_cuda_precision(model_precision p);
+
+/* The GPU of CUDA models created after the call: local_rank modulo the visible devices
+ * (comm_nccl_init picks the same one), unless LAWT_CUDA_DEVICE names one. Without the call, the
+ * calling thread's current device. No effect in a CPU-only build. */
+void model_set_cuda_device_for_rank(int local_rank);
+
 /* Activations are sized for batches up to max_batch examples of up to cfg->max_len tokens.
  * Dies with a message if the backend is not available. */
 model *model_create(const model_config *cfg, model_backend backend, int max_batch);
@@ -97,6 +110,12 @@ typedef enum { BUF_PARAMS, BUF_GRADS, BUF_ADAM_M, BUF_ADAM_V } model_buffer;
 /* Copy a whole buffer to / from host memory (num_params floats). */
 void model_copy_out(const model *m, model_buffer which, float *dst);
 void model_copy_in(model *m, model_buffer which, const float *src);
+
+/* The gradient buffer itself (num_params floats), for an in-place all-reduce between
+ * backward and the optimizer step: host memory for BACKEND_CPU, device memory for
+ * BACKEND_CUDA (model_get_backend tells which). */
+float *model_gradient_buffer(model *m);
+model_backend model_get_backend(const model *m);
 
 /* Forward pass with loss: returns the sum over target tokens of -log p(token) and sets
  * *ntokens to the number of target tokens counted. Keeps activations for backward. */

@@ -252,6 +252,8 @@ static void cpu_copy_out(const void *impl, model_buffer which, float *dst)
     memcpy(dst, buffer(st, which), st->np * sizeof(float));
 }
 
+static float *cpu_grads(void *impl) { return ((cpu_model *)impl)->grads; }
+
 static void cpu_copy_in(void *impl, model_buffer which, const float *src)
 {
     cpu_model *st = impl;
@@ -689,6 +691,7 @@ const model_backend_ops model_cpu_ops = {
     .destroy = cpu_destroy,
     .copy_out = cpu_copy_out,
     .copy_in = cpu_copy_in,
+    .grads = cpu_grads,
     .zero_grad = cpu_zero_grad,
     .forward = cpu_forward,
     .backward = cpu_backward,

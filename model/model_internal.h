@@ -53,6 +53,8 @@ typedef struct model_backend_ops {
     void (*destroy)(void *impl);
     void (*copy_out)(const void *impl, model_buffer which, float *dst);
     void (*copy_in)(void *impl, model_buffer which, const float *src);
+    /* The gradient buffer itself, in the backend's memory. */
+    float *(*grads)(void *impl);
     void (*zero_grad)(void *impl);
     double (*forward)(void *impl, const model_batch *batch, long *ntokens);
     void (*backward)(void *impl, const model_batch *batch, float loss_scale);

@@ -101,16 +101,22 @@ determinism)
     # Two threads: the model splits its products between them, the same way every run.
     "$dist" "${SHORT[@]}" --set train.threads=2 --run-dir a > a.log 2>&1 || fail "first run"
     "$dist" "${SHORT[@]}" --set train.threads=2 --run-dir b > b.log 2>&1 || fail "second run"
+    # Batches made ahead by the data thread are the same batches.
+    "$dist" "${SHORT[@]}" --set train.threads=2 --set train.prefetch=on --run-dir c > c.log 2>&1 ||
+        fail "prefetching run"
     losses a/metrics.jsonl > a.txt
     losses b/metrics.jsonl > b.txt
+    losses c/metrics.jsonl > c.txt
     [ "$(wc -l < a.txt)" -eq 12 ] || fail "expected 12 losses, got $(wc -l < a.txt)"
     cmp -s a.txt b.txt || { fail "the losses differ"; diff a.txt b.txt >&2; }
+    cmp -s a.txt c.txt || { fail "the losses differ with train.prefetch=on"; diff a.txt c.txt >&2; }
     ;;
 mpi)
     # Global batch 64: one rank of 64 against N ranks of 64 / N, over 20 steps.
     "$dist" "${SHORT[@]}" --set train.max_steps=20 --set train.threads=1 --run-dir np1 \
         > np1.log 2>&1 || { fail "np 1"; cat np1.log >&2; }
-    "$@" "$dist" "${SHORT[@]}" --set train.max_steps=20 --set train.threads=1 --run-dir np2 \
+    "$@" "$dist" "${SHORT[@]}" --set train.max_steps=20 --set train.threads=1 \
+        --set train.prefetch=on --run-dir np2 \
         > np2.log 2>&1 || { fail "np N"; cat np2.log >&2; }
     losses np1/metrics.jsonl > np1.txt
     losses np2/metrics.jsonl > np2.txt
@@ -126,7 +132,8 @@ resume)
          --set train.epoch_size=640 --set train.epochs=2 --set eval.size=64)
     "$dist" "${RUN[@]}" --run-dir straight > straight.log 2>&1 || fail "straight run"
     "$dist" "${RUN[@]}" --set train.max_steps=10 --run-dir resumed > first.log 2>&1 || fail "first half"
-    "$dist" --resume --run-dir resumed --set train.max_steps=0 > second.log 2>&1 ||
+    "$dist" --resume --run-dir resumed --set train.max_steps=0 --set train.prefetch=on \
+        > second.log 2>&1 ||
         { fail "resumed half"; cat second.log >&2; }
     strip_time() { sed 's/,"time":[0-9.]*//' "$1"; }
     strip_time straight/metrics.jsonl > straight.txt

@@ -113,6 +113,10 @@ static const config_key KEYS[] = {
     {"train", "threads", KEY_INT, "1", F(threads), 1, 1024, 0, NULL,
      "CPU threads per rank (the model's thread pool); runs with the same count are "
      "reproducible bit for bit."},
+    {"train", "prefetch", KEY_CHOICE, "auto", F(prefetch), 0, 0, 0, "auto|on|off",
+     "A second thread makes the next batch while the model trains on this one (on), or the "
+     "step makes its own (off); auto: on with the CUDA backend, off on the CPU (its pool uses "
+     "every core). The examples are the same either way."},
     {"train", "log_every", KEY_LONG, "100", F(log_every), 1, BIG, 0, NULL,
      "Steps between training-loss records (metrics.jsonl, train.log)."},
 
@@ -136,6 +140,10 @@ static const config_key KEYS[] = {
     {"run", "device", KEY_CHOICE, "auto", F(device), 0, 0, 0, "auto|cpu|cuda",
      "Backend of the model: auto is cuda when this build has the CUDA backend and a GPU is "
      "visible, else cpu; cuda stops with a message when there is none."},
+    {"run", "precision", KEY_CHOICE, "fp32", F(precision), 0, 0, 0, "fp32|tf32|bf16",
+     "Matrix products on the GPU: fp32; tf32 or bf16 tensor cores (inputs rounded, fp32 "
+     "accumulation). Weights, activations, loss and Adam state stay fp32. The CPU backend "
+     "always computes in fp32."},
     {"run", "init_from", KEY_TEXT, "", F(init_from), 0, 0, 0, NULL,
      "Checkpoint whose weights start this run (retraining, Appendix F.1): same layers, "
      "dimensions and vocabularies, any sizes; fresh optimizer and schedule. Ignored by --resume."},

@@ -18,8 +18,10 @@
 #include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
+#include "comm/comm_nccl.h"
 #include "encoding/encoding.h"
 #include "model/model.h"
+#include "trainer/batch_source.h"
 
 /* A growing string: the metrics history kept for checkpoints. */
 typedef struct {
@@ -50,12 +52,15 @@ typedef struct {
     int max_src, max_tgt; /* framed sequence lengths */
     int max_out;          /* predicted tokens between the two EOS */
     model *model;
-    float *grads;         /* host copy of the gradients for the all-reduce (ranks > 1 only) */
+    comm_nccl *nccl;      /* gradient all-reduce on the GPUs (CUDA backend, ranks > 1) */
+    float *grads;         /* host copy of the gradients: CUDA backend at ranks > 1 without NCCL */
+    batch_spec batch_spec;
+    batch_source *batches; /* training batches, during train() */
 
     int local_batch;
     long steps_per_epoch, total_steps, last_step;
 
-    /* A batch: rows of max_src / max_tgt tokens, packed to the batch's longest before use. */
+    /* An evaluation batch: rows of max_src / max_tgt tokens. */
     int *src, *tgt, *src_len, *tgt_len;
     /* Evaluation: the problems and the predictions of one decoding batch. */
     lawt_matrix *inputs, *targets;
@@ -157,48 +162,12 @@ static FILE *open_in_run_dir(run_state *r, const char *name, const char *mode)
     return f;
 }
 
-/* Rows of `stride` ints, row b holding len[b] tokens, become rows of `width` ints padded with
- * TOK_PAD. Moving rows forward in order never overwrites a row not yet moved (width <= stride). */
-static void pack_rows(int *rows, int count, int stride, int width, const int *len)
-{
-    for (int b = 0; b < count; b++) {
-        memmove(rows + (size_t)b * width, rows + (size_t)b * stride, (size_t)len[b] * sizeof(int));
-        for (int t = len[b]; t < width; t++) rows[(size_t)b * width + t] = TOK_PAD;
-    }
-}
-
-static int max_of(const int *v, int n)
-{
-    int m = 0;
-    for (int i = 0; i < n; i++) m = v[i] > m ? v[i] : m;
-    return m;
-}
-
-/* This rank's share of the global batch of step `step` (counted from 0). */
-static model_batch make_train_batch(run_state *r, long step, long *tokens)
-{
-    const trainer_config *cfg = r->cfg;
-    uint64_t first = (uint64_t)step * (uint64_t)cfg->batch_size +
-                     (uint64_t)r->rank * (uint64_t)r->local_batch;
-    *tokens = 0;
-    for (int j = 0; j < r->local_batch; j++) {
-        datagen_tokens(&cfg->data, &r->vin, &r->vout, cfg->seed, STREAM_TRAIN, first + (uint64_t)j,
-                       r->src + (size_t)j * r->max_src, &r->src_len[j],
-                       r->tgt + (size_t)j * r->max_tgt, &r->tgt_len[j], NULL, NULL, NULL);
-        *tokens += r->src_len[j] + r->tgt_len[j];
-    }
-    int S = max_of(r->src_len, r->local_batch), T = max_of(r->tgt_len, r->local_batch);
-    pack_rows(r->src, r->local_batch, r->max_src, S, r->src_len);
-    pack_rows(r->tgt, r->local_batch, r->max_tgt, T, r->tgt_len);
-    return (model_batch){r->local_batch, S, T, r->src, r->src_len, r->tgt, r->tgt_len};
-}
-
 /* One optimizer step on the global batch; returns the mean token loss over all ranks. */
 static double train_step(run_state *r, long *global_tokens)
 {
     const trainer_config *cfg = r->cfg;
     long all_tokens;
-    model_batch batch = make_train_batch(r, r->step, &all_tokens);
+    model_batch batch = batch_source_next(r->batches, r->step, &all_tokens);
     long loss_tokens;
     model_zero_grad(r->model);
     double loss = model_forward(r->model, &batch, &loss_tokens);
@@ -210,9 +179,16 @@ static double train_step(run_state *r, long *global_tokens)
     model_backward(r->model, &batch, 1.0f / (float)counts[0]);
     if (r->ranks > 1) {
         size_t n = model_num_params(r->model);
-        model_copy_out(r->model, BUF_GRADS, r->grads);
-        comm_allreduce_sum_float(r->comm, r->grads, n);
-        model_copy_in(r->model, BUF_GRADS, r->grads);
+        float *grads = model_gradient_buffer(r->model);
+        if (r->nccl) {
+            comm_allreduce_sum_float_device(r->nccl, grads, n);
+        } else if (model_get_backend(r->model) == BACKEND_CPU) {
+            comm_allreduce_sum_float(r->comm, grads, n);
+        } else {
+            model_copy_out(r->model, BUF_GRADS, r->grads);
+            comm_allreduce_sum_float(r->comm, r->grads, n);
+            model_copy_in(r->model, BUF_GRADS, r->grads);
+        }
         comm_allreduce_sum_double(r->comm, &loss_sum, 1);
     }
     double mean_loss = loss_sum / (double)counts[0];
@@ -247,7 +223,7 @@ static double evaluate(run_state *r)
                            &r->inputs[j], &r->targets[j], &r->tasks[j]);
         /* Sources are padded to the longest possible, not to the batch's longest, so that
          * an example's prediction does not depend on its batch companions (or rank count). */
-        pack_rows(r->src, B, r->max_src, r->max_src, r->src_len);
+        pad_rows(r->src, B, r->max_src, r->max_src, r->src_len);
         if (cfg->decoding == DECODING_BEAM)
             model_beam_decode(r->model, r->src, r->src_len, B, r->max_src, cfg->beam_size,
                               r->max_out, r->pred, r->pred_len);
@@ -399,7 +375,7 @@ static model_backend choose_backend(run_state *r)
 static void allocate_buffers(run_state *r)
 {
     const trainer_config *cfg = r->cfg;
-    int rows = r->local_batch > cfg->eval_batch ? r->local_batch : cfg->eval_batch;
+    int rows = cfg->eval_batch;
     r->src = lawt_malloc((size_t)rows * r->max_src * sizeof(int));
     r->tgt = lawt_malloc((size_t)rows * r->max_tgt * sizeof(int));
     r->src_len = lawt_malloc((size_t)rows * sizeof(int));
@@ -418,7 +394,8 @@ static void allocate_buffers(run_state *r)
     r->pred_coeffs = lawt_malloc(r->out_coeffs * sizeof(double));
     r->pred = lawt_malloc((size_t)cfg->eval_batch * r->max_out * sizeof(int));
     r->pred_len = lawt_malloc((size_t)cfg->eval_batch * sizeof(int));
-    if (r->ranks > 1) r->grads = lawt_malloc(model_num_params(r->model) * sizeof(float));
+    if (r->ranks > 1 && !r->nccl && model_get_backend(r->model) != BACKEND_CPU)
+        r->grads = lawt_malloc(model_num_params(r->model) * sizeof(float));
 }
 
 static void free_buffers(run_state *r)
@@ -479,9 +456,15 @@ static void print_summary(run_state *r, const model_config *mc)
 {
     const trainer_config *cfg = r->cfg;
     const datagen_config *d = &cfg->data;
-    say(r, "lawt %s | %d rank%s x %d thread%s | backend %s", LAWT_VERSION, r->ranks,
+    const char *reduce = r->ranks == 1 ? "" : r->nccl ? " | all-reduce NCCL" : " | all-reduce MPI";
+    static const char *const PRECISIONS[] = {"fp32", "tf32", "bf16"};
+    int cuda = model_get_backend(r->model) == BACKEND_CUDA;
+    say(r, "lawt %s | %d rank%s x %d thread%s | backend %s %s%s", LAWT_VERSION, r->ranks,
         r->ranks > 1 ? "s" : "", cfg->threads, cfg->threads > 1 ? "s" : "",
-        choose_backend(r) == BACKEND_CUDA ? "cuda" : "cpu");
+        cuda ? "cuda" : "cpu", cuda ? PRECISIONS[cfg->precision] : "fp32", reduce);
+    if (!cuda && cfg->precision != PRECISION_FP32)
+        say(r, "note   run.precision = %s applies to the CUDA backend; the CPU computes in fp32",
+            PRECISIONS[cfg->precision]);
     char rows[32], cols[32], dims[80];
     snprintf(rows, sizeof rows, d->rows_min == d->rows_max ? "%d" : "%d-%d", d->rows_min,
              d->rows_max);
@@ -510,6 +493,17 @@ static void print_summary(run_state *r, const model_config *mc)
         say(r, "weights from %s (retraining: fresh optimizer and schedule)", cfg->init_from);
 }
 
+/* Whether a second thread makes the next batch during the step: by default with the CUDA
+ * backend only, since the CPU backend's pool already keeps every core busy. */
+static int prefetch(const run_state *r)
+{
+    switch (r->cfg->prefetch) {
+    case PREFETCH_ON: return 1;
+    case PREFETCH_OFF: return 0;
+    default: return model_get_backend(r->model) == BACKEND_CUDA;
+    }
+}
+
 /* Steps until last_step (or a stop signal), evaluating and checkpointing at epoch ends and at
  * the end. Returns the exit status. */
 static int train(run_state *r)
@@ -517,6 +511,7 @@ static int train(run_state *r)
     const trainer_config *cfg = r->cfg;
     int status = 0;
     comm_install_stop_signals();
+    r->batches = batch_source_create(&r->batch_spec, r->step, prefetch(r));
     /* A checkpoint is written after an evaluation (or a stop): resuming does not redo it. */
     long evaluated_at = r->opt->resume_path ? r->step : -1;
     double window_loss = 0;
@@ -551,6 +546,8 @@ static int train(run_state *r)
             break;
         }
     }
+    batch_source_free(r->batches);
+    r->batches = NULL;
     if (status == 0 && evaluated_at != r->step)
         save_checkpoints(r, cfg->eval_size > 0 ? evaluate(r) : -1.0);
     say(r, "%s: %ld steps, %ld examples, %.1f s", status ? "stopped" : "done", r->step,
@@ -594,8 +591,18 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     r->last_step = cfg->max_steps > 0 && cfg->max_steps < r->total_steps ? cfg->max_steps
                                                                           : r->total_steps;
     int max_batch = r->local_batch > cfg->eval_batch ? r->local_batch : cfg->eval_batch;
-    r->model = model_create(&mc, choose_backend(r), max_batch);
+    model_backend backend = choose_backend(r);
+    if (backend == BACKEND_CUDA) {
+        model_set_cuda_precision((model_precision)cfg->precision);
+        /* One GPU a process: comm_nccl_init picks it from the local rank, and so does the model
+         * when there is no NCCL. */
+        model_set_cuda_device_for_rank(comm_local_rank(c));
+        if (r->ranks > 1 && comm_nccl_built()) r->nccl = comm_nccl_init(c);
+    }
+    r->model = model_create(&mc, backend, max_batch);
     model_init_params(r->model, cfg->seed);
+    r->batch_spec = (batch_spec){&cfg->data, &r->vin, &r->vout, cfg->seed, cfg->batch_size,
+                                 r->rank, r->local_batch, r->max_src, r->max_tgt};
     allocate_buffers(r);
     if (opt->resume_path) {
         resume(r, opt->resume_path);
@@ -608,7 +615,9 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
 
     if (opt->dry_run) {
         long tokens;
-        make_train_batch(r, r->step, &tokens); /* the data path works too */
+        batch_source *one = batch_source_create(&r->batch_spec, r->step, 0);
+        batch_source_next(one, r->step, &tokens); /* the data path works too */
+        batch_source_free(one);
         say(r, "dry run: configuration, data and model are ready; nothing trained");
     } else {
         status = train(r);
@@ -616,6 +625,7 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
 
     free_buffers(r);
     model_free(r->model);
+    comm_nccl_free(r->nccl);
     vocab_free(&r->vin);
     vocab_free(&r->vout);
     free(r->metrics.text);

@@ -20,6 +20,7 @@
 typedef enum { SCHEDULE_COSINE, SCHEDULE_CONSTANT, SCHEDULE_INVERSE_SQRT } lr_schedule;
 typedef enum { DECODING_GREEDY, DECODING_BEAM } decoding;
 typedef enum { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA } device_choice;
+typedef enum { PREFETCH_AUTO, PREFETCH_ON, PREFETCH_OFF } prefetch_choice;
 
 #define CONFIG_TEXT_MAX 256   /* longest value of a text key (a path, a tolerance list) */
 #define CONFIG_MAX_KEYS 64
@@ -43,6 +44,7 @@ typedef struct {
     double clip;  /* 0: no clipping */
     double beta1, beta2, eps;
     int threads;
+    int prefetch; /* prefetch_choice */
     long log_every;
     /* [eval] */
     long eval_size;
@@ -57,6 +59,7 @@ typedef struct {
     char dir[CONFIG_TEXT_MAX];       /* empty: write no files */
     char init_from[CONFIG_TEXT_MAX]; /* a checkpoint whose weights start the run; empty: none */
     int device;                      /* device_choice */
+    int precision;                   /* model_precision of model.h, in the same order */
     int keep_checkpoints;
 
     /* The text of every key of the table (defaults included), for config_to_ini. */

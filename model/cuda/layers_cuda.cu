@@ -261,6 +261,16 @@ extern "C" void layernorm_backward_cuda(float *dinp, float *dweight, float *dbia
 
 /* ---- linear layers (cuBLAS is column-major: a row-major (R, C) matrix is its transpose) ---- */
 
+/* C (m, n) = alpha op(A) op(B) + beta C, column-major fp32, in the handle's precision */
+static void gemm_f32(const blas_cuda *blas, cublasOperation_t ta, cublasOperation_t tb, int m,
+                     int n, int k, float alpha, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc)
+{
+    CUBLAS_CHECK(cublasGemmEx(blas->handle, ta, tb, m, n, k, &alpha, A, CUDA_R_32F, lda, B,
+                              CUDA_R_32F, ldb, &beta, C, CUDA_R_32F, ldc, blas->compute,
+                              CUBLAS_GEMM_DEFAULT));
+}
+
 __global__ void prefill_kernel(float *out, const float *bias, const float *residual, int OC,
                                long total)
 {
@@ -271,7 +281,7 @@ __global__ void prefill_kernel(float *out, const float *bias, const float *resid
     }
 }
 
-extern "C" void linear_forward_cuda(cublasHandle_t blas, float *out, const float *inp,
+extern "C" void linear_forward_cuda(const blas_cuda *blas, float *out, const float *inp,
                                     const float *weight, const float *bias,
                                     const float *residual, int N, int C, int OC)
 {
@@ -286,8 +296,7 @@ extern "C" void linear_forward_cuda(cublasHandle_t blas, float *out, const float
         beta = 1.0f;
     }
     /* out^T (OC, N) = W (OC, C) inp^T (C, N): W is stored as col-major (C, OC), so op T */
-    CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &alpha, weight, C, inp, C,
-                             &beta, out, OC));
+    gemm_f32(blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, alpha, weight, C, inp, C, beta, out, OC);
 }
 
 /* dbias[j] += sum over rows in order */
@@ -301,17 +310,16 @@ __global__ void bias_grad_kernel(float *dbias, const float *dout, int N, int OC)
     }
 }
 
-extern "C" void linear_backward_cuda(cublasHandle_t blas, float *dinp, float *dweight,
+extern "C" void linear_backward_cuda(const blas_cuda *blas, float *dinp, float *dweight,
                                      float *dbias, const float *dout, const float *inp,
                                      const float *weight, int N, int C, int OC, int accumulate)
 {
     const float one = 1.0f, beta_in = accumulate ? 1.0f : 0.0f;
     if (dinp) /* dinp^T (C, N) = W^T (C, OC) dout^T (OC, N) */
-        CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, weight, C, dout,
-                                 OC, &beta_in, dinp, C));
+        gemm_f32(blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, one, weight, C, dout, OC, beta_in, dinp,
+                 C);
     /* dW^T (C, OC) += inp^T (C, N) dout (N, OC) */
-    CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC,
-                             &one, dweight, C));
+    gemm_f32(blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, one, inp, C, dout, OC, one, dweight, C);
     if (dbias) {
         bias_grad_kernel<<<grid_for(OC, ROW_THREADS), ROW_THREADS>>>(dbias, dout, N, OC);
         CUDA_CHECK_LAUNCH();

@@ -45,12 +45,21 @@ void layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, const fl
                              const float *inp, const float *weight, const float *mean,
                              const float *rstd, int N, int C);
 
-/* out = residual + inp weight^T + bias: a prefill kernel, then one cublasSgemm with beta 1
- * (TF32 tensor cores when the handle's math mode says so). residual may be out itself. */
-void linear_forward_cuda(cublasHandle_t blas, float *out, const float *inp, const float *weight,
+/* A cuBLAS handle and how its products of fp32 matrices compute: CUBLAS_COMPUTE_32F (fp32),
+ * CUBLAS_COMPUTE_32F_FAST_TF32 (tf32) or CUBLAS_COMPUTE_32F_FAST_16BF (bf16: tensor cores round
+ * both inputs to bf16 and accumulate in fp32). Operands and results stay fp32 in memory, so
+ * the weights the optimizer updates are the fp32 master copy whatever the precision. */
+typedef struct {
+    cublasHandle_t handle;
+    cublasComputeType_t compute;
+} blas_cuda;
+
+/* out = residual + inp weight^T + bias: a prefill kernel, then one cublasGemmEx with beta 1.
+ * residual may be out itself. */
+void linear_forward_cuda(const blas_cuda *blas, float *out, const float *inp, const float *weight,
                          const float *bias, const float *residual, int N, int C, int OC);
 /* dinp (=, or += when accumulate) dout weight;  dweight += dout^T inp;  dbias += sum_n dout. */
-void linear_backward_cuda(cublasHandle_t blas, float *dinp, float *dweight, float *dbias,
+void linear_backward_cuda(const blas_cuda *blas, float *dinp, float *dweight, float *dbias,
                           const float *dout, const float *inp, const float *weight, int N, int C,
                           int OC, int accumulate);
 

@@ -21,7 +21,6 @@
 #include "encoding/encoding.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/layers_cuda.h"
-#include "model/cuda/model_cuda.h"
 #include "model/model_internal.h"
 
 typedef struct {
@@ -50,7 +49,7 @@ typedef struct {
     model_config cfg;
     int maxB, L;
     size_t np;
-    cublasHandle_t blas;
+    blas_cuda blas;
     float *params, *grads, *adam_m, *adam_v; /* device */
     model_views P, G;
 
@@ -81,15 +80,15 @@ typedef struct {
 
 static int precision_set = -1;
 
-void model_cuda_set_precision(model_cuda_precision p) { precision_set = (int)p; }
+void model_set_cuda_precision(model_precision p) { precision_set = (int)p; }
 
-static model_cuda_precision precision_wanted(void)
+static model_precision precision_wanted(void)
 {
-    if (precision_set >= 0) return (model_cuda_precision)precision_set;
+    if (precision_set >= 0) return (model_precision)precision_set;
     const char *e = getenv("LAWT_CUDA_PRECISION");
-    if (!e || !*e || !strcmp(e, "fp32")) return MODEL_CUDA_FP32;
-    if (!strcmp(e, "tf32")) return MODEL_CUDA_TF32;
-    if (!strcmp(e, "bf16")) return MODEL_CUDA_BF16;
+    if (!e || !*e || !strcmp(e, "fp32")) return PRECISION_FP32;
+    if (!strcmp(e, "tf32")) return PRECISION_TF32;
+    if (!strcmp(e, "bf16")) return PRECISION_BF16;
     lawt_die("model: LAWT_CUDA_PRECISION=%s: expected fp32, tf32 or bf16", e);
 }
 
@@ -102,6 +101,10 @@ int model_cuda_available(void)
     }
     return 1;
 }
+
+static int device_rank = -1;
+
+void model_set_cuda_device_for_rank(int local_rank) { device_rank = local_rank; }
 
 static void select_device(void)
 {
@@ -119,6 +122,8 @@ static void select_device(void)
         if (*end || d < 0 || d >= n)
             lawt_die("model: LAWT_CUDA_DEVICE=%s: expected a device ordinal in [0, %d)", env, n);
         CUDA_CHECK(cudaSetDevice((int)d));
+    } else if (device_rank >= 0) {
+        CUDA_CHECK(cudaSetDevice(device_rank % n));
     }
 }
 
@@ -214,20 +219,33 @@ static void carve(cuda_model *st, bump *b)
                               (int)B, (int)max_sz(He, Hd), (int)L, (int)L));
 }
 
+/* Page-locked host memory: what crosses to or from the device every step is staged here, so
+ * that copies are DMA transfers, not staged again by the driver through a pageable bounce. */
+static void *pinned_alloc(size_t bytes)
+{
+    void *p = NULL;
+    CUDA_CHECK(cudaHostAlloc(&p, bytes > 0 ? bytes : 1, cudaHostAllocDefault));
+    return p;
+}
+
+static void pinned_free(void *p)
+{
+    if (p) CUDA_CHECK(cudaFreeHost(p));
+}
+
 static void *cuda_create(const model_config *cfg, int max_batch, size_t nparams)
 {
     select_device();
-    model_cuda_precision prec = precision_wanted();
-    if (prec == MODEL_CUDA_BF16)
-        lawt_die("model: CUDA precision bf16 is not implemented yet (use fp32 or tf32)");
+    model_precision prec = precision_wanted();
     cuda_model *st = lawt_calloc(1, sizeof *st);
     st->cfg = *cfg;
     st->maxB = max_batch;
     st->L = cfg->max_len;
     st->np = nparams;
-    CUBLAS_CHECK(cublasCreate(&st->blas));
-    CUBLAS_CHECK(cublasSetMathMode(
-        st->blas, prec == MODEL_CUDA_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+    CUBLAS_CHECK(cublasCreate(&st->blas.handle));
+    st->blas.compute = prec == PRECISION_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
+                       : prec == PRECISION_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
+                                                 : CUBLAS_COMPUTE_32F;
     const size_t pb = nparams * sizeof(float);
     st->params = dev_alloc(pb);
     st->grads = dev_alloc(pb);
@@ -260,18 +278,18 @@ static void *cuda_create(const model_config *cfg, int max_batch, size_t nparams)
     st->d_enc_start = p, p += vi;
     st->d_dec_rows = p, p += NB;
     st->d_dec_start = p;
-    st->src = lawt_malloc(NB * sizeof(int));
-    st->src_len = lawt_malloc(mb * sizeof(int));
-    st->dec_in = lawt_malloc(NB * sizeof(int));
-    st->targets = lawt_malloc(NB * sizeof(int));
+    st->src = pinned_alloc(NB * sizeof(int));
+    st->src_len = pinned_alloc(mb * sizeof(int));
+    st->dec_in = pinned_alloc(NB * sizeof(int));
+    st->targets = pinned_alloc(NB * sizeof(int));
     st->enc_rows = lawt_malloc(NB * sizeof(int));
     st->enc_start = lawt_malloc(vi * sizeof(int));
     st->dec_rows = lawt_malloc(NB * sizeof(int));
     st->dec_start = lawt_malloc(vo * sizeof(int));
     st->row_loss = dev_alloc(NB * sizeof(double));
-    st->host_row_loss = lawt_malloc(NB * sizeof(double));
+    st->host_row_loss = pinned_alloc(NB * sizeof(double));
     st->partials = dev_alloc(sumsq_partials_cuda(nparams) * sizeof(double));
-    st->host_prefix_logits = lawt_malloc(mb * (size_t)cfg->vocab_out * sizeof(float));
+    st->host_prefix_logits = pinned_alloc(mb * (size_t)cfg->vocab_out * sizeof(float));
     return st;
 }
 
@@ -287,7 +305,7 @@ static void decode_free(decode_state *ds)
     free(ds->key_len);
     free(ds->src_len);
     free(ds->index);
-    free(ds->host_logits);
+    pinned_free(ds->host_logits);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -303,21 +321,21 @@ static void cuda_destroy(void *impl)
     CUDA_CHECK(cudaFree(st->ints));
     CUDA_CHECK(cudaFree(st->row_loss));
     CUDA_CHECK(cudaFree(st->partials));
-    CUBLAS_CHECK(cublasDestroy(st->blas));
+    CUBLAS_CHECK(cublasDestroy(st->blas.handle));
     model_views_free(&st->P);
     model_views_free(&st->G);
     free(st->enc);
     free(st->dec);
-    free(st->src);
-    free(st->src_len);
-    free(st->dec_in);
-    free(st->targets);
+    pinned_free(st->src);
+    pinned_free(st->src_len);
+    pinned_free(st->dec_in);
+    pinned_free(st->targets);
     free(st->enc_rows);
     free(st->enc_start);
     free(st->dec_rows);
     free(st->dec_start);
-    free(st->host_row_loss);
-    free(st->host_prefix_logits);
+    pinned_free(st->host_row_loss);
+    pinned_free(st->host_prefix_logits);
     free(st);
 }
 
@@ -338,6 +356,8 @@ static void cuda_copy_out(const void *impl, model_buffer which, float *dst)
     CUDA_CHECK(cudaMemcpy(dst, buffer(st, which), st->np * sizeof(float),
                           cudaMemcpyDeviceToHost));
 }
+
+static float *cuda_grads(void *impl) { return ((cuda_model *)impl)->grads; }
 
 static void cuda_copy_in(void *impl, model_buffer which, const float *src)
 {
@@ -366,7 +386,7 @@ static void encoder_forward(cuda_model *st, int B, int S)
 {
     const model_config *c = &st->cfg;
     const int d = c->enc_dim, H = c->enc_heads, N = B * S;
-    cublasHandle_t h = st->blas;
+    const blas_cuda *h = &st->blas;
     embedding_forward_cuda(st->enc_emb, st->d_src, st->P.enc_tok, st->P.enc_pos, B, S, d);
     layernorm_forward_cuda(st->enc_x0, st->enc_emb_mean, st->enc_emb_rstd, st->enc_emb,
                            st->P.enc_ln_w, st->P.enc_ln_b, N, d);
@@ -392,7 +412,7 @@ static void decoder_forward(cuda_model *st, int B, int Tq, int S)
 {
     const model_config *c = &st->cfg;
     const int d = c->dec_dim, de = c->enc_dim, H = c->dec_heads, M = B * Tq, N = B * S;
-    cublasHandle_t h = st->blas;
+    const blas_cuda *h = &st->blas;
     embedding_forward_cuda(st->dec_emb, st->d_dec_in, st->P.dec_tok, st->P.dec_pos, B, Tq, d);
     layernorm_forward_cuda(st->dec_y0, st->dec_emb_mean, st->dec_emb_rstd, st->dec_emb,
                            st->P.dec_ln_w, st->P.dec_ln_b, M, d);
@@ -476,7 +496,7 @@ static void cuda_backward(void *impl, const model_batch *bt, float loss_scale)
     const int B = st->B, S = st->S, Tq = st->Tq, M = B * Tq, N = B * S;
     const int dd = c->dec_dim, de = c->enc_dim, V = c->vocab_out;
     const model_views *P = &st->P, *G = &st->G;
-    cublasHandle_t hb = st->blas;
+    const blas_cuda *hb = &st->blas;
 
     /* the embedding gradients' token indexes (host), uploaded while the GPU works */
     embedding_index_build(st->dec_rows, st->dec_start, st->dec_in, M, V);
@@ -635,7 +655,7 @@ static void decode_alloc(cuda_model *st, int R)
     ds->key_len = lawt_malloc(r * sizeof(int));
     ds->src_len = lawt_malloc(r * sizeof(int));
     ds->index = lawt_malloc(r * sizeof(int));
-    ds->host_logits = lawt_malloc(r * (size_t)c->vocab_out * sizeof(float));
+    ds->host_logits = pinned_alloc(r * (size_t)c->vocab_out * sizeof(float));
     ds->R_cap = R;
 }
 
@@ -667,12 +687,12 @@ static void cuda_decode_begin(void *impl, const int *src, const int *src_len, in
     for (int l = 0; l < c->dec_layers; l++) {
         const dec_layer_views *p = &st->P.dec[l];
         if (rows_per_src == 1) {
-            linear_forward_cuda(st->blas, ds->ckv[l], enc_out(st), p->ckv_w, p->ckv_b, NULL,
+            linear_forward_cuda(&st->blas, ds->ckv[l], enc_out(st), p->ckv_w, p->ckv_b, NULL,
                                 B * S, de, 2 * dd);
         } else {
             /* compute into a training buffer, then replicate each source's block */
             float *tmp = st->dec[0].kv; /* (B*S, 2dd), free while decoding */
-            linear_forward_cuda(st->blas, tmp, enc_out(st), p->ckv_w, p->ckv_b, NULL, B * S, de,
+            linear_forward_cuda(&st->blas, tmp, enc_out(st), p->ckv_w, p->ckv_b, NULL, B * S, de,
                                 2 * dd);
             long blk = (long)S * 2 * dd;
             gather_rows_cuda(ds->ckv[l], tmp, ds->d_index, R, blk, blk);
@@ -686,7 +706,7 @@ static const float *cuda_decode_step(void *impl, const int *tokens, int t)
     const model_config *c = &st->cfg;
     decode_state *ds = &st->ds;
     const int R = ds->R, S = ds->S, d = c->dec_dim, H = c->dec_heads, D = d / H, L = st->L;
-    cublasHandle_t h = st->blas;
+    const blas_cuda *h = &st->blas;
     for (int r = 0; r < R; r++) ds->key_len[r] = t + 1;
     upload_ints(ds->d_tokens, tokens, (size_t)R);
     upload_ints(ds->d_key_len, ds->key_len, (size_t)R);
@@ -769,6 +789,7 @@ const model_backend_ops model_cuda_ops = {
     .destroy = cuda_destroy,
     .copy_out = cuda_copy_out,
     .copy_in = cuda_copy_in,
+    .grads = cuda_grads,
     .zero_grad = cuda_zero_grad,
     .forward = cuda_forward,
     .backward = cuda_backward,

@@ -5,7 +5,7 @@
  *      causal masks for attention, ignored rows for cross-entropy; sum of squares;
  *   2. the whole model: loss, logits, every gradient tensor, gradient norm, Adam moments and
  *      parameters after a step; determinism of the CUDA backend (bit-identical gradients on a
- *      rerun); TF32 precision within 1e-2;
+ *      rerun); TF32 and BF16 precision: linear layers, loss and gradients within 1e-2;
  *   3. decoding: cached greedy == no-cache greedy on the GPU, GPU greedy and beam == CPU;
  *   4. a short training run on both backends from one initialisation, loss curves compared.
  *
@@ -29,7 +29,6 @@
 #include "encoding/encoding.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/layers_cuda.h"
-#include "model/cuda/model_cuda.h"
 #include "model/layers.h"
 #include "model/model.h"
 #include "tests/test.h"
@@ -167,7 +166,17 @@ static void test_layernorm(void)
     free(db), free(dinp);
 }
 
-static void test_linear(cublasHandle_t blas)
+/* check_dev with the precision's name after what */
+static void check_prec(const char *what, const char *prec, const float *d, const float *ref,
+                       size_t n, double tol)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s %s", what, prec);
+    check_dev(name, d, ref, n, tol);
+}
+
+/* prec names the precision of blas in the report; tol is its relative error bound */
+static void test_linear(const blas_cuda *blas, const char *prec, double tol)
 {
     const int N = 29, C = 48, OC = 80;
     float *x = hrand((size_t)N * C), *w = hrand((size_t)OC * C), *b = hrand(OC);
@@ -178,16 +187,16 @@ static void test_linear(cublasHandle_t blas)
     /* bias + residual */
     linear_forward(out, x, w, b, res, N, C, OC);
     linear_forward_cuda(blas, d_out, d_x, d_w, d_b, d_res, N, C, OC);
-    check_dev("linear_forward bias+residual", d_out, out, (size_t)N * OC, TOL);
+    check_prec("linear_forward bias+residual", prec, d_out, out, (size_t)N * OC, tol);
     /* no bias, no residual */
     linear_forward(out, x, w, NULL, NULL, N, C, OC);
     linear_forward_cuda(blas, d_out, d_x, d_w, NULL, NULL, N, C, OC);
-    check_dev("linear_forward plain", d_out, out, (size_t)N * OC, TOL);
+    check_prec("linear_forward plain", prec, d_out, out, (size_t)N * OC, tol);
     /* residual in place (out is the residual), bias */
     float *acc = hcopy(res, (size_t)N * OC);
     linear_forward(acc, x, w, b, acc, N, C, OC);
     linear_forward_cuda(blas, d_res, d_x, d_w, d_b, d_res, N, C, OC);
-    check_dev("linear_forward residual in place", d_res, acc, (size_t)N * OC, TOL);
+    check_prec("linear_forward residual in place", prec, d_res, acc, (size_t)N * OC, tol);
 
     float *dout = hrand((size_t)N * OC), *dw = hrand((size_t)OC * C), *db = hrand(OC);
     float *dinp = hrand((size_t)N * C);
@@ -196,14 +205,14 @@ static void test_linear(cublasHandle_t blas)
     for (int accumulate = 0; accumulate <= 1; accumulate++) {
         linear_backward(dinp, dw, db, dout, x, w, N, C, OC, accumulate);
         linear_backward_cuda(blas, d_dinp, d_dw, d_db, d_dout, d_x, d_w, N, C, OC, accumulate);
-        check_dev(accumulate ? "linear_backward dinp (accumulate)" : "linear_backward dinp",
-                  d_dinp, dinp, (size_t)N * C, TOL);
-        check_dev("linear_backward dweight", d_dw, dw, (size_t)OC * C, TOL);
-        check_dev("linear_backward dbias", d_db, db, OC, TOL);
+        check_prec(accumulate ? "linear_backward dinp (accumulate)" : "linear_backward dinp", prec,
+                   d_dinp, dinp, (size_t)N * C, tol);
+        check_prec("linear_backward dweight", prec, d_dw, dw, (size_t)OC * C, tol);
+        check_prec("linear_backward dbias", prec, d_db, db, OC, tol);
     }
     linear_backward(NULL, dw, NULL, dout, x, w, N, C, OC, 0);
     linear_backward_cuda(blas, NULL, d_dw, NULL, d_dout, d_x, d_w, N, C, OC, 0);
-    check_dev("linear_backward no dinp, no dbias", d_dw, dw, (size_t)OC * C, TOL);
+    check_prec("linear_backward no dinp, no dbias", prec, d_dw, dw, (size_t)OC * C, tol);
     cudaFree(d_x), cudaFree(d_w), cudaFree(d_b), cudaFree(d_res), cudaFree(d_out);
     cudaFree(d_dout), cudaFree(d_dw), cudaFree(d_db), cudaFree(d_dinp);
     free(x), free(w), free(b), free(res), free(out), free(acc), free(dout), free(dw), free(db);
@@ -458,18 +467,32 @@ static void test_model_step(void)
     compare_buffers(gpu, cpu, BUF_ADAM_V, "adam v", TOL);
     compare_buffers(gpu, cpu, BUF_PARAMS, "params after 2 adam steps", TOL);
 
-    /* TF32: the same forward within 1e-2 */
-    model_cuda_set_precision(MODEL_CUDA_TF32);
-    model *tf = model_create(&c, BACKEND_CUDA, B);
-    model_cuda_set_precision(MODEL_CUDA_FP32);
+    /* TF32 and BF16 against the CPU's fp32: loss and gradients within 1e-2 */
     float *p = malloc(np * sizeof(float));
     model_copy_out(cpu, BUF_PARAMS, p);
-    model_copy_in(tf, BUF_PARAMS, p);
-    model_copy_in(gpu, BUF_PARAMS, p);
-    double lt = model_forward(tf, &ob.b, &ng), lf = model_forward(gpu, &ob.b, &ng);
-    CHECK_MSG(fabs(lt - lf) <= 1e-2 * fabs(lf), "tf32 loss %.10g vs fp32 %.10g", lt, lf);
-    printf("  %-40s %.10g vs %.10g\n", "loss tf32 vs fp32", lt, lf);
-    model_free(tf);
+    static const struct {
+        model_precision p;
+        const char *name;
+    } reduced[] = {{PRECISION_TF32, "tf32"}, {PRECISION_BF16, "bf16"}};
+    for (int i = 0; i < 2; i++) {
+        model_set_cuda_precision(reduced[i].p);
+        model *low = model_create(&c, BACKEND_CUDA, B);
+        model_set_cuda_precision(PRECISION_FP32);
+        model_copy_in(low, BUF_PARAMS, p);
+        double ll = model_forward(low, &ob.b, &ng);
+        lc = model_forward(cpu, &ob.b, &nc);
+        CHECK_MSG(fabs(ll - lc) <= 1e-2 * fabs(lc), "%s loss %.10g vs cpu fp32 %.10g",
+                  reduced[i].name, ll, lc);
+        printf("  loss %s vs cpu fp32                   %.10g vs %.10g\n", reduced[i].name, ll, lc);
+        model_zero_grad(low);
+        model_zero_grad(cpu);
+        model_backward(low, &ob.b, 1.0f / (float)nc);
+        model_backward(cpu, &ob.b, 1.0f / (float)nc);
+        char what[64];
+        snprintf(what, sizeof what, "model gradients %s", reduced[i].name);
+        compare_buffers(low, cpu, BUF_GRADS, what, 1e-2);
+        model_free(low);
+    }
     free(p), free(g1), free(g2), free(logc), free(logg);
     batch_free(&ob);
     model_free(cpu);
@@ -607,17 +630,21 @@ int main(int argc, char **argv)
     CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
     printf("test_cuda_parity: %s (sm_%d%d)%s\n", prop.name, prop.major, prop.minor,
            short_run ? ", short run" : "");
-    cublasHandle_t blas;
-    CUBLAS_CHECK(cublasCreate(&blas));
+    blas_cuda blas = {.compute = CUBLAS_COMPUTE_32F};
+    CUBLAS_CHECK(cublasCreate(&blas.handle));
     printf("layers:\n");
     test_embedding();
     test_layernorm();
-    test_linear(blas);
+    test_linear(&blas, "fp32", TOL);
+    blas.compute = CUBLAS_COMPUTE_32F_FAST_TF32;
+    test_linear(&blas, "tf32", 1e-2);
+    blas.compute = CUBLAS_COMPUTE_32F_FAST_16BF;
+    test_linear(&blas, "bf16", 1e-2);
     test_relu();
     test_attention();
     test_crossentropy();
     test_sumsq();
-    CUBLAS_CHECK(cublasDestroy(blas));
+    CUBLAS_CHECK(cublasDestroy(blas.handle));
     printf("whole model:\n");
     test_model_step();
     printf("decoding:\n");
