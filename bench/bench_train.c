@@ -610,6 +610,36 @@ static void row(text *t, const char *what, int lok, double lv, int pok, double p
 
 /* ---- main ---- */
 
+enum { MAX_ROUNDS = 9 };
+
+/* Index of the median rate (failed runs count as 0, the lower middle for an even count). */
+static int median_index(const double *rate, int n)
+{
+    int rank_of[MAX_ROUNDS];
+    for (int i = 0; i < n; i++) {
+        rank_of[i] = 0;
+        for (int j = 0; j < n; j++)
+            rank_of[i] += rate[j] < rate[i] || (rate[j] == rate[i] && j < i);
+    }
+    for (int i = 0; i < n; i++)
+        if (rank_of[i] == (n - 1) / 2) return i;
+    return 0;
+}
+
+static int median_measure(const measure *m, int n)
+{
+    double rate[MAX_ROUNDS] = {0};
+    for (int i = 0; i < n; i++) rate[i] = m[i].ok ? m[i].examples / m[i].seconds : 0;
+    return median_index(rate, n);
+}
+
+static int median_py(const py_result *p, int n)
+{
+    double rate[MAX_ROUNDS] = {0};
+    for (int i = 0; i < n; i++) rate[i] = p[i].ok ? p[i].examples_per_s : 0;
+    return median_index(rate, n);
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -624,6 +654,9 @@ static void usage(FILE *f)
             "  --seconds S        timed window of (a) (default 20); (b) and decoding get S/2\n"
             "  --seconds-a S, --seconds-b S, --seconds-decode S   set one window\n"
             "  --warmup N         untimed training steps before the window (default 3)\n"
+            "  --rounds N         (a) measured N times, lawt and PyTorch alternating; the\n"
+            "                     table shows each side's median, the notes every round\n"
+            "                     (default 3)\n"
             "  --only LIST        comma-separated subset of sgemm,a,b,decode (default all)\n"
             "  --pytorch PATH     the reference script (default: <repo>/../shared/bench/\n"
             "                     pytorch_reference.py, then ../shared/bench/... from the cwd)\n"
@@ -662,6 +695,7 @@ int main(int argc, char **argv)
 {
     bench_opts o = {.threads = 2, .seconds_a = 20, .seconds_b = 10, .seconds_decode = 10,
                     .warmup = 3};
+    int rounds = 3;
     const char *results = LAWT_BENCH_RESULTS, *script = NULL, *python = "/usr/bin/python3";
     int use_pytorch = 1, do_sgemm = 1, do_a = 1, do_b = 1, do_decode = 1;
     for (int i = 1; i < argc; i++) {
@@ -691,6 +725,10 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--warmup") == 0) {
             o.warmup = atoi(v), i++;
             if (o.warmup < 0) lawt_die("bench_train: --warmup must be >= 0");
+        } else if (strcmp(a, "--rounds") == 0) {
+            rounds = atoi(v), i++;
+            if (rounds < 1 || rounds > MAX_ROUNDS)
+                lawt_die("bench_train: --rounds must be in [1, %d] (got '%s')", MAX_ROUNDS, v);
         } else if (strcmp(a, "--only") == 0) {
             parse_only(v, &do_sgemm, &do_a, &do_b, &do_decode);
             i++;
@@ -752,14 +790,23 @@ int main(int argc, char **argv)
         sg = run_job(JOB_SGEMM, &o, why, sizeof why);
         if (!sg.ok) fprintf(stderr, "bench_train: sgemm: %s\n", why);
     }
+    /* (a) decides a target by a ratio of two rates on a shared machine: several alternating
+     * rounds, each side's median in the table. */
+    measure ta_round[MAX_ROUNDS] = {{0}};
+    py_result pa_round[MAX_ROUNDS] = {{0}};
     if (do_a) {
-        fprintf(stderr, "bench_train: lawt %s, %.0f s\n", SHAPE_A.name, o.seconds_a);
-        ta = run_job(JOB_TRAIN_A, &o, why_ta, sizeof why_ta);
-        if (use_pytorch)
-            pa = pytorch_shape(python, script, &SHAPE_A, &o, 0, SHAPE_A.batch, SHAPE_A.T,
-                               o.seconds_a, why, sizeof why);
-        if (use_pytorch && !pa.ok)
-            snprintf(why_p + strlen(why_p), sizeof why_p - strlen(why_p), " (a): %s.", why);
+        for (int k = 0; k < rounds; k++) {
+            fprintf(stderr, "bench_train: lawt %s, %.0f s (round %d of %d)\n", SHAPE_A.name,
+                    o.seconds_a, k + 1, rounds);
+            ta_round[k] = run_job(JOB_TRAIN_A, &o, why_ta, sizeof why_ta);
+            if (use_pytorch)
+                pa_round[k] = pytorch_shape(python, script, &SHAPE_A, &o, 0, SHAPE_A.batch,
+                                            SHAPE_A.T, o.seconds_a, why, sizeof why);
+            if (use_pytorch && !pa_round[k].ok)
+                snprintf(why_p + strlen(why_p), sizeof why_p - strlen(why_p), " (a): %s.", why);
+        }
+        ta = ta_round[median_measure(ta_round, rounds)];
+        pa = pa_round[median_py(pa_round, rounds)];
     }
     if (do_b) {
         fprintf(stderr, "bench_train: lawt %s, %.0f s\n", SHAPE_B.name, o.seconds_b);
@@ -888,6 +935,17 @@ int main(int argc, char **argv)
             tprintf(&n, "- PyTorch %s: %s, %ld params, %ld steps in %.1f s.\n", shapes[k]->name,
                     pm[k]->impl, pm[k]->params, pm[k]->steps, pm[k]->seconds);
     }
+    if (do_a && rounds > 1) {
+        tprintf(&n, "- (a) rounds, examples/s lawt / PyTorch (ratio):");
+        for (int k = 0; k < rounds; k++) {
+            const measure *m = &ta_round[k];
+            const py_result *p = &pa_round[k];
+            double lr = m->ok ? m->examples / m->seconds : 0, pr = p->ok ? p->examples_per_s : 0;
+            tprintf(&n, "%s %.1f / %.1f", k ? ";" : "", lr, pr);
+            if (lr > 0 && pr > 0) tprintf(&n, " (%.2fx)", lr / pr);
+        }
+        tprintf(&n, ". The table shows the median round of each side.\n");
+    }
     if (do_a && ta.ok)
         tprintf(&n,
                 "- (a) FLOPs per step = 3 x forward; forward %.1f GFLOP = encoder linear %.1f + "
@@ -933,11 +991,11 @@ int main(int argc, char **argv)
             "## bench_train, %s\n\nmachine `%s`, CPU %s, %ld cores; OpenBLAS core %s; %d "
             "threads (lawt pool and OpenBLAS, torch); commit %s%s; load average %.2f at start, "
             "%.2f at end; windows "
-            "%.0f s (a), %.0f s (b), %.0f s decoding after %d warm-up steps.\n\n",
+            "%.0f s (a, %d round%s), %.0f s (b), %.0f s decoding after %d warm-up steps.\n\n",
             date, host, cpu, sysconf(_SC_NPROCESSORS_ONLN), corename ? corename : "unknown",
             o.threads, commit, strcmp(dirty, "unknown") ? " + uncommitted changes" : "", load0,
             load_average(),
-            o.seconds_a, o.seconds_b, o.seconds_decode, o.warmup);
+            o.seconds_a, rounds, rounds > 1 ? "s" : "", o.seconds_b, o.seconds_decode, o.warmup);
 
     printf("\n%s%s\n%s", h.buf, t.buf, n.buf);
     if (results) {
