@@ -14,9 +14,8 @@
  * every rank builds its share of the global batch (examples step * global + rank * local + j,
  * random tokens of fixed lengths from a counter-based hash: the same global batch for any
  * number of ranks), zero_grad, forward, an all-reduce of the token counts (the loss scale needs
- * the global count before backward), backward, the gradients copied out of the model, summed
- * over ranks in ONE comm_allreduce_sum_float of the flat buffer and copied back, an all-reduce
- * of the loss, the gradient norm (clipping at 5), Adam. At np = 1 there is no communication, as
+ * the global count before backward), backward, the model's gradient buffer summed over ranks
+ * in place in ONE comm_allreduce_sum_float, an all-reduce of the loss, the gradient norm (clipping at 5), Adam. At np = 1 there is no communication, as
  * in the trainer.
  *
  * Reported per step (mean over the timed steps):
@@ -29,8 +28,6 @@
  *   - gradient all-reduce: the time inside the one big comm_allreduce_sum_float, on the rank
  *     that arrives last (the smallest over ranks: the transfer with the least waiting), and its
  *     share of the step: the number the issue's target is about;
- *   - gradient copies: model_copy_out + model_copy_in of the gradient buffer (2 x 98 MB
- *     memcpy on CPU), the other cost the data-parallel step adds;
  *   - raw all-reduce: comm_allreduce_sum_float of num_params floats after a barrier, reps times,
  *     with no training around it: min and median over reps of the slowest rank's time, and the
  *     algorithmic bandwidth (bytes / time).
@@ -133,7 +130,7 @@ static int cmp_double(const void *a, const void *b)
 
 /* Per step and rank. */
 typedef struct {
-    double step, comm, allreduce, copy;
+    double step, comm, allreduce;
 } step_times;
 
 /* The raw all-reduce alone: of o->floats floats, or of the model's parameter count. */
@@ -197,7 +194,8 @@ static int measure(comm *c, const options *o)
     model *m = model_create(&cfg, BACKEND_CPU, local);
     model_init_params(m, 1234); /* the same on every rank */
     const size_t n = model_num_params(m);
-    float *grads = lawt_malloc(n * sizeof *grads);
+    /* As in the trainer: the model's own gradient buffer is all-reduced in place. */
+    float *grads = model_gradient_buffer(m);
     int *src = lawt_malloc((size_t)local * (size_t)o->S * sizeof *src);
     int *tgt = lawt_malloc((size_t)local * (size_t)o->T * sizeof *tgt);
     int *src_len = lawt_malloc((size_t)local * sizeof *src_len);
@@ -236,18 +234,12 @@ static int measure(comm *c, const options *o)
         long counts[1] = {loss_tokens};
         if (np > 1) comm_allreduce_sum_long(c, counts, 1);
         model_backward(m, &batch, 1.0f / (float)counts[0]);
-        double loss_sum = loss, t_ar = 0, t_copy = 0;
+        double loss_sum = loss, t_ar = 0;
         if (np > 1) {
             double a = lawt_now();
-            model_copy_out(m, BUF_GRADS, grads);
-            double b = lawt_now();
             comm_allreduce_sum_float(c, grads, n);
-            double d = lawt_now();
-            model_copy_in(m, BUF_GRADS, grads);
-            double e = lawt_now();
+            t_ar = lawt_now() - a;
             comm_allreduce_sum_double(c, &loss_sum, 1);
-            t_ar = d - b;
-            t_copy = (b - a) + (e - d);
         }
         double mean_loss = loss_sum / (double)counts[0];
         if (!isfinite(mean_loss)) comm_abort(c, 1, "bench_comm: the loss is %g at step %d", mean_loss, s + 1);
@@ -256,7 +248,7 @@ static int measure(comm *c, const options *o)
         double norm = model_grad_norm(m);
         float scale = norm > clip ? (float)(clip / norm) : 1.0f;
         model_adam_step(m, &h, s + 1, scale);
-        mine[s] = (step_times){lawt_now() - t0, comm_seconds(c) - c0, t_ar, t_copy};
+        mine[s] = (step_times){lawt_now() - t0, comm_seconds(c) - c0, t_ar};
     }
     /* The end of the last step on rank 0; the loss all-reduce synchronised the ranks. */
     const double window = lawt_now() - t_timed;
@@ -274,40 +266,38 @@ static int measure(comm *c, const options *o)
         raw[(size_t)r * (size_t)np + (size_t)rank] = lawt_now() - t0;
     }
     /* Gather every rank's times (sums of arrays where each rank fills its own slots). */
-    double *all = lawt_calloc((size_t)total * 4 * (size_t)np, sizeof *all);
+    double *all = lawt_calloc((size_t)total * 3 * (size_t)np, sizeof *all);
     double *shares = lawt_calloc((size_t)np, sizeof *shares);
     shares[rank] = cpu_share;
     comm_allreduce_sum_double(c, shares, (size_t)np);
     for (int s = 0; s < total; s++) {
-        double *slot = all + ((size_t)s * (size_t)np + (size_t)rank) * 4;
-        slot[0] = mine[s].step, slot[1] = mine[s].comm, slot[2] = mine[s].allreduce, slot[3] = mine[s].copy;
+        double *slot = all + ((size_t)s * (size_t)np + (size_t)rank) * 3;
+        slot[0] = mine[s].step, slot[1] = mine[s].comm, slot[2] = mine[s].allreduce;
     }
-    comm_allreduce_sum_double(c, all, (size_t)total * 4 * (size_t)np);
+    comm_allreduce_sum_double(c, all, (size_t)total * 3 * (size_t)np);
     comm_allreduce_sum_double(c, raw, (size_t)reps * (size_t)np);
     const double load1 = load_average();
 
     if (rank == 0) {
         /* Per timed step: comm = largest over ranks, all-reduce = smallest over ranks (the
-         * last rank to arrive), copies = largest; then the mean over steps. */
-        double comm_s = 0, ar_last = 0, ar_max = 0, copy_s = 0, step_min = 1e30, step_max = 0;
+         * last rank to arrive); then the mean over steps. */
+        double comm_s = 0, ar_last = 0, ar_max = 0, step_min = 1e30, step_max = 0;
         double rank_step[64] = {0};
         for (int s = o->warmup; s < total; s++) {
-            double cmax = 0, amin = 1e30, amax = 0, cpmax = 0;
+            double cmax = 0, amin = 1e30, amax = 0;
             for (int r = 0; r < np; r++) {
-                const double *slot = all + ((size_t)s * (size_t)np + (size_t)r) * 4;
+                const double *slot = all + ((size_t)s * (size_t)np + (size_t)r) * 3;
                 if (slot[1] > cmax) cmax = slot[1];
                 if (slot[2] < amin) amin = slot[2];
                 if (slot[2] > amax) amax = slot[2];
-                if (slot[3] > cpmax) cpmax = slot[3];
                 if (r < 64) rank_step[r] += slot[0] / o->steps;
             }
-            const double st = all[((size_t)s * (size_t)np) * 4];
+            const double st = all[((size_t)s * (size_t)np) * 3];
             if (st < step_min) step_min = st;
             if (st > step_max) step_max = st;
             comm_s += cmax / o->steps;
             ar_last += amin / o->steps;
             ar_max += amax / o->steps;
-            copy_s += cpmax / o->steps;
         }
         double *slowest = lawt_malloc((size_t)reps * sizeof *slowest);
         for (int r = 0; r < reps; r++) {
@@ -322,10 +312,10 @@ static int measure(comm *c, const options *o)
         const char *threads = getenv("OPENBLAS_NUM_THREADS");
         printf("bench_comm: np %d: step %.3f s (min %.3f, max %.3f), %.2f examples/s; in collectives "
                "%.1f ms (%.2f%%); gradient all-reduce %.1f ms on the last rank to arrive, %.1f ms on "
-               "the first (%.2f%% / %.2f%% of a step); gradient copies %.1f ms; raw all-reduce of %zu "
+               "the first (%.2f%% / %.2f%% of a step); raw all-reduce of %zu "
                "floats: min %.1f ms, median %.1f ms; loss %.4f -> %.4f; load average %.2f -> %.2f\n",
                np, step, step_min, step_max, o->global_batch / step, 1e3 * comm_s, 100 * comm_s / step,
-               1e3 * ar_last, 1e3 * ar_max, 100 * ar_last / step, 100 * ar_max / step, 1e3 * copy_s, n,
+               1e3 * ar_last, 1e3 * ar_max, 100 * ar_last / step, 100 * ar_max / step, n,
                1e3 * raw_min, 1e3 * raw_med, loss_first, loss_last, load0, load1);
         double cpu_min = 1e30;
         for (int r = 0; r < np; r++) {
@@ -340,12 +330,12 @@ static int measure(comm *c, const options *o)
                     "encoding %s\nS %d\nT %d\nglobal_batch %d\nlocal_batch %d\nsteps %d\nwarmup %d\n"
                     "reps %d\nthreads %s\nstep_s %.6f\nstep_min_s %.6f\nstep_max_s %.6f\n"
                     "examples_per_s %.6f\ncomm_s %.6f\nallreduce_last_s %.6f\nallreduce_first_s %.6f\n"
-                    "copy_s %.6f\nraw_min_s %.6f\nraw_median_s %.6f\nload_start %.2f\nload_end %.2f\n"
+                    "raw_min_s %.6f\nraw_median_s %.6f\nload_start %.2f\nload_end %.2f\n"
                     "loss_first %.6f\nloss_last %.6f\ncpu_wall_min %.4f\n",
                     np, n, cfg.enc_layers, cfg.dec_layers, cfg.enc_dim, cfg.enc_heads, cfg.vocab_in,
                     o->encoding, o->S, o->T, o->global_batch, local, o->steps, o->warmup, reps,
                     threads ? threads : "unset", step, step_min, step_max, o->global_batch / step,
-                    comm_s, ar_last, ar_max, copy_s, raw_min, raw_med, load0, load1, loss_first, loss_last, cpu_min);
+                    comm_s, ar_last, ar_max, raw_min, raw_med, load0, load1, loss_first, loss_last, cpu_min);
             if (fclose(f) != 0) comm_abort(c, 1, "bench_comm: cannot write %s", o->row);
         }
     }
@@ -353,7 +343,6 @@ static int measure(comm *c, const options *o)
     free(shares);
     free(raw);
     free(mine);
-    free(grads);
     free(src);
     free(tgt);
     free(src_len);
@@ -444,29 +433,28 @@ static int report(int nfiles, char **files, const char *results, const char *not
     text t = {0}, n = {0}, h = {0};
     tprintf(&t,
             "| ranks | global batch (per rank) | step (s) | examples/s | speed-up | in collectives "
-            "(share of step) | gradient all-reduce (share) | gradient copies | raw all-reduce, %s floats "
+            "(share of step) | gradient all-reduce, in place (share) | raw all-reduce, %s floats "
             "(min / median) | cpu/wall | load avg |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|\n",
+            "|---|---|---|---|---|---|---|---|---|---|\n",
             get(r0, "params"));
     for (int i = 0; i < nr; i++) {
         const row *r = &rows[i];
         int np = (int)num(r, "np");
         double step = num(r, "step_s");
-        char speed[32] = "1.00x", comm[64] = "none (np = 1)", ar[64] = "none", copy[32] = "none",
+        char speed[32] = "1.00x", comm[64] = "none (np = 1)", ar[64] = "none",
              raw[96] = "n/a";
         if (base > 0 && np != 1) snprintf(speed, sizeof speed, "%.2fx", num(r, "examples_per_s") / base);
         if (np > 1) {
             snprintf(comm, sizeof comm, "%.0f ms (%.1f%%)", 1e3 * num(r, "comm_s"), 100 * num(r, "comm_s") / step);
             snprintf(ar, sizeof ar, "%.0f ms (%.1f%%)", 1e3 * num(r, "allreduce_last_s"),
                      100 * num(r, "allreduce_last_s") / step);
-            snprintf(copy, sizeof copy, "%.0f ms (%.1f%%)", 1e3 * num(r, "copy_s"), 100 * num(r, "copy_s") / step);
             double bytes = 4.0 * num(r, "params");
             snprintf(raw, sizeof raw, "%.0f / %.0f ms (%.1f GB/s)", 1e3 * num(r, "raw_min_s"),
                      1e3 * num(r, "raw_median_s"), bytes / num(r, "raw_median_s") / 1e9);
         }
-        tprintf(&t, "| %d | %d (%d) | %.2f (%.2f-%.2f) | %.2f | %s | %s | %s | %s | %s | %.2f | %.2f -> %.2f |\n", np,
+        tprintf(&t, "| %d | %d (%d) | %.2f (%.2f-%.2f) | %.2f | %s | %s | %s | %s | %.2f | %.2f -> %.2f |\n", np,
                 (int)num(r, "global_batch"), (int)num(r, "local_batch"), step, num(r, "step_min_s"),
-                num(r, "step_max_s"), num(r, "examples_per_s"), speed, comm, ar, copy, raw,
+                num(r, "step_max_s"), num(r, "examples_per_s"), speed, comm, ar, raw,
                 num(r, "cpu_wall_min"), num(r, "load_start"), num(r, "load_end"));
     }
     for (int i = 0; i < nr; i++) {
@@ -490,7 +478,7 @@ static int report(int nfiles, char **files, const char *results, const char *not
             get(r0, "vocab"), get(r0, "S"), get(r0, "T"), get(r0, "warmup"), get(r0, "steps"), get(r0, "threads"));
     tprintf(&n,
             "- A step: every rank's share of the global batch, forward, all-reduce of the token count, "
-            "backward, gradients copied out, ONE comm_allreduce_sum_float of the flat buffer, copied back, "
+            "backward, ONE comm_allreduce_sum_float of the model's gradient buffer in place, "
             "all-reduce of the loss, grad norm, Adam. Step = rank 0's wall time over the timed steps "
             "(min-max of single steps in brackets). \"In collectives\": comm_seconds() per step, the "
             "largest over ranks; it includes waiting for the slower rank. \"Gradient all-reduce\": the "

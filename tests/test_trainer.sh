@@ -7,7 +7,10 @@
 #   mpi LAUNCHER...  np 1 and "LAUNCHER... lawt_dist" (np 2) give the same losses to 1e-5 relative
 #   resume        N steps, then resume to 2N: the same losses and accuracies as 2N straight;
 #                 retraining from a checkpoint on other sizes
-#   learn INI TOL MIN   training INI ends with L1 accuracy >= MIN at tolerance TOL (percent)
+#   learn INI TOL MIN [ARGS...]   training INI (with lawt_dist ARGS) ends with L1 accuracy >= MIN
+#                 at tolerance TOL (percent)
+#   backends A B  checkpoints cross devices: 10 steps on run.device A resumed for 10 on B give
+#                 the losses of 20 straight steps on A (bit for bit when A = B, else to 1e-3)
 set -uo pipefail
 mode=$1 dist=$2 src=$3 work=$4
 shift 4
@@ -149,13 +152,36 @@ resume)
     ;;
 learn)
     ini=$1 tol=$2 min=$3
+    shift 3
     start=$(date +%s)
-    "$dist" --config "$src/jobs/$ini" --run-dir run > run.log 2>&1 ||
+    "$dist" --config "$src/jobs/$ini" "$@" --run-dir run > run.log 2>&1 ||
         { fail "training"; tail -n 20 run.log >&2; }
     acc=$(last_accuracy run/metrics.jsonl "$tol")
     echo "$ini: L1 accuracy at $tol% = ${acc:-none} (required >= $min) after $(($(date +%s) - start)) s"
     grep '"type":"eval"' run/metrics.jsonl | cut -c1-160
     awk -v a="${acc:-0}" -v m="$min" 'BEGIN { exit !(a >= m) }' || fail "accuracy ${acc:-none} < $min"
+    ;;
+backends)
+    a=$1 b=$2
+    RUN=(--config "$src/jobs/quickstart.ini" --set train.log_every=1 --set train.threads=1
+         --set train.warmup=5 --set eval.size=0 --set train.max_steps=20)
+    "$dist" "${RUN[@]}" --set run.device="$a" --run-dir straight > straight.log 2>&1 ||
+        { fail "20 steps on $a"; tail -n 20 straight.log >&2; }
+    "$dist" "${RUN[@]}" --set run.device="$a" --set train.max_steps=10 --run-dir crossed \
+        > first.log 2>&1 || { fail "10 steps on $a"; tail -n 20 first.log >&2; }
+    "$dist" --resume --run-dir crossed --set run.device="$b" --set train.max_steps=20 \
+        > second.log 2>&1 || { fail "resumed on $b"; tail -n 20 second.log >&2; }
+    grep -q "backend $b" second.log || fail "the resumed run did not say 'backend $b'"
+    losses straight/metrics.jsonl > straight.txt
+    losses crossed/metrics.jsonl > crossed.txt
+    [ "$(wc -l < crossed.txt)" -eq 20 ] || fail "expected 20 losses, got $(wc -l < crossed.txt)"
+    tol=1e-3
+    [ "$a" = "$b" ] && tol=0
+    paste straight.txt crossed.txt | awk -v tol="$tol" '
+        { rel = ($2 - $4) / $2; if (rel < 0) rel = -rel
+          printf "step %d: straight %s crossed %s rel %.2e\n", $1, $2, $4, rel
+          if ($1 != $3 || rel > tol) bad = 1 }
+        END { exit bad }' || fail "losses after crossing $a -> $b differ by more than $tol"
     ;;
 *)
     echo "unknown mode $mode" >&2
