@@ -33,3 +33,9 @@ lawt_trainer_test(learns_transpose learn quickstart.ini 5 99)
 lawt_trainer_test(learns_add learn test_add_3x3.ini 5 90)
 set_tests_properties(trainer_learns_transpose trainer_learns_add PROPERTIES
                      LABELS "trainer;slow" TIMEOUT 1500 PROCESSORS 2)
+
+# The training batches, made ahead by the data thread or on demand, against datagen directly.
+add_executable(test_batch_source test_batch_source.c)
+target_link_libraries(test_batch_source PRIVATE lawt_trainer)
+add_test(NAME trainer_batch_source COMMAND test_batch_source)
+set_tests_properties(trainer_batch_source PROPERTIES LABELS trainer)
