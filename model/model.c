@@ -205,6 +205,7 @@ static const model_backend_ops *backend_ops(model_backend backend)
 
 #ifndef LAWT_MODEL_HAVE_CUDA
 int model_cuda_available(void) { return 0; } /* model/cuda/model_cuda.c when built */
+int model_cuda_built(void) { return 0; }
 void model_set_cuda_device_for_rank(int local_rank) { (void)local_rank; }
 void model_set_cuda_precision(model_precision p) { (void)p; }
 #endif

@@ -81,6 +81,8 @@ void model_set_threads(int n);
  * BACKEND_CUDA can be created), 0 otherwise (a CPU-only build, no driver, no device): what a
  * trainer's device=auto asks. Never dies. */
 int model_cuda_available(void);
+/* 1 when this binary has the CUDA backend (a GPU may still be missing). */
+int model_cuda_built(void);
 
 /* Precision of the matrix products of CUDA models created after the call: fp32; tf32 (tensor
  * cores on inputs rounded to tf32); bf16 (tensor cores on inputs rounded to bf16, fp32

@@ -79,6 +79,11 @@ errors)
     expect_error "unknown --set key" "--set eval.sizes=3: unknown key 'sizes' in \[eval\]" \
         --config "$src/jobs/quickstart.ini" --set eval.sizes=3 --run-dir run
     expect_error "no config" "no configuration" --run-dir run
+    # Without a GPU (CI), asking for one is a configuration error, before any work.
+    if ! nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then
+        expect_error "device = cuda without a GPU" "\[run\] device = cuda, but .*use device = auto" \
+            --config "$src/jobs/quickstart.ini" --set run.device=cuda --run-dir run
+    fi
     expect_error "unknown option" "unknown argument: --confg" --confg x.ini
     [ -e run ] && fail "a failed configuration still created the run directory"
     "$dist" --help > help.txt || fail "--help exit status"

@@ -7,6 +7,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "comm/comm.h"
+#include "model/model.h"
 #include "trainer/trainer.h"
 
 static const char USAGE[] =
@@ -117,6 +118,14 @@ static int resolve_config(const cli_args *a, int ranks, trainer_config *cfg, cha
         }
     }
     if (config_finish(cfg, err, errcap)) return -1;
+    if (cfg->device == DEVICE_CUDA && !model_cuda_available()) {
+        snprintf(err, errcap, "[run] device = cuda, but %s; use device = auto (the GPU when "
+                 "there is one) or cpu",
+                 model_cuda_built() ? "no CUDA device is visible (no GPU, or no driver)"
+                                    : "this lawt_dist was built without the CUDA backend (no "
+                                      "nvcc when CMake configured it)");
+        return -1;
+    }
     if (cfg->batch_size % ranks) {
         snprintf(err, errcap, "[train] batch_size = %d cannot be split evenly over %d ranks",
                  cfg->batch_size, ranks);

@@ -92,6 +92,8 @@ static model_precision precision_wanted(void)
     lawt_die("model: LAWT_CUDA_PRECISION=%s: expected fp32, tf32 or bf16", e);
 }
 
+int model_cuda_built(void) { return 1; }
+
 int model_cuda_available(void)
 {
     int n = 0;
