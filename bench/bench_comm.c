@@ -51,13 +51,6 @@
 #include "encoding/encoding.h"
 #include "model/model.h"
 
-#ifndef LAWT_BENCH_RESULTS
-#define LAWT_BENCH_RESULTS "bench/RESULTS.md"
-#endif
-#ifndef LAWT_SOURCE_DIR
-#define LAWT_SOURCE_DIR "."
-#endif
-
 typedef struct {
     int global_batch, steps, warmup, reps;
     int enc_layers, dec_layers, dim, heads, S, T;

@@ -52,13 +52,6 @@
     } while (0)
 #endif
 
-#ifndef LAWT_BENCH_RESULTS
-#define LAWT_BENCH_RESULTS "bench/RESULTS.md"
-#endif
-#ifndef LAWT_SOURCE_DIR
-#define LAWT_SOURCE_DIR "."
-#endif
-
 static const bench_shape SHAPE_A = {"(a)", "eigenvalues 5x5, 4/1 layers, 512 dims, 8 heads",
                                     4, 1, 512, 8, 79, 19, 64};
 /* "V8 V8" and 64 coefficients of 3 tokens, framed; "V8 V1" and 8 coefficients, framed. */
@@ -300,29 +293,6 @@ static void usage(FILE *f)
             DECODE_MAX_OUT, LAWT_BENCH_RESULTS);
 }
 
-static void parse_only(const char *list, int *peak, int *a, int *large, int *c, int *decode)
-{
-    *peak = *a = *large = *c = *decode = 0;
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
-        if (strcmp(w, "peak") == 0) *peak = 1;
-        else if (strcmp(w, "a") == 0) *a = 1;
-        else if (strcmp(w, "large") == 0) *large = 1;
-        else if (strcmp(w, "c") == 0) *c = 1;
-        else if (strcmp(w, "decode") == 0) *decode = 1;
-        else lawt_die("bench_gpu: --only takes a list of peak,a,large,c,decode (got '%s')", w);
-    }
-}
-
-static double positive_arg(const char *flag, const char *v)
-{
-    char *end;
-    double x = strtod(v, &end);
-    if (*end || !(x > 0)) lawt_die("bench_gpu: %s needs a positive number (got '%s')", flag, v);
-    return x;
-}
-
 int main(int argc, char **argv)
 {
     double seconds = 20;
@@ -344,16 +314,18 @@ int main(int argc, char **argv)
             usage(stderr);
             lawt_die("bench_gpu: unknown option or missing value: '%s'", a);
         } else if (strcmp(a, "--seconds") == 0) {
-            seconds = positive_arg(a, v), i++;
+            seconds = positive_arg("bench_gpu", a, v), i++;
         } else if (strcmp(a, "--warmup") == 0) {
             warmup = atoi(v), i++;
             if (warmup < 0) lawt_die("bench_gpu: --warmup must be >= 0");
         } else if (strcmp(a, "--large-batch") == 0) {
-            large_batch = (int)positive_arg(a, v), i++;
+            large_batch = (int)positive_arg("bench_gpu", a, v), i++;
         } else if (strcmp(a, "--decode-batch") == 0) {
-            decode_batch = (int)positive_arg(a, v), i++;
+            decode_batch = (int)positive_arg("bench_gpu", a, v), i++;
         } else if (strcmp(a, "--only") == 0) {
-            parse_only(v, &do_peak, &do_a, &do_large, &do_c, &do_decode), i++;
+            parse_only_list("bench_gpu", v, (const char *const[]){"peak", "a", "large", "c", "decode"},
+                            (int *[]){&do_peak, &do_a, &do_large, &do_c, &do_decode}, 5);
+            i++;
         } else if (strcmp(a, "--device") == 0) {
             if (strcmp(v, "cpu") == 0) backend = BACKEND_CPU;
             else if (strcmp(v, "cuda") != 0)

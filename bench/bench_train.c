@@ -25,13 +25,6 @@
 #include "encoding/encoding.h"
 #include "model/model.h"
 
-#ifndef LAWT_BENCH_RESULTS
-#define LAWT_BENCH_RESULTS "bench/RESULTS.md"
-#endif
-#ifndef LAWT_SOURCE_DIR
-#define LAWT_SOURCE_DIR "."
-#endif
-
 /* ---- the benchmarked shapes ---- */
 
 static const bench_shape SHAPE_A = {"(a)", "eigenvalues 5x5, 4/1 layers, 512 dims, 8 heads",
@@ -172,29 +165,6 @@ static void usage(FILE *f)
             DECODE_MAX_OUT, LAWT_BENCH_RESULTS);
 }
 
-/* --only sgemm,a,b,decode: each listed part runs, the others do not. */
-static void parse_only(const char *list, int *sgemm, int *a, int *b, int *decode)
-{
-    *sgemm = *a = *b = *decode = 0;
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", list);
-    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
-        if (strcmp(w, "sgemm") == 0) *sgemm = 1;
-        else if (strcmp(w, "a") == 0) *a = 1;
-        else if (strcmp(w, "b") == 0) *b = 1;
-        else if (strcmp(w, "decode") == 0) *decode = 1;
-        else lawt_die("bench_train: --only takes a list of sgemm,a,b,decode (got '%s')", w);
-    }
-}
-
-static double positive_arg(const char *flag, const char *v)
-{
-    char *end;
-    double x = strtod(v, &end);
-    if (*end || !(x > 0)) lawt_die("bench_train: %s needs a positive number (got '%s')", flag, v);
-    return x;
-}
-
 int main(int argc, char **argv)
 {
     bench_opts o = {.threads = 2, .seconds_a = 20, .seconds_b = 10, .seconds_decode = 10,
@@ -216,16 +186,16 @@ int main(int argc, char **argv)
             usage(stderr);
             lawt_die("bench_train: unknown option or missing value: '%s'", a);
         } else if (strcmp(a, "--threads") == 0) {
-            o.threads = (int)positive_arg(a, v), i++;
+            o.threads = (int)positive_arg("bench_train", a, v), i++;
         } else if (strcmp(a, "--seconds") == 0) {
-            o.seconds_a = positive_arg(a, v), i++;
+            o.seconds_a = positive_arg("bench_train", a, v), i++;
             o.seconds_b = o.seconds_decode = o.seconds_a / 2;
         } else if (strcmp(a, "--seconds-a") == 0) {
-            o.seconds_a = positive_arg(a, v), i++;
+            o.seconds_a = positive_arg("bench_train", a, v), i++;
         } else if (strcmp(a, "--seconds-b") == 0) {
-            o.seconds_b = positive_arg(a, v), i++;
+            o.seconds_b = positive_arg("bench_train", a, v), i++;
         } else if (strcmp(a, "--seconds-decode") == 0) {
-            o.seconds_decode = positive_arg(a, v), i++;
+            o.seconds_decode = positive_arg("bench_train", a, v), i++;
         } else if (strcmp(a, "--warmup") == 0) {
             o.warmup = atoi(v), i++;
             if (o.warmup < 0) lawt_die("bench_train: --warmup must be >= 0");
@@ -234,7 +204,8 @@ int main(int argc, char **argv)
             if (rounds < 1 || rounds > MAX_ROUNDS)
                 lawt_die("bench_train: --rounds must be in [1, %d] (got '%s')", MAX_ROUNDS, v);
         } else if (strcmp(a, "--only") == 0) {
-            parse_only(v, &do_sgemm, &do_a, &do_b, &do_decode);
+            parse_only_list("bench_train", v, (const char *const[]){"sgemm", "a", "b", "decode"},
+                            (int *[]){&do_sgemm, &do_a, &do_b, &do_decode}, 4);
             i++;
         } else if (strcmp(a, "--pytorch") == 0) {
             script = v, i++;

@@ -15,12 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench/machine.h"
 #include "common/common.h"
 #include "encoding/encoding.h"
 
-#ifndef LAWT_SOURCE_DIR
-#define LAWT_SOURCE_DIR "."
-#endif
 
 model_config shape_config(const bench_shape *sh, int vocab)
 {
@@ -451,4 +449,32 @@ void append_results(const char *path, const char *header, const char *table, con
     fprintf(f, "\n%s%s\n%s", header, table, notes);
     fclose(f);
     printf("\nappended to %s\n", path);
+}
+
+void parse_only_list(const char *prog, const char *list, const char *const names[], int *flags[],
+                     int n)
+{
+    for (int k = 0; k < n; k++) *flags[k] = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        int k = 0;
+        while (k < n && strcmp(w, names[k]) != 0) k++;
+        if (k == n) {
+            char allowed[256] = "";
+            for (int i = 0; i < n; i++)
+                snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed), "%s%s",
+                         i ? "," : "", names[i]);
+            lawt_die("%s: --only takes a list of %s (got '%s')", prog, allowed, w);
+        }
+        *flags[k] = 1;
+    }
+}
+
+double positive_arg(const char *prog, const char *flag, const char *v)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (*end || !(x > 0)) lawt_die("%s: %s needs a positive number (got '%s')", prog, flag, v);
+    return x;
 }

@@ -115,6 +115,13 @@ const char *find_pytorch_script(const char *explicit_path, const char *python, c
                                 size_t notecap);
 int file_exists(const char *path);
 
+/* --only LIST: *flags[k] = 1 for each names[k] in the comma-separated list, 0 for the others;
+ * dies naming the unknown word and the allowed ones. */
+void parse_only_list(const char *prog, const char *list, const char *const names[], int *flags[],
+                     int n);
+/* The number in v, which must be > 0, or dies naming prog and flag. */
+double positive_arg(const char *prog, const char *flag, const char *v);
+
 /* A growing text (the table, its notes). */
 typedef struct {
     char *buf;

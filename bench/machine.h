@@ -5,6 +5,14 @@
 
 #include <stddef.h>
 
+/* Set by CMake (bench/CMakeLists.txt); these defaults serve a build by hand from the root. */
+#ifndef LAWT_BENCH_RESULTS
+#define LAWT_BENCH_RESULTS "bench/RESULTS.md"
+#endif
+#ifndef LAWT_SOURCE_DIR
+#define LAWT_SOURCE_DIR "."
+#endif
+
 /* The first line printed by a shell command (e.g. "git rev-parse --short HEAD"), or "unknown". */
 void first_line_of(const char *cmd, char *buf, size_t cap);
 /* The "model name" of /proc/cpuinfo, or "unknown". */
