@@ -9,6 +9,9 @@
 #                 retraining from a checkpoint on other sizes
 #   learn INI TOL MIN [ARGS...]   training INI (with lawt_dist ARGS) ends with L1 accuracy >= MIN
 #                 at tolerance TOL (percent)
+#   evaluate      --evaluate CHECKPOINT gives the run's own final evaluation back, number for
+#                 number, from the configuration file or the checkpoint's; other data runs; a
+#                 checkpoint that does not fit the model, or --resume with it, is refused
 #   backends A B  checkpoints cross devices: 10 steps on run.device A resumed for 10 on B give
 #                 the losses of 20 straight steps on A (bit for bit when A = B, else to 1e-3)
 set -uo pipefail
@@ -165,6 +168,38 @@ learn)
     echo "$ini: L1 accuracy at $tol% = ${acc:-none} (required >= $min) after $(($(date +%s) - start)) s"
     grep '"type":"eval"' run/metrics.jsonl | cut -c1-160
     awk -v a="${acc:-0}" -v m="$min" 'BEGIN { exit !(a >= m) }' || fail "accuracy ${acc:-none} < $min"
+    ;;
+evaluate)
+    # 800 steps: the model writes well-formed answers (about 80%), not yet correct ones.
+    RUN=(--set train.max_steps=800 --set eval.every=0 --set eval.size=200)
+    "$dist" --config "$src/jobs/quickstart.ini" "${RUN[@]}" --run-dir run > run.log 2>&1 ||
+        { fail "training"; tail -n 20 run.log >&2; }
+    ck=run/step-000000800.h5
+    "$dist" --evaluate "$ck" --config "$src/jobs/quickstart.ini" --set eval.size=200 \
+        --run-dir again > again.log 2>&1 || { fail "--evaluate"; tail -n 20 again.log >&2; }
+    "$dist" --evaluate "$ck" --set eval.size=200 > own.log 2>&1 ||
+        { fail "--evaluate with the checkpoint's configuration"; tail -n 20 own.log >&2; }
+    # every accuracy and the well-formed rate, after the size field
+    scores() { grep '"type":"eval"' "$1" | tail -n 1 | sed 's/.*"size"/"size"/'; }
+    trained=$(scores run/metrics.jsonl)
+    echo "run:        $trained"
+    echo "--evaluate: $(scores again/metrics.jsonl)"
+    [ -n "$trained" ] && [ "$trained" = "$(scores again/metrics.jsonl)" ] ||
+        fail "--evaluate does not give the run's own final evaluation"
+    wf=$(echo "$trained" | sed 's/.*"well_formed":\([0-9.]*\).*/\1/')
+    awk -v w="${wf:-0}" 'BEGIN { exit !(w > 10) }' ||
+        fail "well-formed rate ${wf:-none}: the model learned too little for this test to tell"
+    line=$(grep '^eval ' run.log | tail -n 1 | sed 's/.*: L1/L1/; s/ | [0-9.]* s$//')
+    own=$(grep '^eval ' own.log | tail -n 1 | sed 's/.*: L1/L1/; s/ | [0-9.]* s$//')
+    [ -n "$line" ] && [ "$line" = "$own" ] ||
+        fail "--evaluate without --config: '$own', the run said '$line'"
+    # other data (4x4 matrices, longer sequences) with the same weights
+    "$dist" --evaluate "$ck" --set data.dim=4 --set eval.size=50 > ood.log 2>&1 &&
+        grep -q "^eval .* 50 test examples" ood.log || { fail "--evaluate on 4x4"; cat ood.log >&2; }
+    expect_error "a checkpoint of another model" "checkpoint enc_dim 64, config 128" \
+        --evaluate "$ck" --set model.dim=128
+    expect_error "--evaluate with --resume" "--evaluate and --resume do not go together" \
+        --evaluate "$ck" --resume "$ck"
     ;;
 backends)
     a=$1 b=$2

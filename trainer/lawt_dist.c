@@ -13,6 +13,7 @@
 static const char USAGE[] =
     "usage: lawt_dist --config FILE [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
     "                 [--resume [CHECKPOINT]] [--dry-run]\n"
+    "       lawt_dist --evaluate CHECKPOINT [--config FILE] [--set SECTION.KEY=VALUE]...\n"
     "       lawt_dist --help | --help-config [--markdown]\n"
     "\n"
     "Trains a transformer on generated linear-algebra problems (Charton 2022) and evaluates\n"
@@ -26,6 +27,10 @@ static const char USAGE[] =
     "  --resume [FILE]      continues from a checkpoint (default: the latest step-*.h5 of the\n"
     "                       run directory); without --config, the checkpoint's configuration\n"
     "  --dry-run            builds data and model, prints the summary and exits\n"
+    "  --evaluate FILE      evaluates the weights of a checkpoint on the first eval.size\n"
+    "                       examples of the test stream and exits: the configuration's data\n"
+    "                       (out of distribution with --set data.*), or without --config the\n"
+    "                       checkpoint's own; the model keys must match the checkpoint\n"
     "  --help-config        the table of every configuration key (--markdown: the table of\n"
     "                       jobs/README.md)\n";
 
@@ -38,6 +43,7 @@ typedef struct {
     const char *run_dir;
     int resume;
     const char *resume_file;
+    const char *evaluate;
     int dry_run, help, help_config, markdown;
 } cli_args;
 
@@ -53,6 +59,7 @@ static int parse_args(int argc, char **argv, cli_args *a, char *err, size_t errc
         else if (strcmp(arg, "--dry-run") == 0) a->dry_run = 1;
         else if (strcmp(arg, "--config") == 0 && has_value) a->config = argv[++i];
         else if (strcmp(arg, "--run-dir") == 0 && has_value) a->run_dir = argv[++i];
+        else if (strcmp(arg, "--evaluate") == 0 && has_value) a->evaluate = argv[++i];
         else if (strcmp(arg, "--set") == 0 && has_value) {
             if (a->nsets == MAX_SETS) {
                 snprintf(err, errcap, "more than %d --set options", MAX_SETS);
@@ -90,9 +97,21 @@ static int resolve_config(const cli_args *a, int ranks, trainer_config *cfg, cha
                           size_t pathcap, char *err, size_t errcap)
 {
     config_init(cfg);
-    if (!a->config && !a->resume) {
+    if (a->evaluate && a->resume) {
+        snprintf(err, errcap, "--evaluate and --resume do not go together (--resume trains on)");
+        return -1;
+    }
+    if (!a->config && !a->resume && !a->evaluate) {
         snprintf(err, errcap, "no configuration: give --config FILE (see --help)");
         return -1;
+    }
+    if (a->evaluate && !a->config) {
+        /* the checkpoint's own experiment, test stream included */
+        checkpoint_meta meta;
+        if (checkpoint_read_meta(a->evaluate, &meta, err, errcap)) return -1;
+        int rc = config_parse_string(cfg, meta.config_text, a->evaluate, err, errcap);
+        checkpoint_meta_free(&meta);
+        if (rc) return -1;
     }
     if (a->config && config_parse_file(cfg, a->config, err, errcap)) return -1;
     if (apply_overrides(cfg, a, err, errcap)) return -1;
@@ -141,7 +160,7 @@ int main(int argc, char **argv)
     trainer_config *cfg = malloc(sizeof *cfg);
     if (!cfg) comm_abort(c, 1, "out of memory");
     char *text = NULL;
-    char resume_path[4096] = "";
+    char resume_path[4096] = "", evaluate_path[4096] = "";
 
     /* Rank 0 decides; exit_status >= 0 tells every rank to stop there (help, or a bad
      * configuration: reported once, before any work, with a clean exit everywhere). */
@@ -168,6 +187,7 @@ int main(int argc, char **argv)
         } else {
             text = config_to_ini(cfg);
             decision.dry_run = a.dry_run;
+            if (a.evaluate) snprintf(evaluate_path, sizeof evaluate_path, "%s", a.evaluate);
         }
     }
     comm_broadcast(c, &decision, sizeof decision, 0);
@@ -179,17 +199,20 @@ int main(int argc, char **argv)
 
     char *shared_text = comm_broadcast_string(c, text ? text : "", 0);
     char *shared_resume = comm_broadcast_string(c, resume_path, 0);
+    char *shared_evaluate = comm_broadcast_string(c, evaluate_path, 0);
     char err[2048];
     config_init(cfg);
     if (config_parse_string(cfg, shared_text, "configuration from rank 0", err, sizeof err) ||
         config_finish(cfg, err, sizeof err))
         comm_abort(c, 1, "%s", err);
-    trainer_options opt = {shared_text, shared_resume[0] ? shared_resume : NULL, decision.dry_run};
+    trainer_options opt = {shared_text, shared_resume[0] ? shared_resume : NULL,
+                           shared_evaluate[0] ? shared_evaluate : NULL, decision.dry_run};
     int status = trainer_run(cfg, &opt, c);
 
     free(text);
     free(shared_text);
     free(shared_resume);
+    free(shared_evaluate);
     free(cfg);
     comm_finalize(c);
     return status;

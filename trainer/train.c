@@ -256,8 +256,11 @@ static double evaluate(run_state *r)
                      "{\"type\":\"eval\",\"epoch\":%.6g,\"step\":%ld,\"examples\":%ld,"
                      "\"time\":%.3f,\"size\":%ld",
                      epoch, r->step, r->step * (long)cfg->batch_size, wall_seconds(r), tally.count);
-    int m = snprintf(line, sizeof line, "eval   epoch %.6g, %ld test examples: L1 accuracy", epoch,
-                     tally.count);
+    int m = r->opt->evaluate_path
+                ? snprintf(line, sizeof line, "eval   %s, %ld test examples: L1 accuracy",
+                           r->opt->evaluate_path, tally.count)
+                : snprintf(line, sizeof line, "eval   epoch %.6g, %ld test examples: L1 accuracy",
+                           epoch, tally.count);
     static const char *const FIELDS[LAWT_NORM_COUNT] = {"acc", "acc_l2", "acc_linf"};
     for (int norm = 0; norm < LAWT_NORM_COUNT; norm++) {
         n += snprintf(json + n, sizeof json - (size_t)n, ",\"%s\":{", FIELDS[norm]);
@@ -489,7 +492,7 @@ static void print_summary(run_state *r, const model_config *mc)
     if (r->step > 0)
         say(r, "resume from %s at step %ld (%ld examples)", r->opt->resume_path, r->step,
             r->step * (long)cfg->batch_size);
-    else if (cfg->init_from[0])
+    else if (cfg->init_from[0] && !r->opt->evaluate_path)
         say(r, "weights from %s (retraining: fresh optimizer and schedule)", cfg->init_from);
 }
 
@@ -604,7 +607,10 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     r->batch_spec = (batch_spec){&cfg->data, &r->vin, &r->vout, cfg->seed, cfg->batch_size,
                                  r->rank, r->local_batch, r->max_src, r->max_tgt};
     allocate_buffers(r);
-    if (opt->resume_path) {
+    if (opt->evaluate_path) {
+        if (checkpoint_load_for_retraining(opt->evaluate_path, r->model, err, sizeof err))
+            comm_abort(c, 1, "--evaluate: %s", err);
+    } else if (opt->resume_path) {
         resume(r, opt->resume_path);
     } else if (cfg->init_from[0] &&
                checkpoint_load_for_retraining(cfg->init_from, r->model, err, sizeof err)) {
@@ -613,7 +619,11 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     open_run_dir(r);
     print_summary(r, &mc);
 
-    if (opt->dry_run) {
+    if (opt->evaluate_path) {
+        say(r, "evaluating %s on examples 0 to %ld of the test stream (seed %llu)",
+            opt->evaluate_path, cfg->eval_size - 1, (unsigned long long)cfg->seed);
+        evaluate(r);
+    } else if (opt->dry_run) {
         long tokens;
         batch_source *one = batch_source_create(&r->batch_spec, r->step, 0);
         batch_source_next(one, r->step, &tokens); /* the data path works too */

@@ -88,11 +88,13 @@ double schedule_lr(const trainer_config *cfg, long step, long total_steps);
 typedef struct {
     const char *config_text; /* the resolved text of cfg, stored in run dir and checkpoints */
     const char *resume_path; /* a checkpoint to continue from, or NULL */
+    const char *evaluate_path; /* a checkpoint to evaluate (no training), or NULL */
     int dry_run;             /* build everything, print the summary, train nothing */
 } trainer_options;
 
 /* Builds vocabularies, data and model from cfg, trains (every rank of c runs this), evaluates
- * and, on rank 0, writes the run directory. Returns the process exit status: 0, or
+ * and, on rank 0, writes the run directory. With evaluate_path: loads that checkpoint's weights
+ * and evaluates them on the first eval.size examples of cfg's test stream, nothing else. Returns the process exit status: 0, or
  * COMM_EXIT_STOPPED after a stop signal (SIGTERM, SIGUSR1) and its checkpoint. */
 int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c);
 
