@@ -10,7 +10,8 @@
 #   learn INI TOL MIN [ARGS...]   training INI (with lawt_dist ARGS) ends with L1 accuracy >= MIN
 #                 at tolerance TOL (percent)
 #   evaluate      --evaluate CHECKPOINT gives the run's own final evaluation back, number for
-#                 number, from the configuration file or the checkpoint's; other data runs; a
+#                 number, from the configuration file or the checkpoint's, and its analysis by
+#                 condition number adds up to it; other data runs; a
 #                 checkpoint that does not fit the model, or --resume with it, is refused
 #   backends A B  checkpoints cross devices: 10 steps on run.device A resumed for 10 on B give
 #                 the losses of 20 straight steps on A (bit for bit when A = B, else to 1e-3)
@@ -187,6 +188,14 @@ evaluate)
     [ -n "$trained" ] && [ "$trained" = "$(scores again/metrics.jsonl)" ] ||
         fail "--evaluate does not give the run's own final evaluation"
     wf=$(echo "$trained" | sed 's/.*"well_formed":\([0-9.]*\).*/\1/')
+    # the analysis by condition number covers every example, and adds up to the whole
+    grep '"type":"by_condition"' again/metrics.jsonl | grep -o '"count":[0-9]*,"acc":[0-9.]*,"well_formed":[0-9.]*' |
+        tr -c '0-9.\n' ' ' | awk -v wf="${wf:-0}" '
+            { n += $1; good += $1 * $3 / 100 }
+            END { printf "by condition number: %d examples, %.2f%% well-formed\n", n, 100 * good / n
+                  d = 100 * good / n - wf; if (d < 0) d = -d
+                  exit !(n == 200 && d < 0.01) }' ||
+        fail "the accuracies by condition number do not add up to the whole evaluation"
     awk -v w="${wf:-0}" 'BEGIN { exit !(w > 10) }' ||
         fail "well-formed rate ${wf:-none}: the model learned too little for this test to tell"
     line=$(grep '^eval ' run.log | tail -n 1 | sed 's/.*: L1/L1/; s/ | [0-9.]* s$//')

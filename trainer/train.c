@@ -205,14 +205,61 @@ static double train_step(run_state *r, long *global_tokens)
     return mean_loss;
 }
 
+/* Failure analysis (section 4.5): accuracy by the condition number of the input matrix, in
+ * decades [1, 10), [10, 100), [100, 1000), [1000, inf) (singular inputs in the last). */
+enum { COND_BUCKETS = 4 };
+
+static int condition_bucket(const lawt_matrix *input)
+{
+    double c = eval_condition_number(input);
+    int b = 0;
+    while (b < COND_BUCKETS - 1 && !(c < pow(10.0, b + 1))) b++;
+    return b;
+}
+
+/* One line and one metrics record of the tallies by condition number (all ranks' sums). */
+static void report_by_condition(run_state *r, eval_tally *by_cond)
+{
+    const trainer_config *cfg = r->cfg;
+    long counts[COND_BUCKETS][3];
+    for (int b = 0; b < COND_BUCKETS; b++) {
+        counts[b][0] = by_cond[b].count;
+        counts[b][1] = by_cond[b].well_formed;
+        counts[b][2] = by_cond[b].pass[NORM_L1][0];
+    }
+    comm_allreduce_sum_long(r->comm, &counts[0][0], sizeof counts / sizeof counts[0][0]);
+    static const char *const NAMES[COND_BUCKETS] = {"<10", "10-100", "100-1000", ">=1000"};
+    char json[1024], line[1024];
+    int n = snprintf(json, sizeof json, "{\"type\":\"by_condition\",\"tolerance\":%g,\"buckets\":[",
+                     100.0 * cfg->tol[0]);
+    int m = snprintf(line, sizeof line, "cond   L1 accuracy at %g%% (well-formed) by condition "
+                     "number of the input:", 100.0 * cfg->tol[0]);
+    for (int b = 0; b < COND_BUCKETS; b++) {
+        double total = counts[b][0] ? (double)counts[b][0] : 1.0;
+        double acc = 100.0 * (double)counts[b][2] / total;
+        double wf = 100.0 * (double)counts[b][1] / total;
+        n += snprintf(json + n, sizeof json - (size_t)n,
+                      "%s{\"cond\":\"%s\",\"count\":%ld,\"acc\":%.2f,\"well_formed\":%.2f}",
+                      b ? "," : "", NAMES[b], counts[b][0], acc, wf);
+        m += snprintf(line + m, sizeof line - (size_t)m, "%s %s: %.2f%% (%.2f%%) of %ld",
+                      b ? " |" : "", NAMES[b], acc, wf, counts[b][0]);
+    }
+    snprintf(json + n, sizeof json - (size_t)n, "]}");
+    say(r, "%s", line);
+    record_metrics(r, json);
+}
+
 /* Evaluates on the next eval_size examples of the test stream; returns the L1 accuracy at the
- * first tolerance (percent), which ranks checkpoints. */
+ * first tolerance (percent), which ranks checkpoints. Evaluating a checkpoint (--evaluate) also
+ * reports accuracy by the condition number of square inputs. */
 static double evaluate(run_state *r)
 {
     const trainer_config *cfg = r->cfg;
     double t0 = lawt_now();
-    eval_tally tally;
+    eval_tally tally, by_cond[COND_BUCKETS];
     eval_tally_init(&tally, cfg->tol, cfg->ntol);
+    for (int b = 0; b < COND_BUCKETS; b++) eval_tally_init(&by_cond[b], cfg->tol, cfg->ntol);
+    int square = 1; /* every input so far */
     long lo = cfg->eval_size * r->rank / r->ranks, hi = cfg->eval_size * (r->rank + 1) / r->ranks;
     for (long first = lo; first < hi; first += cfg->eval_batch) {
         int B = (int)(hi - first < cfg->eval_batch ? hi - first : cfg->eval_batch);
@@ -236,6 +283,10 @@ static double evaluate(run_state *r)
                                                  r->pred_len[j], &pred, (int)r->out_coeffs);
             eval_tally_add(&tally, r->tasks[j], &r->inputs[j], &r->targets[j],
                            status == DECODE_OK ? &pred : NULL);
+            square &= r->inputs[j].rows == r->inputs[j].cols;
+            if (r->opt->evaluate_path && square)
+                eval_tally_add(&by_cond[condition_bucket(&r->inputs[j])], r->tasks[j],
+                               &r->inputs[j], &r->targets[j], status == DECODE_OK ? &pred : NULL);
         }
     }
     /* Counters are exact sums, so the accuracies do not depend on the number of ranks. */
@@ -281,6 +332,12 @@ static double evaluate(run_state *r)
              lawt_now() - t0);
     say(r, "%s", line);
     record_metrics(r, json);
+    if (r->opt->evaluate_path) {
+        long not_square = !square; /* on any rank */
+        comm_allreduce_sum_long(r->comm, &not_square, 1);
+        if (not_square == 0) report_by_condition(r, by_cond);
+        else say(r, "cond   inputs are not all square: no analysis by condition number");
+    }
     return eval_tally_accuracy(&tally, NORM_L1, 0);
 }
 
