@@ -33,7 +33,7 @@
  *     algorithmic bandwidth (bytes / time).
  * Each rank runs one thread (OPENBLAS_NUM_THREADS=1, so the model's pool has one thread too):
  * np = 1 uses one core, np = 2 both cores of this machine. */
-#define _DEFAULT_SOURCE /* gethostname */
+#define _DEFAULT_SOURCE /* sysconf(_SC_NPROCESSORS_ONLN) */
 
 #include <errno.h>
 #include <math.h>
@@ -119,6 +119,21 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* raw[r * np + k]: rank k's time of repetition r. Returns the slowest rank's time of each
+ * repetition, sorted (the caller frees it). */
+static double *slowest_sorted(const double *raw, int reps, int np)
+{
+    double *slowest = lawt_malloc((size_t)reps * sizeof *slowest);
+    for (int r = 0; r < reps; r++) {
+        slowest[r] = 0;
+        for (int k = 0; k < np; k++)
+            if (raw[(size_t)r * (size_t)np + (size_t)k] > slowest[r])
+                slowest[r] = raw[(size_t)r * (size_t)np + (size_t)k];
+    }
+    qsort(slowest, (size_t)reps, sizeof *slowest, cmp_double);
+    return slowest;
+}
+
 /* ---- one measurement (under mpirun) ---- */
 
 /* Per step and rank. */
@@ -144,13 +159,7 @@ static int allreduce_only(comm *c, const options *o, size_t model_params)
     }
     comm_allreduce_sum_double(c, raw, (size_t)reps * (size_t)np);
     if (rank == 0) {
-        double *slowest = lawt_malloc((size_t)reps * sizeof *slowest);
-        for (int r = 0; r < reps; r++) {
-            slowest[r] = 0;
-            for (int k = 0; k < np; k++)
-                if (raw[(size_t)r * (size_t)np + (size_t)k] > slowest[r]) slowest[r] = raw[(size_t)r * (size_t)np + (size_t)k];
-        }
-        qsort(slowest, (size_t)reps, sizeof *slowest, cmp_double);
+        double *slowest = slowest_sorted(raw, reps, np);
         printf("bench_comm: all-reduce of %zu floats (%.1f MB), np %d, %d reps: min %.1f ms, median %.1f ms, "
                "max %.1f ms; %.2f GB/s (bytes / median); load average %.2f -> %.2f\n",
                n, 4e-6 * (double)n, np, reps, 1e3 * slowest[0], 1e3 * slowest[reps / 2], 1e3 * slowest[reps - 1],
@@ -292,13 +301,7 @@ static int measure(comm *c, const options *o)
             ar_last += amin / o->steps;
             ar_max += amax / o->steps;
         }
-        double *slowest = lawt_malloc((size_t)reps * sizeof *slowest);
-        for (int r = 0; r < reps; r++) {
-            slowest[r] = 0;
-            for (int k = 0; k < np; k++)
-                if (raw[(size_t)r * (size_t)np + (size_t)k] > slowest[r]) slowest[r] = raw[(size_t)r * (size_t)np + (size_t)k];
-        }
-        qsort(slowest, (size_t)reps, sizeof *slowest, cmp_double);
+        double *slowest = slowest_sorted(raw, reps, np);
         const double raw_min = slowest[0], raw_med = slowest[reps / 2];
         free(slowest);
         const double step = window / o->steps;
@@ -484,17 +487,12 @@ static int report(int nfiles, char **files, const char *results, const char *not
             get(r0, "reps"));
     if (note) tprintf(&n, "- %s\n", note);
 
-    char date[64], commit[64], dirty[64], cpu[256], host[256];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&now));
-    first_line_of("git -C " LAWT_SOURCE_DIR " rev-parse --short HEAD 2>/dev/null", commit, sizeof commit);
-    first_line_of("git -C " LAWT_SOURCE_DIR " status --porcelain 2>/dev/null | head -1", dirty, sizeof dirty);
+    run_stamp st;
+    run_stamp_now(&st);
+    char cpu[256];
     cpu_model_name(cpu, sizeof cpu);
-    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
-    host[sizeof host - 1] = '\0';
     tprintf(&h, "## bench_comm, %s\n\nmachine `%s`, CPU %s, %ld cores; commit %s%s; Open MPI ranks on one node.\n\n",
-            date, host, cpu, sysconf(_SC_NPROCESSORS_ONLN), commit,
-            strcmp(dirty, "unknown") ? " + uncommitted changes" : "");
+            st.date, st.host, cpu, sysconf(_SC_NPROCESSORS_ONLN), st.commit, st.dirty);
     printf("\n%s%s\n%s", h.buf, t.buf, n.buf);
     if (results) {
         int existed = access(results, F_OK) == 0;

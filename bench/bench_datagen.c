@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <time.h>
 
 typedef struct {
@@ -83,7 +82,13 @@ int main(int argc, char **argv)
             results = argv[++i];
         else if (strcmp(argv[i], "--no-results") == 0)
             results = NULL;
-        else
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("usage: bench_datagen [--seconds S] [--results PATH | --no-results]\n"
+                   "Examples/s of every task's generator on one core (5x5 and 10x10, P1000);\n"
+                   "--seconds: CPU seconds per row (default 0.5); appends the table to %s.\n",
+                   LAWT_BENCH_RESULTS);
+            return 0;
+        } else
             lawt_die("bench_datagen: unknown argument '%s' (usage: bench_datagen [--seconds S] "
                      "[--results PATH | --no-results])",
                      argv[i]);
@@ -129,20 +134,16 @@ int main(int argc, char **argv)
         }
     vocab_free(&v);
 
-    char date[64], commit[64], cpu[256];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&now));
-    first_line_of("git -C " LAWT_SOURCE_DIR " rev-parse --short HEAD 2>/dev/null", commit,
-                 sizeof commit);
+    run_stamp st;
+    run_stamp_now(&st);
+    char cpu[256];
     cpu_model_name(cpu, sizeof cpu);
-    struct utsname host;
-    if (uname(&host) != 0) snprintf(host.nodename, sizeof host.nodename, "unknown");
     char header[1024];
     snprintf(header, sizeof header,
-             "## bench_datagen, %s\n\nmachine `%s`, CPU %s, commit %s; one thread, P1000 in and "
+             "## bench_datagen, %s\n\nmachine `%s`, CPU %s, commit %s%s; one thread, P1000 in and "
              "out, %.1f CPU s per row; rates per CPU second of the generating thread (wall/cpu > 1: "
              "the core was shared). Slowest 5x5 task: %.0f examples/s (target 50,000).\n\n",
-             date, host.nodename, cpu, commit, seconds, worst5);
+             st.date, st.host, cpu, st.commit, st.dirty, seconds, worst5);
     fputs(header, stdout);
     fputs(table, stdout);
     if (results) {

@@ -19,12 +19,11 @@
  * Without a GPU it says so and exits 77, appending nothing. --device cpu runs the same program
  * on the CPU backend and PyTorch on the CPU (no peak), to check the harness on a machine without
  * a GPU. Shapes, FLOPs and the child processes: bench/harness.h. */
-#define _DEFAULT_SOURCE /* gethostname, sysconf(_SC_NPROCESSORS_ONLN) */
+#define _DEFAULT_SOURCE /* sysconf(_SC_NPROCESSORS_ONLN) */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench/harness.h"
@@ -450,27 +449,20 @@ int main(int argc, char **argv)
                 "recomputes the prefix.\n",
             V, DECODE_MAX_OUT);
 
-    char date[64], commit[64], dirty[64], gpu_name[256], host[256];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&now));
-    first_line_of("git -C " LAWT_SOURCE_DIR " rev-parse --short HEAD 2>/dev/null", commit,
-                  sizeof commit);
-    first_line_of("git -C " LAWT_SOURCE_DIR " status --porcelain 2>/dev/null | head -1", dirty,
-                  sizeof dirty);
+    run_stamp st;
+    run_stamp_now(&st);
+    char gpu_name[256];
     if (gpu)
         first_line_of("nvidia-smi --query-gpu=name,driver_version --format=csv,noheader "
                       "2>/dev/null",
                       gpu_name, sizeof gpu_name);
     else
         cpu_model_name(gpu_name, sizeof gpu_name);
-    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
-    host[sizeof host - 1] = '\0';
     tprintf(&h, "## bench_gpu, %s\n\nmachine `%s`, %s %s; commit %s%s; windows %.0f s after %d "
                 "warm-up steps.\n\n",
-            date, host, gpu ? "GPU" : "CPU (--device cpu: a check of the harness, not a GPU "
+            st.date, st.host, gpu ? "GPU" : "CPU (--device cpu: a check of the harness, not a GPU "
                                       "measurement)",
-            gpu_name, commit, strcmp(dirty, "unknown") ? " + uncommitted changes" : "", seconds,
-            warmup);
+            gpu_name, st.commit, st.dirty, seconds, warmup);
     printf("\n%s%s\n%s", h.buf, t.buf ? t.buf : "", n.buf);
     if (results) append_results(results, h.buf, t.buf ? t.buf : "", n.buf);
     free(h.buf);

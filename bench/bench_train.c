@@ -10,13 +10,12 @@
  *
  * Data, the training step, the FLOP count and the child processes: bench/harness.h. The table is
  * printed and appended to bench/RESULTS.md with the date, machine, commit and thread count. */
-#define _DEFAULT_SOURCE /* gethostname, sysconf(_SC_NPROCESSORS_ONLN) */
+#define _DEFAULT_SOURCE /* sysconf(_SC_NPROCESSORS_ONLN) */
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench/harness.h"
@@ -447,16 +446,10 @@ int main(int argc, char **argv)
             o.vocab);
 
     /* ---- header: date, machine, commit, threads ---- */
-    char date[64], commit[64], dirty[64], cpu[256], host[256];
-    time_t now = time(NULL);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M", localtime(&now));
-    first_line_of("git -C " LAWT_SOURCE_DIR " rev-parse --short HEAD 2>/dev/null", commit,
-                  sizeof commit);
-    first_line_of("git -C " LAWT_SOURCE_DIR " status --porcelain 2>/dev/null | head -1", dirty,
-                  sizeof dirty);
+    run_stamp st;
+    run_stamp_now(&st);
+    char cpu[256];
     cpu_model_name(cpu, sizeof cpu);
-    if (gethostname(host, sizeof host) != 0) snprintf(host, sizeof host, "unknown");
-    host[sizeof host - 1] = '\0';
     const char *corename = openblas_get_corename();
     text h = {0};
     tprintf(&h,
@@ -464,8 +457,8 @@ int main(int argc, char **argv)
             "threads (lawt pool and OpenBLAS, torch); commit %s%s; load average %.2f at start, "
             "%.2f at end; windows "
             "%.0f s (a, %d round%s), %.0f s (b), %.0f s decoding after %d warm-up steps.\n\n",
-            date, host, cpu, sysconf(_SC_NPROCESSORS_ONLN), corename ? corename : "unknown",
-            o.threads, commit, strcmp(dirty, "unknown") ? " + uncommitted changes" : "", load0,
+            st.date, st.host, cpu, sysconf(_SC_NPROCESSORS_ONLN),
+            corename ? corename : "unknown", o.threads, st.commit, st.dirty, load0,
             load_average(),
             o.seconds_a, rounds, rounds > 1 ? "s" : "", o.seconds_b, o.seconds_decode, o.warmup);
 

@@ -1,7 +1,11 @@
+#define _DEFAULT_SOURCE /* gethostname */
+
 #include "bench/machine.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 void first_line_of(const char *cmd, char *buf, size_t cap)
 {
@@ -39,4 +43,18 @@ double load_average(void)
         fclose(f);
     }
     return l;
+}
+
+void run_stamp_now(run_stamp *s)
+{
+    time_t now = time(NULL);
+    strftime(s->date, sizeof s->date, "%Y-%m-%d %H:%M", localtime(&now));
+    if (gethostname(s->host, sizeof s->host) != 0) snprintf(s->host, sizeof s->host, "unknown");
+    s->host[sizeof s->host - 1] = '\0';
+    first_line_of("git -C " LAWT_SOURCE_DIR " rev-parse --short HEAD 2>/dev/null", s->commit,
+                  sizeof s->commit);
+    char dirty[64];
+    first_line_of("git -C " LAWT_SOURCE_DIR " status --porcelain 2>/dev/null | head -1", dirty,
+                  sizeof dirty);
+    s->dirty = strcmp(dirty, "unknown") ? " + uncommitted changes" : "";
 }
