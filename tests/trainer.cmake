@@ -36,6 +36,11 @@ lawt_trainer_test(learns_transpose learn quickstart.ini 5 99)
 lawt_trainer_test(learns_add learn test_add_3x3.ini 5 90)
 set_tests_properties(trainer_learns_transpose trainer_learns_add PROPERTIES
                      LABELS "trainer;slow" TIMEOUT 1500 PROCESSORS 2)
+# Learning per example as fast as the paper's code (issue 18): two seeds of 400,000 examples
+# side by side, about 13 minutes on 2 cores.
+lawt_trainer_test(learns_like_reference like_reference 1 2)
+set_tests_properties(trainer_learns_like_reference PROPERTIES LABELS "trainer;slow"
+                     TIMEOUT 2400 PROCESSORS 2)
 
 # The training batches, made ahead by the data thread or on demand, against datagen directly.
 add_executable(test_batch_source test_batch_source.c)
