@@ -189,7 +189,7 @@ static herr_t innermost(unsigned n, const H5E_error2_t *e, void *data)
             char why[256] = "no HDF5 message";                                                    \
             H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, why);                               \
             H5Eclear2(H5E_DEFAULT);                                                               \
-            problem("%s: %s failed (%s:%d): %s", spec, #call, __FILE__, __LINE__, why);            \
+            problem("%s: %s failed (lawt_solve.c:%d): %s", spec, #call, __LINE__, why);           \
             goto out;                                                                             \
         }                                                                                         \
     } while (0)
@@ -206,6 +206,11 @@ static int read_hdf5(const char *spec, input_list *l)
     double *buf = NULL;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     H5_CHECKED(f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT));
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        problem("%s: %s has no dataset %s", spec, file, name);
+        goto out;
+    }
     H5_CHECKED(d = H5Dopen2(f, name, H5P_DEFAULT));
     H5_CHECKED(sp = H5Dget_space(d));
     int nd = H5Sget_simple_extent_ndims(sp);
@@ -386,7 +391,7 @@ static void solve_one(solver *s, const input_matrix *im, int beam)
     if (!decoded) {
         char words[4096];
         vocab_spell(&s->vout, out, out_len, words, sizeof words);
-        printf("  the model's answer is not a matrix: %s\n", words);
+        printf("  the model's answer is not a matrix: %s\n", out_len ? words : "(no tokens)");
     }
     double err[LAWT_NORM_COUNT];
     if (decoded && solved) {
