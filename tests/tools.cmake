@@ -11,9 +11,8 @@ function(lawt_tools_test name)
   add_test(NAME tools_${name}
            COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_tools.sh ${ARGN} ${CMAKE_BINARY_DIR}
                    ${CMAKE_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/tools_${name})
-  # lawt_dist starts MPI, whose allocations LeakSanitizer reports as leaks (see comm.cmake).
   set_tests_properties(tools_${name} PROPERTIES LABELS tools TIMEOUT 300 SKIP_RETURN_CODE 77
-                       ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
+                       ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 endfunction()
 
 lawt_tools_test(inspect inspect)
