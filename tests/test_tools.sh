@@ -44,7 +44,8 @@ expect() {
     fi
 }
 
-# A quick-start run of $2 steps into directory $1 (more lawt_dist arguments after).
+# A quick-start run of $2 steps of 8 examples into directory $1 (more lawt_dist arguments
+# after): seconds, under the sanitizers too.
 quick_run() {
     local dir=$1 steps=$2
     shift 2
@@ -52,7 +53,7 @@ quick_run() {
     # the tools themselves are checked for leaks.
     ASAN_OPTIONS=detect_leaks=0 "$dist" --config "$src/jobs/quickstart.ini" \
         --set train.max_steps="$steps" --set eval.size=50 --set train.log_every=1 \
-        --set train.threads=1 "$@" --run-dir "$dir" > "$dir.log" 2>&1 ||
+        --set train.threads=1 --set train.batch_size=8 "$@" --run-dir "$dir" > "$dir.log" 2>&1 ||
         { fail "training $dir"; tail -n 20 "$dir.log" >&2; }
 }
 
@@ -74,7 +75,7 @@ inspect)
     quick_run run 20
     ck=run/step-000000020.h5
     expect 0 "summary" "intact, every CRC-32 verified" "$inspect" "$ck"
-    grep -q "^training   step 20 | 1280 examples seen | epoch 0 " out.txt || fail "summary: counters"
+    grep -q "^training   step 20 | 160 examples seen | epoch 0 " out.txt || fail "summary: counters"
     grep -q "^data       task transpose | dim 3 | encoding P1000 -> P1000" out.txt || fail "summary: data"
     params=$(sed -n 's/.* \([0-9]*\) parameters (Appendix G.*/\1/p' run.log)
     grep -q "| $params parameters" out.txt || fail "summary: parameter count (the run says $params)"
@@ -110,7 +111,7 @@ inspect)
     expect 0 "--help" "usage: lawt_inspect" "$inspect" --help
     ;;
 diff)
-    RUN=(--set train.epoch_size=640 --set train.epochs=2 --set eval.size=64)
+    RUN=(--set train.epoch_size=80 --set train.epochs=2 --set eval.size=16)
     quick_run straight 0 "${RUN[@]}"
     quick_run resumed 10 "${RUN[@]}"
     ASAN_OPTIONS=detect_leaks=0 "$dist" --resume --run-dir resumed --set train.max_steps=0 > second.log 2>&1 ||
@@ -168,10 +169,10 @@ plot)
     grep -q '<svg' c.svg || fail "c.svg is not an SVG"
     # The end of training: the summary table and curves.png.
     png_magic run/curves.png && [ "$(png_size run/curves.png)" = 1200x500 ] || fail "run/curves.png"
-    grep -q "^summary  1280 examples seen | wall time [0-9.]* s | [0-9.]* examples/s" run.log ||
+    grep -q "^summary  160 examples seen | wall time [0-9.]* s | [0-9.]* examples/s" run.log ||
         fail "no summary line"
     acc=$(grep '"type":"eval"' run/metrics.jsonl | tail -n 1 | grep -o '"acc":{"5":[0-9.]*' | cut -d: -f3)
-    grep -Eq "^         5%  +\\| $acc \\(1280\\) +$acc \\|" run.log || fail "summary: L1 at 5% is not $acc"
+    grep -Eq "^         5%  +\\| $acc \\(160\\) +$acc \\|" run.log || fail "summary: L1 at 5% is not $acc"
     grep -q "^summary" run/train.log || fail "the summary is not in train.log"
     expect 1 "gnuplot missing" "install the Debian package gnuplot-nox" env PATH=/nonexistent "$plot" run
     expect 1 "no such run" "nothing: no such run directory" "$plot" nothing
