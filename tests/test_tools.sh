@@ -220,6 +220,13 @@ solve_errors)
         "$solve" --checkpoint "$ck" --task inversion size.txt
     expect 2 "no --checkpoint" "--checkpoint FILE is required" "$solve" size.txt
     expect 0 "--help" "usage: lawt_solve" "$solve" --help
+    # Inversion: LAPACK's answer and the reliability predictor, whatever the (untrained) model says.
+    quick_run inv 1 --set eval.size=0 --set data.task=inversion
+    printf '1 0 0\n0 -2 0\n0 0 4\n' > diag.txt
+    expect 0 "inversion" "reliability: condition number of the input 4 " \
+        "$solve" --checkpoint inv/step-000000001.h5 diag.txt
+    grep -Eq "^  .* +1 +0 +0$" out.txt && grep -Eq "^  .* +0 +-0.5 +0$" out.txt &&
+        grep -Eq "^  .* +0 +0 +0.25$" out.txt || fail "inversion: LAPACK's inverse is not diag(1, -0.5, 0.25)"
     # An HDF5 dataset: a missing one is named; two good matrices are decoded.
     if command -v h5import > /dev/null; then
         printf '1 2 3 4 5 6 7 8 9\n9 8 7 6 5 4 3 2 1\n' > m.txt

@@ -338,12 +338,13 @@ static void print_side_by_side(const char *left_title, const lawt_matrix *left, 
         for (int j = 0; j < left->cols; j++) w += snprintf(cell, sizeof cell, " %10.4g", MAT(left, i, j));
         if (w > lw) lw = w;
     }
-    printf("  %-*s   %s\n", lw, left_title, right_title);
+    if (right_title[0]) printf("  %-*s   %s\n", lw, left_title, right_title);
+    else printf("  %s\n", left_title);
     for (int i = 0; i < (lr > rr ? lr : rr); i++) {
         int w = 0;
         printf("  ");
         for (int j = 0; i < lr && j < left->cols; j++) w += printf(" %10.4g", MAT(left, i, j));
-        printf("%*s   ", lw - w, "");
+        if (rr) printf("%*s   ", lw - w, "");
         for (int j = 0; i < rr && j < right->cols; j++) printf(" %10.6g", MAT(right, i, j));
         printf("\n");
     }
@@ -379,14 +380,18 @@ static void solve_one(solver *s, const input_matrix *im, int beam)
     lawt_matrix pred = {0, 0, lawt_malloc(cap * sizeof(double))};
     lawt_matrix ref = {0, 0, lawt_malloc(cap * sizeof(double))};
     int decoded = decode_matrix(&s->vout, out, out_len, &pred, (int)cap) == DECODE_OK;
+    /* Rounded as the training targets are: the check is the one evaluation makes. */
     int solved = datagen_solve(s->task, &in, &ref) == 0;
+    for (int k = 0; solved && k < ref.rows * ref.cols; k++) ref.a[k] = round_significant(ref.a[k], s->out_digits);
 
     printf("%s: %s of a %d x %d matrix, %s decoding\n", im->name, task_name(s->task), pm, pn,
            beam > 1 ? "beam" : "greedy");
     char title[64];
     snprintf(title, sizeof title, "input (%d significant digits)", s->in_digits);
     print_side_by_side(title, &in, "", NULL);
-    print_side_by_side("model", decoded ? &pred : NULL, solved ? "LAPACK" : "LAPACK: no answer (ill-posed)",
+    snprintf(title, sizeof title, "LAPACK (%d significant digits)", s->out_digits);
+    print_side_by_side("model", decoded ? &pred : NULL,
+                       solved ? title : "LAPACK: no answer (singular, or reciprocal condition number < 1e-6)",
                        solved ? &ref : NULL);
     if (!decoded) {
         char words[4096];
