@@ -1156,22 +1156,13 @@ out:
     h5_close(&d);
 }
 
-/* Position of a tensor in the flat buffer: its offset in /params (the moments share it). */
-static const checkpoint_part *offsets_part;
-
-static long long buffer_offset(const checkpoint_tensor_data *t)
-{
-    if (t->offset >= 0 || !offsets_part) return t->offset;
-    for (int i = 0; i < offsets_part->ntensors; i++)
-        if (strcmp(offsets_part->tensors[i].name, t->name) == 0) return offsets_part->tensors[i].offset;
-    return -1;
-}
-
+/* Buffer order; tensors without a known offset last, by name. */
 static int by_offset(const void *a, const void *b)
 {
-    long long x = buffer_offset(a), y = buffer_offset(b);
-    if (x != y) return x < 0 ? 1 : y < 0 ? -1 : x < y ? -1 : 1;
-    return strcmp(((const checkpoint_tensor_data *)a)->name, ((const checkpoint_tensor_data *)b)->name);
+    const checkpoint_tensor_data *x = a, *y = b;
+    if (x->offset != y->offset)
+        return x->offset < 0 ? 1 : y->offset < 0 ? -1 : x->offset < y->offset ? -1 : 1;
+    return strcmp(x->name, y->name);
 }
 
 static int stored_crc(const checkpoint_contents *c, checkpoint_part *p)
@@ -1208,11 +1199,15 @@ static void inspect_tensors(const checkpoint_contents *c, hid_t f, checkpoint_pa
         p->status = CHECKPOINT_PART_UNREADABLE;
         h5_problem(p->problem, sizeof p->problem, "H5Literate (listing the tensors)");
     }
-    for (int i = 0; i < p->ntensors; i++) read_tensor_data(g, &p->tensors[i], p == params);
+    for (int i = 0; i < p->ntensors; i++) {
+        checkpoint_tensor_data *t = &p->tensors[i];
+        read_tensor_data(g, t, p == params);
+        /* The moments have the parameters' layout (and no offset attributes of their own). */
+        for (int k = 0; p != params && k < params->ntensors; k++)
+            if (strcmp(params->tensors[k].name, t->name) == 0) t->offset = params->tensors[k].offset;
+    }
     h5_close(&g);
-    offsets_part = params;
     if (p->ntensors > 1) qsort(p->tensors, (size_t)p->ntensors, sizeof *p->tensors, by_offset);
-    offsets_part = NULL;
 
     size_t total = 0;
     int readable = p->status == CHECKPOINT_PART_OK;

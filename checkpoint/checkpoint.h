@@ -97,7 +97,8 @@ typedef struct {
     int ndim;
     long long shape[MODEL_MAX_NDIM];
     size_t count;
-    long long offset; /* /params: its "offset" attribute; -1 when absent */
+    long long offset; /* position in the flat buffer: the "offset" attribute of /params/<name>
+                       * (the moments share it); -1 when unknown */
     float *values;    /* count floats, or NULL when unreadable (problem says why) */
     char problem[256];
 } checkpoint_tensor_data;

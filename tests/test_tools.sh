@@ -175,6 +175,17 @@ plot)
     grep -Eq "^         5%  +\\| $acc \\(160\\) +$acc \\|" run.log || fail "summary: L1 at 5% is not $acc"
     grep -q "^summary" run/train.log || fail "the summary is not in train.log"
     expect 1 "gnuplot missing" "install the Debian package gnuplot-nox" env PATH=/nonexistent "$plot" run
+    # gnuplot failing: its messages are shown; training still ends well, with a warning.
+    mkdir -p broken
+    printf '#!/bin/sh\ncat > /dev/null\necho "boom: no cairo today" >&2\nexit 3\n' > broken/gnuplot
+    chmod +x broken/gnuplot
+    expect 1 "gnuplot failing" "gnuplot failed \\(status 3\\) drawing curves.png" \
+        env PATH="$PWD/broken:$PATH" "$plot" run
+    grep -q "gnuplot: boom: no cairo today" out.txt || fail "gnuplot failing: its message not shown"
+    PATH="$PWD/broken:$PATH" quick_run broken_run 2
+    grep -q "^warning: gnuplot failed (status 3) drawing broken_run/curves.png" broken_run.log ||
+        fail "training with a failing gnuplot: no warning"
+    expect 1 "unwritable output" "gnuplot failed .* drawing /nonexistent/c.png" "$plot" run -o /nonexistent/c.png
     expect 1 "no such run" "nothing: no such run directory" "$plot" nothing
     expect 2 "bad norm" "unknown norm 'L3'" "$plot" run --norms L1,L3
     expect 0 "--help" "usage: lawt_plot" "$plot" --help
