@@ -354,31 +354,42 @@ int curves_plot(const run_curves *runs, const char *const *names, int nruns,
         return fail(err, errcap, "gnuplot not found on PATH: install the Debian package %s "
                     "(apt-get install %s, or scripts/install-deps.sh)", CURVES_GNUPLOT_PACKAGE,
                     CURVES_GNUPLOT_PACKAGE);
-    /* gnuplot's messages go to a file, shown only when it fails: it warns about harmless
-     * things (a curve of one point has an "empty x range"). */
-    char messages[] = "/tmp/lawt_gnuplot_XXXXXX";
-    int fd = mkstemp(messages);
-    if (fd < 0) return fail(err, errcap, "cannot create a temporary file in /tmp: %s", strerror(errno));
-    close(fd);
-    char command[sizeof messages + 32];
-    snprintf(command, sizeof command, "gnuplot 2> %s", messages);
-    FILE *g = popen(command, "w");
+    /* The script is a file, not a pipe: gnuplot then stops at the first error (from a pipe it
+     * goes on, and a failed "set output" sends the image to its stdout). Its messages go to a
+     * second file, shown only when it fails: it warns about harmless things (a curve of one
+     * point has an "empty x range"). */
+    char dir[] = "/tmp/lawt_plot_XXXXXX";
+    if (!mkdtemp(dir)) return fail(err, errcap, "cannot create a temporary directory in /tmp: %s", strerror(errno));
+    char script[sizeof dir + 16], messages[sizeof dir + 16], command[3 * sizeof dir + 64];
+    snprintf(script, sizeof script, "%s/plot.gp", dir);
+    snprintf(messages, sizeof messages, "%s/messages", dir);
+    FILE *g = fopen(script, "w");
     if (!g) {
-        unlink(messages);
-        return fail(err, errcap, "cannot start gnuplot: %s", strerror(errno));
+        rmdir(dir);
+        return fail(err, errcap, "cannot write %s: %s", script, strerror(errno));
     }
     write_script(g, runs, names, nruns, o);
-    int status = pclose(g);
-    if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    int written = fclose(g) == 0;
+    int status = -1;
+    if (written) {
+        snprintf(command, sizeof command, "gnuplot %s > %s 2>&1", script, messages);
+        fflush(stdout);
+        status = system(command);
+    }
+    int ok = written && status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok) {
         FILE *m = fopen(messages, "r");
         char line[512];
         while (m && fgets(line, sizeof line, m)) fprintf(stderr, "gnuplot: %s", line);
         if (m) fclose(m);
-        unlink(messages);
+    }
+    unlink(script);
+    unlink(messages);
+    rmdir(dir);
+    if (!written) return fail(err, errcap, "cannot write %s (disk full?)", script);
+    if (!ok)
         return fail(err, errcap, "gnuplot failed (status %d) drawing %s: its messages are above",
                     status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1, o->output);
-    }
-    unlink(messages);
     struct stat st;
     if (stat(o->output, &st) != 0 || st.st_size == 0)
         return fail(err, errcap, "gnuplot wrote no %s", o->output);

@@ -177,7 +177,7 @@ plot)
     expect 1 "gnuplot missing" "install the Debian package gnuplot-nox" env PATH=/nonexistent "$plot" run
     # gnuplot failing: its messages are shown; training still ends well, with a warning.
     mkdir -p broken
-    printf '#!/bin/sh\ncat > /dev/null\necho "boom: no cairo today" >&2\nexit 3\n' > broken/gnuplot
+    printf '#!/bin/sh\necho "boom: no cairo today" >&2\nexit 3\n' > broken/gnuplot
     chmod +x broken/gnuplot
     expect 1 "gnuplot failing" "gnuplot failed \\(status 3\\) drawing curves.png" \
         env PATH="$PWD/broken:$PATH" "$plot" run
@@ -186,6 +186,7 @@ plot)
     grep -q "^warning: gnuplot failed (status 3) drawing broken_run/curves.png" broken_run.log ||
         fail "training with a failing gnuplot: no warning"
     expect 1 "unwritable output" "gnuplot failed .* drawing /nonexistent/c.png" "$plot" run -o /nonexistent/c.png
+    grep -aq PNG out.txt && fail "unwritable output: the image went to the terminal"
     expect 1 "no such run" "nothing: no such run directory" "$plot" nothing
     expect 2 "bad norm" "unknown norm 'L3'" "$plot" run --norms L1,L3
     expect 0 "--help" "usage: lawt_plot" "$plot" --help
