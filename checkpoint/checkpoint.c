@@ -1178,6 +1178,21 @@ static int stored_crc(const checkpoint_contents *c, checkpoint_part *p)
     return 0;
 }
 
+/* The model config from the attributes already read; -1 when one is missing or unreadable. */
+static int config_from_attrs(const checkpoint_contents *c, model_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+#define CONFIG_FROM_ATTR(field)                                                                   \
+    {                                                                                             \
+        const checkpoint_attr *a = checkpoint_contents_attr(c, #field);                           \
+        if (!a || a->kind != CHECKPOINT_ATTR_INT) return -1;                                      \
+        cfg->field = (int)a->i;                                                                   \
+    }
+    CONFIG_FIELDS(CONFIG_FROM_ATTR)
+#undef CONFIG_FROM_ATTR
+    return 0;
+}
+
 /* The tensors of one group, each read on its own, in buffer order; then the CRC over them all
  * and the list against the model config's. */
 static void inspect_tensors(const checkpoint_contents *c, hid_t f, checkpoint_part *p,
@@ -1222,9 +1237,8 @@ static void inspect_tensors(const checkpoint_contents *c, hid_t f, checkpoint_pa
     }
     /* The names and shapes the model config of the file implies. */
     model_config cfg;
-    ctx quiet = {NULL, 0, NULL};
     char verr[256];
-    if (readable && read_config(&quiet, f, &cfg) == 0 && model_config_validate(&cfg, verr, sizeof verr) == 0) {
+    if (readable && config_from_attrs(c, &cfg) == 0 && model_config_validate(&cfg, verr, sizeof verr) == 0) {
         model_tensor probe;
         int n = model_tensors(&cfg, &probe, 1);
         model_tensor *want = lawt_calloc((size_t)n, sizeof *want);
