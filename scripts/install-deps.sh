@@ -4,12 +4,12 @@
 set -euo pipefail
 PACKAGES=(cmake make gcc pkg-config openmpi-bin libopenmpi-dev libhdf5-dev hdf5-tools
           liblapacke-dev libopenblas-dev libopenblas0-pthread librandom123-dev libinih-dev)
-# gnuplot draws the learning curves (lawt_plot, curves.png); without it they are skipped.
-PACKAGES+=(gnuplot-nox)
 # Slurm is only needed by the local-Slurm test; it is skipped when absent.
 if [ "${LAWT_WITH_SLURM:-1}" = 1 ]; then
     PACKAGES+=(slurmctld slurmd slurm-client munge)
 fi
+# gnuplot draws the learning curves (lawt_plot, curves.png); without it they are skipped.
+PACKAGES+=(gnuplot-nox)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
