@@ -819,7 +819,11 @@ static void model_shape_case(const char *name, const model_config *c, int max_ba
     model *cpu = model_create(c, BACKEND_CPU, max_batch),
           *gpu = model_create(c, BACKEND_CUDA, max_batch);
     model_init_params(cpu, 5);
-    model_init_params(gpu, 5);
+    size_t np = model_num_params(cpu);
+    float *p = malloc(np * sizeof(float));
+    model_copy_out(cpu, BUF_PARAMS, p); /* faster than a second init of millions of weights */
+    model_copy_in(gpu, BUF_PARAMS, p);
+    free(p);
     warm_with_full_batch(gpu, max_batch, S, T);
     owned_batch ob = batch_make(B, S, T, c->vocab_in, c->vocab_out);
     long nc = compare_forward(gpu, cpu, &ob.b, name);
