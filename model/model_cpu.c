@@ -167,11 +167,9 @@ static void adam_task(void *ctx, int begin, int end, int thread)
     const float gs = a->grad_scale;
     for (size_t i = lo; i < hi; i++) {
         float gi = gs * g[i];
-        float mi = b1 * m[i] + (1.0f - b1) * gi;
-        float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
-        m[i] = mi;
-        v[i] = vi;
-        p[i] -= lr * (mi * ib1) / (sqrtf(vi * ib2) + eps);
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        p[i] -= lr * (m[i] * ib1) / (sqrtf(v[i] * ib2) + eps);
     }
 }
 
@@ -196,31 +194,20 @@ layer_backend *model_cpu_backend(const model_config *cfg, int max_batch, size_t 
     cpu_backend *b = lawt_calloc(1, sizeof *b);
     b->block_sums = lawt_malloc((size_t)(flat_blocks(nparams) + 1) * sizeof(double));
     b->k = (layer_backend){
-        .name = "cpu",
-        .align_floats = 16, /* 64-byte aligned views */
-        .destroy = cpu_destroy,
-        .alloc = cpu_alloc,
-        .free = cpu_free,
-        .host_alloc = cpu_alloc,
-        .host_free = cpu_free,
-        .copy = cpu_copy,
-        .zero = cpu_zero,
-        .gather_rows = cpu_gather_rows,
-        .embedding_forward = embedding_forward,
-        .embedding_backward = cpu_embedding_backward,
-        .layernorm_forward = layernorm_forward,
-        .layernorm_backward = layernorm_backward,
-        .linear_forward = cpu_linear_forward,
-        .linear_backward = cpu_linear_backward,
-        .relu_forward = relu_forward,
-        .relu_backward = relu_backward,
-        .attention_forward = attention_forward,
-        .attention_backward = attention_backward,
+        .name = "cpu", .align_floats = 16 /* 64-byte aligned views */, .destroy = cpu_destroy,
+        /* memory: the host's, transfers are copies */
+        .alloc = cpu_alloc, .free = cpu_free, .host_alloc = cpu_alloc, .host_free = cpu_free,
+        .copy = cpu_copy, .zero = cpu_zero, .gather_rows = cpu_gather_rows,
+        /* layers.c */
+        .embedding_forward = embedding_forward, .embedding_backward = cpu_embedding_backward,
+        .layernorm_forward = layernorm_forward, .layernorm_backward = layernorm_backward,
+        .linear_forward = cpu_linear_forward, .linear_backward = cpu_linear_backward,
+        .relu_forward = relu_forward, .relu_backward = relu_backward,
+        .attention_forward = attention_forward, .attention_backward = attention_backward,
         .attention_scratch_floats = cpu_attention_scratch_floats,
         .crossentropy_forward = cpu_crossentropy_forward,
         .crossentropy_backward = crossentropy_backward,
-        .sumsq = cpu_sumsq,
-        .adam_update = cpu_adam_update,
-    };
+        /* optimizer */
+        .sumsq = cpu_sumsq, .adam_update = cpu_adam_update};
     return &b->k;
 }

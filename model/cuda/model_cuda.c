@@ -202,33 +202,26 @@ layer_backend *model_cuda_backend(const model_config *cfg, int max_batch, size_t
         c->d_start[t] = p, p += vocab[t];
     }
     c->partials = dev_alloc(sumsq_partials_cuda(nparams) * sizeof(double));
-    c->k = (layer_backend){
-        .name = "cuda",
-        .align_floats = 64, /* 256-byte aligned views */
-        .destroy = destroy,
-        .alloc = dev_alloc,
-        .free = dev_free,
-        .host_alloc = pinned_alloc,
-        .host_free = pinned_free,
-        .copy = dev_copy,
-        .zero = dev_zero,
-        .gather_rows = gather_rows_cuda,
-        .embedding_forward = embedding_forward_cuda,
-        .embedding_backward_prepare = embedding_prepare,
-        .embedding_backward = embedding_backward_indexed,
-        .layernorm_forward = layernorm_forward_cuda,
-        .layernorm_backward = layernorm_backward_cuda,
-        .linear_forward = linear_fwd,
-        .linear_backward = linear_bwd,
-        .relu_forward = relu_forward_cuda,
-        .relu_backward = relu_backward_cuda,
-        .attention_forward = attention_forward_cuda,
-        .attention_backward = attention_backward_cuda,
-        .attention_scratch_floats = attention_scratch,
-        .crossentropy_forward = crossentropy_forward_cuda,
-        .crossentropy_backward = crossentropy_backward_cuda,
-        .sumsq = sumsq,
-        .adam_update = adam_update_cuda,
-    };
+    c->k = (layer_backend){.name = "cuda", .align_floats = 64 /* 256-byte aligned views */,
+                           .destroy = destroy,
+                           /* memory: the device's; page-locked host memory for transfers */
+                           .alloc = dev_alloc, .free = dev_free, .host_alloc = pinned_alloc,
+                           .host_free = pinned_free, .copy = dev_copy, .zero = dev_zero,
+                           .gather_rows = gather_rows_cuda,
+                           /* layers_cuda.cu */
+                           .embedding_forward = embedding_forward_cuda,
+                           .embedding_backward_prepare = embedding_prepare,
+                           .embedding_backward = embedding_backward_indexed,
+                           .layernorm_forward = layernorm_forward_cuda,
+                           .layernorm_backward = layernorm_backward_cuda,
+                           .linear_forward = linear_fwd, .linear_backward = linear_bwd,
+                           .relu_forward = relu_forward_cuda, .relu_backward = relu_backward_cuda,
+                           .attention_forward = attention_forward_cuda,
+                           .attention_backward = attention_backward_cuda,
+                           .attention_scratch_floats = attention_scratch,
+                           .crossentropy_forward = crossentropy_forward_cuda,
+                           .crossentropy_backward = crossentropy_backward_cuda,
+                           /* optimizer */
+                           .sumsq = sumsq, .adam_update = adam_update_cuda};
     return &c->k;
 }
