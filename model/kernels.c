@@ -1,9 +1,10 @@
-/* kernels.c: see kernels.h. small_gemm has a plain C definition (the reference) and, when the
- * compiler targets AVX2 + FMA (the project builds with -march=x86-64-v3), a register-blocked
- * version computing 4 x 16 tiles of C with eight accumulators; both sum over k in increasing
- * order with fused multiply-adds. */
+/* kernels.c: see kernels.h. small_gemm has a plain C definition (small_gemm_ref, the
+ * reference) and, when the compiler targets AVX2 + FMA (the project builds with
+ * -march=x86-64-v3), a register-blocked version computing 4 x 16 tiles of C with eight
+ * accumulators; both sum over k in increasing order with fused multiply-adds. */
 #include "model/kernels.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,37 @@ void transpose_scaled(float *restrict dst, int ldd, const float *restrict src, i
                     dst[(size_t)c * ldd + r] = scale * src[(size_t)r * lds + c];
         }
 }
+
+/* The plain loops: the definition of both products, the fallback without AVX2 + FMA, and the
+ * twin the tests hold the vectorised version to, bit for bit: the same fused multiply-adds in
+ * the same order (fmaf, not s += a * b, which a vectorising compiler may split into a rounded
+ * product and a sum). */
+void small_gemm_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc, int accumulate)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++)
+                s = fmaf(A[(size_t)i * lda + k], B[(size_t)k * ldb + j], s);
+            float *c = C + (size_t)i * ldc + j;
+            *c = accumulate ? *c + s : s;
+        }
+}
+
+void small_gemm_tn_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc, int accumulate)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++)
+                s = fmaf(A[(size_t)k * lda + i], B[(size_t)k * ldb + j], s);
+            float *c = C + (size_t)i * ldc + j;
+            *c = accumulate ? *c + s : s;
+        }
+}
+
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -128,25 +160,13 @@ void small_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B,
 void small_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                 int ldc, int accumulate)
 {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            float s = 0.0f;
-            for (int k = 0; k < K; k++) s += A[(size_t)i * lda + k] * B[(size_t)k * ldb + j];
-            float *c = C + (size_t)i * ldc + j;
-            *c = accumulate ? *c + s : s;
-        }
+    small_gemm_ref(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
 void small_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc, int accumulate)
 {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            float s = 0.0f;
-            for (int k = 0; k < K; k++) s += A[(size_t)k * lda + i] * B[(size_t)k * ldb + j];
-            float *c = C + (size_t)i * ldc + j;
-            *c = accumulate ? *c + s : s;
-        }
+    small_gemm_tn_ref(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
 #endif

@@ -130,7 +130,8 @@ static void sumsq_task(void *ctx, int begin, int end, int thread)
         size_t i = lo;
         for (; i + 8 <= hi; i += 8)
             for (int l = 0; l < 8; l++) acc[l] += (double)g[i + l] * (double)g[i + l];
-        double s = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        double s =
+            ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
         for (; i < hi; i++) s += (double)g[i] * (double)g[i];
         a->block_sums[blk] = s;
     }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/fastmath.h"
 #include "model/kernels.h"
 #include "model/layers.h"
 #include "model/model.h"
@@ -388,7 +389,7 @@ static void test_small_gemm(void)
 {
     const int shapes[][3] = {{1, 1, 1}, {4, 16, 8}, {5, 17, 3}, {3, 7, 31}, {79, 79, 64},
                              {31, 16, 31}, {8, 33, 1}, {2, 40, 9}};
-    int ok_all = 1;
+    int ok_all = 1, twin_equal = 1;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         int M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
         int lda = K + 3, ldb = N + 2, ldc = N + 5;
@@ -399,8 +400,19 @@ static void test_small_gemm(void)
         float *At = randv((long)K * (M + 3), 1);
         for (int acc = 0; acc < 4; acc++) {
             int tn = acc >= 2;
-            if (tn) small_gemm_tn(M, N, K, At, M + 3, B, ldb, C, ldc, acc & 1);
-            else small_gemm(M, N, K, A, lda, B, ldb, C, ldc, acc & 1);
+            /* the plain-loop twin first, on a copy: the vectorised kernel must match it bit
+             * for bit */
+            float *Cref = malloc(sizeof(float) * M * ldc);
+            memcpy(Cref, C, sizeof(float) * M * ldc);
+            if (tn) {
+                small_gemm_tn_ref(M, N, K, At, M + 3, B, ldb, Cref, ldc, acc & 1);
+                small_gemm_tn(M, N, K, At, M + 3, B, ldb, C, ldc, acc & 1);
+            } else {
+                small_gemm_ref(M, N, K, A, lda, B, ldb, Cref, ldc, acc & 1);
+                small_gemm(M, N, K, A, lda, B, ldb, C, ldc, acc & 1);
+            }
+            twin_equal &= memcmp(C, Cref, sizeof(float) * M * ldc) == 0;
+            free(Cref);
             for (int r = 0; r < M; r++)
                 for (int c = 0; c < ldc; c++) {
                     double ref = C0[r * ldc + c];
@@ -419,6 +431,49 @@ static void test_small_gemm(void)
         free(A), free(At), free(B), free(C), free(C0);
     }
     CHECK_MSG(ok_all, "small_gemm / small_gemm_tn differ from the triple loop");
+    CHECK_MSG(twin_equal, "small_gemm / small_gemm_tn differ from their plain twins");
+}
+
+/* ---- fastmath.h's lane-parallel helpers against plain loops ---- */
+static void test_fastmath(void)
+{
+    int ok_sum = 1, ok_dev = 1, ok_max = 1, ok_soft = 1;
+    for (int n = 1; n <= 300; n += (n < 20 ? 1 : 37)) {
+        float *x = randv(n, 3), *p = malloc(sizeof(float) * (size_t)n);
+        double sum = 0, mx = x[0], dev = 0, abs_sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += x[i];
+            abs_sum += fabs(x[i]);
+            mx = x[i] > mx ? x[i] : mx;
+        }
+        float m = (float)(sum / n);
+        for (int i = 0; i < n; i++) dev += ((double)x[i] - m) * ((double)x[i] - m);
+        /* reorderings of a float sum: within n ulps of the sum of magnitudes */
+        ok_sum &= fabs(fm_sum(x, n) - sum) <= n * 6e-8 * abs_sum;
+        ok_dev &= fabs(fm_sum_sq_dev(x, m, n) - dev) <= n * 1.2e-7 * dev + 1e-30;
+        ok_max &= fm_max(x, n) == (float)mx;
+        fm_softmax(p, x, n);
+        double z = 0;
+        for (int i = 0; i < n; i++) z += exp((double)x[i] - mx);
+        for (int i = 0; i < n; i++) {
+            double ref = exp((double)x[i] - mx) / z;
+            ok_soft &= fabs(p[i] - ref) <= 1e-6 * ref + 1e-9;
+        }
+        free(x), free(p);
+    }
+    CHECK_MSG(ok_sum, "fm_sum differs from the plain sum");
+    CHECK_MSG(ok_dev, "fm_sum_sq_dev differs from the plain sum of squared deviations");
+    CHECK_MSG(ok_max, "fm_max differs from the plain maximum");
+    CHECK_MSG(ok_soft, "fm_softmax differs from the plain softmax");
+    /* fm_expf against expf over its whole clamped range, and the clamps */
+    double worst = 0;
+    for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
+        double ref = exp((double)x), e = fabs(fm_expf(x) - ref) / ref;
+        worst = e > worst ? e : worst;
+    }
+    printf("  fm_expf: worst relative error %.2e over [-87, 88]\n", worst);
+    CHECK_MSG(worst < 3e-7, "fm_expf: relative error %.3g (documented ~2e-7)", worst);
+    CHECK(fm_expf(-1000.0f) == fm_expf(-87.0f) && fm_expf(1000.0f) == fm_expf(88.0f));
 }
 
 /* ---- the thread pool: every task exactly once, in the documented chunks ---- */
@@ -462,6 +517,7 @@ int main(void)
     CHECK_MSG(par_threads() >= 2, "the pool must have two threads to test split work");
     test_pool();
     test_small_gemm();
+    test_fastmath();
     /* Small sizes run on one thread; the larger ones are split among the pool's threads (two
      * at least, model_set_threads below): the products by row blocks and the bias gradient by
      * columns (linear), rows and columns (layer norm), 1024-float blocks (ReLU), (example, head)
