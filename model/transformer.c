@@ -1,7 +1,8 @@
 /* transformer.c: the transformer of model.h, written once over a layer backend
  * (model_internal.h): the activation layout, forward, backward, the optimizer step and the
- * decoding primitives. The backend supplies memory and layers; every call below is a layer of
- * layers.h on the backend's memory, so the CPU tests run the very code the GPU runs.
+ * decoding primitives. The backend supplies memory and layers (those of layers.h, on its own
+ * memory); nothing here knows which device it is, so the CPU tests run the very code the GPU
+ * runs.
  *
  * Shapes: a batch of B examples padded to S source and T target positions; the decoder reads
  * Tq = T - 1 positions; N = B*S encoder rows, M = B*Tq decoder rows; d the width of the stack
