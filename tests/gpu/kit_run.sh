@@ -141,7 +141,7 @@ fi
 step bench 200 'appended|bench_gpu:' "$bin/bench_gpu" --only peak,a,large,decode --large-batch 1024 \
     --decode-batch 1024 --seconds "${BENCH_SECONDS:-2}" --warmup 3 "${pyargs[@]}" \
     --results "$logs/bench-gpu.md"
-step learn 150 'L1 accuracy|FAIL' bash "$tt" learn "$dist" "$kit" "$work/learn" \
+step learn 120 'L1 accuracy|FAIL' bash "$tt" learn "$dist" "$kit" "$work/learn" \
     transpose_5x5_p1000.ini 0.5 "${LEARN_MIN:-90}" --set run.device=cuda \
     --set train.max_steps="${LEARN_STEPS:-8000}" --set train.warmup=1000 \
     --set train.epoch_size=128000 --set eval.size=2000
