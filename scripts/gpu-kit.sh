@@ -33,6 +33,20 @@ command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ] ||
     die "nvcc not found: the kit's CUDA code is compiled here"
 export PATH=$PATH:/usr/local/cuda/bin
 
+# The device tool runs a command at the repository root of the session's checkout, carrying
+# the ignored folders that `carry` names. Ignored before anything is written there, so that
+# the kit's commit is not marked as having uncommitted changes by the kit itself.
+top=$(git -C "$out" rev-parse --show-toplevel 2>/dev/null || true)
+if [ -n "$top" ]; then
+    rel=${out#"$top"/}
+    exclude=$(git -C "$top" rev-parse --path-format=absolute --git-common-dir)/info/exclude
+    mkdir -p "$(dirname "$exclude")"
+    grep -qxF "/$rel/" "$exclude" 2>/dev/null || echo "/$rel/" >> "$exclude"
+    say "ignored by $exclude: /$rel/"
+fi
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$root" status --porcelain 2>/dev/null | head -n 1)
+
 t0=$(date +%s)
 mkdir -p "$build"
 say "configure $build (sm_$arch, MPI off, NCCL off, static dependencies)"
@@ -72,8 +86,6 @@ if [ -f "$ref" ]; then
 else
     say "warning: $ref not found: the kit's benchmark will run lawt without PyTorch"
 fi
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$root" status --porcelain 2>/dev/null | head -n 1)
 {
     echo "lawt GPU kit"
     echo "commit: $commit${dirty:+ + uncommitted changes}"
@@ -96,15 +108,7 @@ t_pack=$(($(date +%s) - t1))
 size=$(stat -c %s "$out/lawt-gpu-kit.tar.xz")
 say "$out/lawt-gpu-kit.tar.xz: $size bytes (build ${t_build} s, pack ${t_pack} s, commit $commit${dirty:+ + uncommitted changes})"
 
-# The device tool runs a command at the repository root of the session's checkout, carrying
-# the ignored folders that `carry` names.
-top=$(git -C "$out" rev-parse --show-toplevel 2>/dev/null || true)
 if [ -n "$top" ]; then
-    rel=${out#"$top"/}
-    exclude=$(git -C "$top" rev-parse --path-format=absolute --git-common-dir)/info/exclude
-    mkdir -p "$(dirname "$exclude")"
-    grep -qxF "/$rel/" "$exclude" 2>/dev/null || echo "/$rel/" >> "$exclude"
-    say "ignored by $exclude: /$rel/"
     say "the device command (from $top):"
     echo "    run(command=\"bash tests/gpu/run.sh --kit $rel/lawt-gpu-kit.tar.xz\", carry=[\"$rel\"], timeout_s=540)"
 else
