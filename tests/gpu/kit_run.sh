@@ -37,7 +37,7 @@ budget=${KIT_BUDGET_S:-420}
 start=$(date +%s)
 bin=$kit/bin
 
-echo "== lawt GPU kit: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(hostname)"
+echo "== lawt GPU kit: $(date -u "+%Y-%m-%d %H:%M:%S UTC") on ${HOSTNAME:-unknown}"
 sed -n '1,7p' "$kit/KIT.txt" 2>/dev/null
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm \
     --format=csv,noheader 2>/dev/null || echo "(nvidia-smi: no answer)"
@@ -51,7 +51,10 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_6
 done
 for lib in $(ldd "$bin"/* | awk '/not found/ {print $1}' | sort -u); do
     found=$(find /usr/local /opt /usr/lib -name "$lib" 2>/dev/null | head -n 1)
-    [ -n "$found" ] && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$(dirname "$found")
+    if [ -n "$found" ]; then
+        dir=$(dirname "$found")
+        export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$dir
+    fi
     echo "$lib: ${found:-NOT FOUND}"
 done
 echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
