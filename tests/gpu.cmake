@@ -12,7 +12,7 @@ endif()
 
 # NCCL all-reduce of device buffers, as a singleton (one GPU); tests/gpu/run.sh also runs it at
 # np = number of GPUs when there are several.
-if(LAWT_HAVE_CUDA AND TARGET NCCL::nccl)
+if(LAWT_HAVE_NCCL)
   add_executable(test_nccl ${CMAKE_SOURCE_DIR}/tests/gpu/test_nccl.c)
   target_link_libraries(test_nccl PRIVATE lawt_comm_nccl lawt_model)
   add_test(NAME gpu_nccl COMMAND test_nccl)
