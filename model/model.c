@@ -1,6 +1,6 @@
-/* model.c: the backend-independent part of the model: configuration, the parameter layout and
- * its named views, initialisation, the dispatch to a backend (model_backend_ops), and greedy
- * and beam decoding on top of the backends' decoding primitives. */
+/* model.c: the public face of the model: configuration, the parameter layout and its named
+ * views, initialisation, the choice of a layer backend, and greedy and beam decoding on top of
+ * the decoding primitives of the transformer (transformer.c, through transformer_ops). */
 #include "model/model.h"
 
 #include <math.h>
@@ -17,8 +17,8 @@
 struct model {
     model_config cfg;
     model_backend backend;
-    const model_backend_ops *ops;
-    void *impl;
+    const transformer_ops *ops;
+    transformer *impl;
     size_t nparams;
     int max_batch;
 };
@@ -204,17 +204,15 @@ void model_views_free(model_views *v)
 
 /* ---- creation and dispatch ---- */
 
-static const model_backend_ops *backend_ops(model_backend backend)
+static layer_backend *backend_create(model_backend backend, const model_config *cfg,
+                                     int max_batch, size_t nparams)
 {
     switch (backend) {
     case BACKEND_CPU:
-        return &model_cpu_ops;
+        return model_cpu_backend(cfg, max_batch, nparams);
     case BACKEND_CUDA:
 #ifdef LAWT_MODEL_HAVE_CUDA
-        {
-            extern const model_backend_ops model_cuda_ops;
-            return &model_cuda_ops;
-        }
+        return model_cuda_backend(cfg, max_batch, nparams);
 #else
         lawt_die("model: the CUDA backend is not built in this binary (no CUDA model backend "
                  "was compiled); use the CPU backend");
@@ -235,7 +233,6 @@ model *model_create(const model_config *cfg, model_backend backend, int max_batc
     char err[256];
     if (model_config_validate(cfg, err, sizeof err)) lawt_die("model: %s", err);
     if (max_batch < 1) lawt_die("model: max_batch must be >= 1 (got %d)", max_batch);
-    const model_backend_ops *ops = backend_ops(backend);
     size_t n = layout_size(cfg);
     if (n != model_param_count(cfg))
         lawt_die("model: internal error: layout has %zu parameters, Appendix G formula %zu", n,
@@ -243,10 +240,10 @@ model *model_create(const model_config *cfg, model_backend backend, int max_batc
     model *m = lawt_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->backend = backend;
-    m->ops = ops;
+    m->ops = &transformer_model_ops;
     m->nparams = n;
     m->max_batch = max_batch;
-    m->impl = ops->create(cfg, max_batch, n);
+    m->impl = transformer_create(cfg, backend_create(backend, cfg, max_batch, n), max_batch, n);
     return m;
 }
 

@@ -3,7 +3,8 @@
 #   errors        bad configurations exit non-zero before any work, naming file, line and key
 #   jobs          every jobs/*.ini builds data and model (--dry-run)
 #   readme        jobs/README.md's key table is what --help-config --markdown prints
-#   determinism   two runs of the same config and seed: identical losses, bit for bit
+#   determinism   two runs of the same config and seed: identical losses, and the final
+#                 parameters and Adam moments bit for bit (h5diff, exact)
 #   mpi LAUNCHER...  np 1 and "LAUNCHER... lawt_dist" (np 2) give the same losses to 1e-5 relative
 #   resume        N steps, then resume to 2N: the same losses and accuracies as 2N straight;
 #                 retraining from a checkpoint on other sizes
@@ -132,6 +133,17 @@ determinism)
     [ "$(wc -l < a.txt)" -eq 12 ] || fail "expected 12 losses, got $(wc -l < a.txt)"
     cmp -s a.txt b.txt || { fail "the losses differ"; diff a.txt b.txt >&2; }
     cmp -s a.txt c.txt || { fail "the losses differ with train.prefetch=on"; diff a.txt c.txt >&2; }
+    # The losses above are %.9g text; the weights are the exact record of every step.
+    if command -v h5diff > /dev/null; then
+        for run in b c; do
+            for group in /params /adam; do
+                h5diff a/step-000000012.h5 "$run/step-000000012.h5" "$group" "$group" > /dev/null ||
+                    fail "run $run: $group differs from run a's (h5diff, exact)"
+            done
+        done
+    else
+        echo "NOTE: no h5diff (hdf5-tools): final weights not compared bit for bit" >&2
+    fi
     ;;
 mpi)
     # Global batch 64: one rank of 64 against N ranks of 64 / N, over 20 steps.

@@ -21,10 +21,12 @@ lawt_trainer_test(jobs jobs)
 lawt_trainer_test(readme readme)
 lawt_trainer_test(determinism determinism)
 lawt_trainer_test(resume resume)
-lawt_trainer_test(mpi mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
-lawt_trainer_test(mpi4 mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 4 ${MPIEXEC_PREFLAGS})
-set_tests_properties(trainer_mpi trainer_mpi4 PROPERTIES LABELS "trainer;mpi" PROCESSORS 2
-                     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
+if(LAWT_WITH_MPI)
+  lawt_trainer_test(mpi mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
+  lawt_trainer_test(mpi4 mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 4 ${MPIEXEC_PREFLAGS})
+  set_tests_properties(trainer_mpi trainer_mpi4 PROPERTIES LABELS "trainer;mpi" PROCESSORS 2
+                       ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
+endif()
 
 # The end-to-end criteria: a 1/1-layer, 64-dimension model learns 3x3 transposition (>= 99%
 # exact; the quick-start job, so the README's first command is tested too) and 3x3 addition
