@@ -150,6 +150,7 @@ damaged)
     size=$(stat -c %s "$ck")
     head -c $((size / 2)) "$ck" > half.h5
     expect 1 "truncated" "half.h5: damaged: not a readable HDF5 file \\(truncated or corrupt\\?\\)" "$inspect" half.h5
+    expect 1 "truncated, --json" '"intact":false,"problem":"not a readable HDF5 file' "$inspect" --json half.h5
     printf 'not hdf5\n' > text.h5
     expect 1 "not HDF5" "text.h5: damaged: not a readable HDF5 file" "$inspect" text.h5
     ;;

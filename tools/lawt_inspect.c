@@ -564,13 +564,13 @@ int main(int argc, char **argv)
     checkpoint_contents c;
     checkpoint_inspect(files[0], &c);
     int status = c.damaged ? EXIT_DAMAGED : EXIT_OK;
-    if (c.problem[0] && c.nattrs == 0) {
+    if (mode && strcmp(mode, "--json") == 0) {
+        print_json(files[0], &c);
+    } else if (c.problem[0] && c.nattrs == 0) {
         print_problems(stderr, files[0], &c);
     } else if (!mode) {
         print_summary(files[0], &c);
         if (c.damaged) print_problems(stdout, files[0], &c);
-    } else if (strcmp(mode, "--json") == 0) {
-        print_json(files[0], &c);
     } else if (strcmp(mode, "--tensor") == 0) {
         status = print_tensor(files[0], &c, tensor);
     } else {

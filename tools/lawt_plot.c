@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "checkpoint/checkpoint.h"
+#include "common/common.h"
 #include "curves/curves.h"
 
 #define MAX_RUNS 32
@@ -40,8 +41,7 @@ static int load_run(const char *arg, run_curves *c, char *err, size_t errcap)
     }
     if (S_ISDIR(st.st_mode)) {
         size_t n = strlen(arg) + sizeof "/metrics.jsonl";
-        char *path = malloc(n);
-        if (!path) return -1;
+        char *path = lawt_malloc(n);
         snprintf(path, n, "%s/metrics.jsonl", arg);
         int rc = curves_read_file(path, c, err, errcap);
         free(path);
