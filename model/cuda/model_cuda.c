@@ -42,10 +42,13 @@ static model_precision precision_wanted(void)
 {
     if (precision_set >= 0) return (model_precision)precision_set;
     const char *e = getenv("LAWT_CUDA_PRECISION");
-    if (!e || !*e || !strcmp(e, "fp32")) return PRECISION_FP32;
-    if (!strcmp(e, "tf32")) return PRECISION_TF32;
-    if (!strcmp(e, "bf16")) return PRECISION_BF16;
-    lawt_die("model: LAWT_CUDA_PRECISION=%s: expected fp32, tf32 or bf16", e);
+    if (!e || !*e) return PRECISION_FP32;
+    int p = enum_from_name(&MODEL_PRECISION_TABLE, e);
+    char names[64];
+    if (p < 0)
+        lawt_die("model: LAWT_CUDA_PRECISION=%s: expected %s", e,
+                 enum_names_join(&MODEL_PRECISION_TABLE, ", ", names, sizeof names));
+    return (model_precision)p;
 }
 
 int model_cuda_built(void) { return 1; }
