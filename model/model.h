@@ -103,9 +103,10 @@ typedef enum { MODEL_PRECISIONS(ENUM_VALUE) } model_precision;
 extern const enum_table MODEL_PRECISION_TABLE;
 void model_set_cuda_precision(model_precision p);
 
-/* The GPU of CUDA models created after the call: local_rank modulo the visible devices
- * (comm_nccl_init picks the same one), unless LAWT_CUDA_DEVICE names one. Without the call, the
- * calling thread's current device. No effect in a CPU-only build. */
+/* The GPU of CUDA models created after the call: the device of local rank local_rank by
+ * device/device.h's rule (LAWT_CUDA_DEVICE, then the local rank modulo the visible devices),
+ * which comm_nccl_init follows too. Without the call, local rank 0's. No effect in a CPU-only
+ * build. */
 void model_set_cuda_device_for_rank(int local_rank);
 
 /* Activations are sized for batches up to max_batch examples of up to cfg->max_len tokens.
