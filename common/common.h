@@ -38,38 +38,41 @@ const char *enum_name(const enum_table *t, int value);
 /* The names joined by sep ("cosine|constant|inverse_sqrt") into buf; returns buf. */
 const char *enum_names_join(const enum_table *t, const char *sep, char *buf, size_t cap);
 
-/* The tasks of the paper. A problem has an m x n matrix M (square tasks: m = n; k = min(m, n));
- * the input is M with cols_n * n + cols_one columns (add, matmul: [M | N]; matvec: [M | v]);
- * the output's rows and columns are the given combinations of m, n, k and 1. */
-/*         id                   name              input cols  output rows  output cols  square
- *                                                  n  1        m  n  k  1   m  n  k  1  | symmetric */
-#define LAWT_TASKS(X)                                                                          \
-    X(TASK_TRANSPOSE,      "transpose",      1, 0,       0, 1, 0, 0,  1, 0, 0, 0,  0, 0)   \
-    X(TASK_ADD,            "add",            2, 0,       1, 0, 0, 0,  0, 1, 0, 0,  0, 0)   \
-    X(TASK_MATVEC,         "matvec",         1, 1,       0, 1, 0, 0,  0, 0, 0, 1,  0, 0)   \
-    X(TASK_MATMUL,         "matmul",         2, 0,       0, 1, 0, 0,  0, 1, 0, 0,  0, 0)   \
-    X(TASK_EIGENVALUES,    "eigenvalues",    1, 0,       0, 1, 0, 0,  0, 0, 0, 1,  1, 1)   \
-    X(TASK_EIGENVECTORS,   "eigenvectors",   1, 0,       0, 1, 0, 1,  0, 1, 0, 0,  1, 1)   \
-    X(TASK_SINGULARVALUES, "singularvalues", 1, 0,       0, 0, 1, 0,  0, 0, 0, 1,  0, 0)   \
-    X(TASK_SVD,            "svd",            1, 0,       1, 1, 0, 1,  0, 0, 1, 0,  0, 0)   \
-    X(TASK_INVERSION,      "inversion",      1, 0,       0, 1, 0, 0,  0, 1, 0, 0,  1, 0)
+/* The tasks of the paper, one row each. A problem has an m x n matrix M (square tasks: m = n;
+ * k = min(m, n)). The input has m rows and a*n + b columns, (a, b) the input columns of the
+ * row (add, matmul: [M | N]; matvec: [M | v]); each output dimension is a*m + b*n + c*k + d,
+ * (a, b, c, d) its four numbers. Square: m = n. Symmetric: the input is a symmetric matrix.
+ * The task's token in vocabularies is "<name>".
+ *
+ *        id                   name              input   output rows  output cols  square
+ *                                               cols    m  n  k  1   m  n  k  1      symmetric
+ *                                               n  1                                          */
+#define LAWT_TASKS(X)                                                                       \
+    X(TASK_TRANSPOSE,      "transpose",      1, 0,   0, 1, 0, 0,  1, 0, 0, 0,  0, 0)        \
+    X(TASK_ADD,            "add",            2, 0,   1, 0, 0, 0,  0, 1, 0, 0,  0, 0)        \
+    X(TASK_MATVEC,         "matvec",         1, 1,   0, 1, 0, 0,  0, 0, 0, 1,  0, 0)        \
+    X(TASK_MATMUL,         "matmul",         2, 0,   0, 1, 0, 0,  0, 1, 0, 0,  0, 0)        \
+    X(TASK_EIGENVALUES,    "eigenvalues",    1, 0,   0, 1, 0, 0,  0, 0, 0, 1,  1, 1)        \
+    X(TASK_EIGENVECTORS,   "eigenvectors",   1, 0,   0, 1, 0, 1,  0, 1, 0, 0,  1, 1)        \
+    X(TASK_SINGULARVALUES, "singularvalues", 1, 0,   0, 0, 1, 0,  0, 0, 0, 1,  0, 0)        \
+    X(TASK_SVD,            "svd",            1, 0,   1, 1, 0, 1,  0, 0, 1, 0,  0, 0)        \
+    X(TASK_INVERSION,      "inversion",      1, 0,   0, 1, 0, 0,  0, 1, 0, 0,  1, 0)
 
 #define LAWT_TASK_LISTED(id, name, ...) ", " name /* as ENUM_NAME_LISTED */
 #define LAWT_TASK_VALUE(id, ...) id,
 typedef enum { LAWT_TASKS(LAWT_TASK_VALUE) LAWT_TASK_COUNT } lawt_task;
 #undef LAWT_TASK_VALUE
 
-/* A dimension as a combination of the problem's sizes: m * m_ + n * n_ + k * k_ + one. */
+/* A dimension as a combination of the problem's sizes: m*rule.m + n*rule.n + k*rule.k + rule.one. */
 typedef struct {
     signed char m, n, k, one;
 } task_dim_rule;
 
 typedef struct {
-    const char *name;              /* "transpose", ...; also the task token "<transpose>" */
+    const char *name;
     signed char in_cols_n, in_cols_one; /* input columns: in_cols_n * n + in_cols_one */
     task_dim_rule out_rows, out_cols;
-    signed char square;            /* m = n */
-    signed char symmetric;         /* the input is symmetric (eigen tasks) */
+    signed char square, symmetric;
 } task_info;
 
 /* The row of `task` (which must be a lawt_task). */
