@@ -175,6 +175,16 @@ static void test_refused_files(void)
     CHECK(parse(&cfg, "[train]\nepoch_size = 100000000000000000\nepochs = 90\n") == 0);
     CHECK(parse(&cfg, "[eval]\nsize = 9000000000000000000\n[train]\nepochs = 2\n") < 0);
     CHECK(err_has("[eval] size"));
+
+    /* A model that cannot fit in memory is refused before any allocation, its keys named. */
+    CHECK(parse(&cfg, "") == 0 && config_check_memory(&cfg, 1, err, sizeof err) == 0);
+    CHECK(parse(&cfg, "[model]\ndim = 65536\nheads = 1\n") == 0);
+    CHECK(config_check_memory(&cfg, 1, err, sizeof err) < 0);
+    CHECK(err_has("enc_dim = 65536, dec_dim = 65536") && err_has("bytes") &&
+          err_has("lower model.dim"));
+    CHECK(parse(&cfg, "[model]\ndim = 64\nheads = 1\n[train]\nbatch_size = 16000000\n") == 0);
+    CHECK(config_check_memory(&cfg, 1, err, sizeof err) < 0);
+    CHECK(err_has("16000000 examples") && err_has("lower train.batch_size"));
 }
 
 static int accepts(const char *key, const char *value)

@@ -13,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "encoding/encoding.h"
+#include "model/model.h"
 
 typedef enum {
     KEY_INT,        /* int field in [min, max] */
@@ -629,6 +631,43 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
                     "the test examples overflow a 64-bit counter; lower eval.size",
                     cfg->eval_size, cfg->epochs);
     return 0;
+}
+
+int config_check_memory(const trainer_config *cfg, int ranks, char *err, size_t errcap)
+{
+    value_source src = {"configuration", 0, 0};
+    lawt_encoding in, out;
+    encoding_from_name(cfg->encoding, &in);
+    encoding_from_name(cfg->out_encoding[0] ? cfg->out_encoding : cfg->encoding, &out);
+    lawt_vocab vin, vout;
+    vocab_init(&vin, &in);
+    vocab_init(&vout, &out);
+    int src_len = datagen_max_src_len(&cfg->data, &in), tgt_len = datagen_max_tgt_len(&cfg->data, &out);
+    model_config mc = {cfg->enc_layers, cfg->dec_layers, cfg->enc_dim, cfg->dec_dim,
+                       cfg->enc_heads, cfg->dec_heads, vin.size, vout.size,
+                       src_len > tgt_len ? src_len : tgt_len};
+    vocab_free(&vin);
+    vocab_free(&vout);
+    int local_batch = cfg->batch_size / (ranks > 0 ? ranks : 1);
+    int max_batch = local_batch > cfg->eval_batch ? local_batch : cfg->eval_batch;
+    double state, activations;
+    model_memory_need(&mc, max_batch, &state, &activations);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double memory = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    if (memory == 0 || state + activations <= memory) return 0;
+    const double gb = 1e9;
+    return fail(err, errcap, &src,
+                "the model cannot fit in this machine's %.1f GB of memory: it needs at least "
+                "%.0f bytes (%.1f GB): %.1f GB for its %zu parameters x 16 bytes (weights, "
+                "gradients, both Adam moments: [model] enc_dim = %d, dec_dim = %d, enc_layers = "
+                "%d, dec_layers = %d, vocabularies %d and %d) and %.1f GB of activations (%d "
+                "examples, the larger of train.batch_size / %d ranks and eval.batch_size, of up to "
+                "%d tokens from [data] dim); lower %s",
+                memory / gb, state + activations, (state + activations) / gb, state / gb,
+                model_param_count(&mc), mc.enc_dim, mc.dec_dim, mc.enc_layers, mc.dec_layers,
+                mc.vocab_in, mc.vocab_out, activations / gb, max_batch, ranks, mc.max_len,
+                state > activations ? "model.dim (enc_dim, dec_dim) or the layers"
+                                    : "train.batch_size or eval.batch_size");
 }
 
 char *config_to_ini(const trainer_config *cfg)
