@@ -3,7 +3,8 @@
 # nothing but a dpkg query when everything is there.
 set -euo pipefail
 PACKAGES=(cmake make gcc pkg-config openmpi-bin libopenmpi-dev libhdf5-dev hdf5-tools
-          liblapacke-dev libopenblas-dev libopenblas0-pthread librandom123-dev libinih-dev)
+          liblapacke-dev libopenblas-dev libopenblas0-pthread librandom123-dev libinih-dev
+          clang libclang-rt-14-dev) # clang and its libFuzzer: tests/fuzz/run.sh
 # Slurm is only needed by the local-Slurm test; it is skipped when absent.
 if [ "${LAWT_WITH_SLURM:-1}" = 1 ]; then
     PACKAGES+=(slurmctld slurmd slurm-client munge)

@@ -17,3 +17,7 @@ ctest --test-dir build --output-on-failure -j"$jobs"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLAWT_SANITIZE=ON -DLAWT_WITH_CUDA=OFF
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -LE slow -j"$jobs"
+
+# Fuzzing (clang's libFuzzer under ASan + UBSan): the INI configuration, the token decoder and
+# the checkpoint loader, 60 s each from the seed corpus in tests/fuzz/corpus (tests/README.md).
+tests/fuzz/run.sh 60

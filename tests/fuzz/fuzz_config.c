@@ -1,0 +1,48 @@
+/* fuzz_config: libFuzzer target for the INI configuration (trainer/config.c over inih).
+ * The input is a configuration file, any bytes. It must parse or be refused with a message
+ * naming the file and line, never crash; a configuration that parses and passes config_finish
+ * must give a resolved text (config_to_ini) that parses back to the same text. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trainer/trainer.h"
+
+static char path[64];
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* Through a file, as lawt_dist reads it: NUL bytes and all. */
+    if (!path[0]) snprintf(path, sizeof path, "/tmp/lawt-fuzz-config-%ld.ini", (long)getpid());
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) abort();
+    static trainer_config cfg, again;
+    char err[4096];
+    config_init(&cfg);
+    err[0] = '\0';
+    int rc = config_parse_file(&cfg, path, err, sizeof err);
+    if (rc != 0 && strncmp(err, path, strlen(path)) != 0) {
+        fprintf(stderr, "a refusal that does not name the file: %s\n", err);
+        abort();
+    }
+    if (rc != 0 || config_finish(&cfg, err, sizeof err) != 0) return 0;
+    char *text = config_to_ini(&cfg);
+    config_init(&again);
+    if (config_parse_string(&again, text, "resolved", err, sizeof err) != 0 ||
+        config_finish(&again, err, sizeof err) != 0) {
+        fprintf(stderr, "the resolved text does not parse back: %s\n%s", err, text);
+        abort();
+    }
+    char *text2 = config_to_ini(&again);
+    if (strcmp(text, text2) != 0) {
+        fprintf(stderr, "the resolved text changes when parsed back:\n%s\n---\n%s", text, text2);
+        abort();
+    }
+    free(text);
+    free(text2);
+    return 0;
+}
