@@ -624,7 +624,8 @@ static int check_header(ctx *x, const header *h)
         REFUSE("epoch", "%lld", h->epoch, "completed epochs are between 0 and step");
     if (h->test_index > (unsigned long long)INT64_MAX)
         REFUSE("test_index", "%llu", h->test_index, "beyond 2^63 test examples");
-    if (!(h->lr >= 0 && h->lr <= 1))
+    /* train.lr is at most 1; the cosine schedule may round a few ulps above it. */
+    if (!(h->lr >= 0 && h->lr <= 1 + 1e-9))
         REFUSE("lr", "%g", h->lr, "a learning rate is a number in [0, 1]");
     if (!(h->best_accuracy == -1 || (h->best_accuracy >= 0 && h->best_accuracy <= 100)))
         REFUSE("best_accuracy", "%g", h->best_accuracy,

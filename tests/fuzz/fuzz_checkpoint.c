@@ -39,7 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     checkpoint_meta meta;
     if (checkpoint_read_meta(path, &meta, err, sizeof err) == 0) {
         if (meta.step < 0 || meta.epoch < 0 || meta.epoch > meta.step || meta.examples_seen < meta.step ||
-            !(meta.lr >= 0 && meta.lr <= 1) || !isfinite(meta.wall_seconds) ||
+            !(meta.lr >= 0 && meta.lr <= 1 + 1e-9) || !isfinite(meta.wall_seconds) ||
             !(meta.best_accuracy == -1 || (meta.best_accuracy >= 0 && meta.best_accuracy <= 100)) ||
             !meta.config_text || !meta.metrics_jsonl)
             abort();
