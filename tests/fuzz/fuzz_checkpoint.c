@@ -14,6 +14,18 @@
 
 static const model_config MINI = {1, 1, 4, 4, 1, 1, 5, 5, 3};
 
+static char path[4096];
+
+static void remove_input(void) { unlink(path); }
+
+/* Where the input file goes: memory (/dev/shm) when there is one, the file being rewritten
+ * for every input; else TMPDIR or /tmp. */
+static const char *scratch_dir(void)
+{
+    if (access("/dev/shm", W_OK) == 0) return "/dev/shm";
+    return getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void refused_well(const char *path, const char *err)
@@ -26,10 +38,10 @@ static void refused_well(const char *path, const char *err)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static char path[64];
     static model *m;
     if (!m) {
-        snprintf(path, sizeof path, "/tmp/lawt-fuzz-checkpoint-%ld.h5", (long)getpid());
+        snprintf(path, sizeof path, "%s/lawt-fuzz-checkpoint-%ld.h5", scratch_dir(), (long)getpid());
+        atexit(remove_input);
         m = model_create(&MINI, BACKEND_CPU, 1);
         model_init_params(m, 1);
     }

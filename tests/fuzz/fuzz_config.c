@@ -10,14 +10,27 @@
 
 #include "trainer/trainer.h"
 
-static char path[64];
+static char path[4096];
+
+static void remove_input(void) { unlink(path); }
+
+/* Where the input file goes: memory (/dev/shm) when there is one, the file being rewritten
+ * for every input; else TMPDIR or /tmp. */
+static const char *scratch_dir(void)
+{
+    if (access("/dev/shm", W_OK) == 0) return "/dev/shm";
+    return getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* Through a file, as lawt_dist reads it: NUL bytes and all. */
-    if (!path[0]) snprintf(path, sizeof path, "/tmp/lawt-fuzz-config-%ld.ini", (long)getpid());
+    if (!path[0]) {
+        snprintf(path, sizeof path, "%s/lawt-fuzz-config-%ld.ini", scratch_dir(), (long)getpid());
+        atexit(remove_input);
+    }
     FILE *f = fopen(path, "wb");
     if (!f || fwrite(data, 1, size, f) != size || fclose(f) != 0) abort();
     static trainer_config cfg, again;
