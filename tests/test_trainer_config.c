@@ -155,6 +155,9 @@ static void test_refused_files(void)
     CHECK(parse(&cfg, "[data]\n  task = add\n[model]\nheads = 1\n\t dim = 3\n") == 0);
     CHECK(cfg.data.tasks[0] == TASK_ADD && cfg.enc_dim == 3 && cfg.dec_dim == 3);
     CHECK(parse(&cfg, "[model]\r\nenc_layers = 2\r\n") == 0 && cfg.enc_layers == 2);
+    CHECK(parse(&cfg, "\xEF\xBB\xBF[model]\nenc_layers = 2\n[model]\n") < 0);
+    CHECK(err_has("test.ini:3: section [model] given twice (lines 1 and 3)"));
+    CHECK(parse(&cfg, "\xEF\xBB\xBF  [model]\nenc_layers = 5\n") == 0 && cfg.enc_layers == 5);
 
     CHECK(parse(&cfg, "[model]\ndim = 64\n; again\n dim = 32\n") < 0);
     CHECK(err_has("test.ini:4: [model] dim given twice (lines 2 and 4)"));

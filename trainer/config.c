@@ -496,6 +496,11 @@ static char *line_reader(char *str, int num, void *stream)
     }
     str[n++] = '\n';
     str[n] = '\0';
+    /* A UTF-8 byte-order mark (inih skips it too) and the blanks after it. */
+    if (st->src.line == 1 && strncmp(str, "\xEF\xBB\xBF", 3) == 0) {
+        size_t skip = 3 + strspn(str + 3, " \t");
+        memmove(str, str + skip, n + 1 - skip);
+    }
     if (str[0] == '[' && note_section(st, str)) {
         st->failed = st->src.line;
         return NULL;
