@@ -442,12 +442,13 @@ static int next_char(ini_reader_state *st)
 /* A [section] header: refused when the section was already opened in this text. */
 static int note_section(ini_reader_state *st, const char *line)
 {
+    st->src.section_line = st->src.line;
     size_t len = strcspn(line + 1, "]\n");
-    if (len >= sizeof st->section[0]) return 0; /* longer than any known section: inih's error */
+    /* Longer than any known section: refused as unknown at its first key. */
+    if (len >= sizeof st->section[0]) return 0;
     char name[sizeof st->section[0]];
     memcpy(name, line + 1, len);
     name[len] = '\0';
-    st->src.section_line = st->src.line;
     for (int i = 0; i < st->nsections; i++)
         if (strcmp(st->section[i], name) == 0)
             return fail(st->err, st->errcap, &st->src, "section [%s] given twice (lines %d and %d); "
