@@ -151,6 +151,22 @@ static void test_refused_files(void)
     CHECK(parse(&cfg, text) < 0);
     CHECK(err_has("test.ini:3: line of 199 characters; lines are at most 198"));
 
+    /* The resolved text must parse back: "dir =x..." fits a line, "dir = x..." would not
+     * (found by fuzz_config); --set values that inih would cut or strip. */
+    n = snprintf(text, sizeof text, "[run]\ndir =");
+    while (n < 6 + 198) text[n++] = 'd';
+    text[n] = '\0';
+    CHECK(parse(&cfg, text) < 0);
+    CHECK(err_has("test.ini:2: [run] dir = 'ddd") && err_has("must fit in a line of 198"));
+    config_init(&cfg);
+    CHECK(config_set_assignment(&cfg, "run.dir=runs/a ;b", err, sizeof err) < 0);
+    CHECK(err_has("would start a comment"));
+    CHECK(config_set_assignment(&cfg, "run.dir=runs/a\n[train]", err, sizeof err) < 0);
+    CHECK(err_has("control character (code 10)"));
+    CHECK(config_set_assignment(&cfg, "run.dir=runs/a ", err, sizeof err) < 0);
+    CHECK(err_has("blanks around a value"));
+    CHECK(config_set_assignment(&cfg, "run.dir=runs/a;b c", err, sizeof err) == 0);
+
     /* Leading blanks: an indented key is a key, not a continuation of the previous value. */
     CHECK(parse(&cfg, "[data]\n  task = add\n[model]\nheads = 1\n\t dim = 3\n") == 0);
     CHECK(cfg.data.tasks[0] == TASK_ADD && cfg.enc_dim == 3 && cfg.dec_dim == 3);

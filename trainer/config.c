@@ -275,6 +275,36 @@ static int parse_tolerances(const char *s, double *tol, int *ntol)
     return 0;
 }
 
+/* The resolved configuration (config_to_ini) is parsed again by every rank and from every
+ * checkpoint: a value must come back from its line "name = value" unchanged. A value from a
+ * file always does, unless its line got longer (a blank added after '='); one from --set may
+ * hold what inih would strip or cut. Returns 0, or 1 with the reason in why. */
+static int unwritable_value(const char *name, const char *value, char *why, size_t cap)
+{
+    size_t len = strlen(value);
+    if (strlen(name) + 3 + len > INI_MAX_LINE - 2) {
+        snprintf(why, cap, "\"%s = VALUE\" must fit in a line of %d characters", name,
+                 INI_MAX_LINE - 2);
+        return 1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c < 0x20 || c == 0x7f) {
+            snprintf(why, cap, "a control character (code %d) in a value", c);
+            return 1;
+        }
+        if (c == ';' && i > 0 && value[i - 1] == ' ') {
+            snprintf(why, cap, "' ;' would start a comment in the INI file");
+            return 1;
+        }
+    }
+    if (len > 0 && (value[0] == ' ' || value[len - 1] == ' ')) {
+        snprintf(why, cap, "blanks around a value are dropped in the INI file");
+        return 1;
+    }
+    return 0;
+}
+
 /* Checks value against key k and stores it (text and typed field). */
 static int set_key(trainer_config *cfg, int k, const char *value, const value_source *src,
                    char *err, size_t errcap)
@@ -285,6 +315,9 @@ static int set_key(trainer_config *cfg, int k, const char *value, const value_so
     if (strlen(value) >= CONFIG_TEXT_MAX)
         return fail(err, errcap, src, "[%s] %s: value longer than %d characters", key->section,
                     key->name, CONFIG_TEXT_MAX - 1);
+    char why[128];
+    if (unwritable_value(key->name, value, why, sizeof why))
+        return fail(err, errcap, src, "[%s] %s = '%s': %s", key->section, key->name, value, why);
 #define BAD_VALUE(why)                                                                        \
     fail(err, errcap, src, "[%s] %s = '%s': %s; allowed: %s", key->section, key->name, value, \
          why, allowed)

@@ -1,7 +1,8 @@
 /* fuzz_config: libFuzzer target for the INI configuration (trainer/config.c over inih).
  * The input is a configuration file, any bytes. It must parse or be refused with a message
- * naming the file and line, never crash; a configuration that parses and passes config_finish
- * must give a resolved text (config_to_ini) that parses back to the same text. */
+ * naming the file and line, never crash; its first line is also applied as a --set
+ * assignment. A configuration that parses and passes config_finish must give a resolved text
+ * (config_to_ini) that parses back to the same text. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0 && strncmp(err, path, strlen(path)) != 0) {
         fprintf(stderr, "a refusal that does not name the file: %s\n", err);
         abort();
+    }
+    /* The first line as a --set assignment too (values inih never hands over: blanks, ';'). */
+    if (rc == 0) {
+        char assignment[512];
+        size_t k = 0;
+        while (k < size && k < sizeof assignment - 1 && data[k] != '\n' && data[k] != '\0') k++;
+        memcpy(assignment, data, k);
+        assignment[k] = '\0';
+        if (config_set_assignment(&cfg, assignment, err, sizeof err) != 0 &&
+            strncmp(err, "--set ", 6) != 0) {
+            fprintf(stderr, "a refusal that does not name the --set: %s\n", err);
+            abort();
+        }
     }
     if (rc != 0 || config_finish(&cfg, err, sizeof err) != 0) return 0;
     char *text = config_to_ini(&cfg);
