@@ -161,6 +161,8 @@ static void test_refused_files(void)
     config_init(&cfg);
     CHECK(config_set_assignment(&cfg, "run.dir=runs/a ;b", err, sizeof err) < 0);
     CHECK(err_has("would start a comment"));
+    CHECK(parse(&cfg, "[run]\ndir =;x\n") < 0); /* inih keeps ";x"; "dir = ;x" would be empty */
+    CHECK(err_has("test.ini:2:") && err_has("would start a comment"));
     CHECK(config_set_assignment(&cfg, "run.dir=runs/a\n[train]", err, sizeof err) < 0);
     CHECK(err_has("control character (code 10)"));
     CHECK(config_set_assignment(&cfg, "run.dir=runs/a ", err, sizeof err) < 0);

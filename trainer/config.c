@@ -293,8 +293,9 @@ static int unwritable_value(const char *name, const char *value, char *why, size
             snprintf(why, cap, "a control character (code %d) in a value", c);
             return 1;
         }
-        if (c == ';' && i > 0 && value[i - 1] == ' ') {
-            snprintf(why, cap, "' ;' would start a comment in the INI file");
+        if (c == ';' && (i == 0 || value[i - 1] == ' ')) { /* written after "name = " */
+            snprintf(why, cap, "a ';' first or after a blank would start a comment in the INI "
+                     "file");
             return 1;
         }
     }
