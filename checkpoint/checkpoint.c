@@ -405,6 +405,8 @@ out:
     return rc;
 }
 
+static int check_header(ctx *x, const header *h);
+
 static int write_file(ctx *x, const char *tmp, const model *m, const checkpoint_meta *meta,
                       const tensor_list *tl, const float *params, const float *am, const float *av)
 {
@@ -480,6 +482,11 @@ int checkpoint_save(const char *path, const model *m, const checkpoint_meta *met
     tensor_list tl = {0};
     float *params = NULL, *am = NULL, *av = NULL;
     if (tensors_of(&x, model_get_config(m), model_num_params(m), &tl) != 0) goto done;
+    /* What no reader would take is refused now, before a file is touched. */
+    header h = {meta->step, meta->examples_seen, meta->epoch, meta->seed, meta->test_index,
+                tl.num_params, meta->lr, meta->best_accuracy, meta->wall_seconds,
+                *model_get_config(m)};
+    if (check_header(&x, &h) != 0) goto done;
     params = lawt_malloc(tl.num_params * sizeof *params);
     am = lawt_malloc(tl.num_params * sizeof *am);
     av = lawt_malloc(tl.num_params * sizeof *av);

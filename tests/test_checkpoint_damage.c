@@ -484,6 +484,17 @@ int main(int argc, char **argv)
            CHECKPOINT_FORMAT_VERSION);
     check_variant("the undamaged file", good, &r, 0, NULL);
     CHECK(harmless == 1);
+    /* What no reader would take is not written either. */
+    {
+        model *m = make_model(0);
+        checkpoint_meta bad_meta = r.meta;
+        bad_meta.lr = NAN;
+        char path[512], err[1024];
+        snprintf(path, sizeof path, "%s/never.h5", dir);
+        CHECK(checkpoint_save(path, m, &bad_meta, err, sizeof err) != 0 &&
+              strstr(err, "attribute lr = nan") && size_of(path) < 0);
+        model_free(m);
+    }
     test_old_format(argv[1], &r);
     test_attributes(good, &r);
     test_bit_flips(good, &r, 40);
