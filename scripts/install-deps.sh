@@ -4,11 +4,17 @@
 set -euo pipefail
 PACKAGES=(cmake make gcc pkg-config openmpi-bin libopenmpi-dev libhdf5-dev hdf5-tools
           liblapacke-dev libopenblas-dev libopenblas0-pthread librandom123-dev libinih-dev
-          clang libclang-rt-14-dev) # clang and its libFuzzer: tests/fuzz/run.sh
+          libopenblas-pthread-dev libaec-dev zlib1g-dev libgfortran-12-dev xz-utils binutils)
+# The last six: the static archives (OpenBLAS, libsz/libaec, libz, libgfortran) and the packing (xz,
+# strip) of the GPU kit, scripts/gpu-kit.sh.
 # Slurm is only needed by the local-Slurm test; it is skipped when absent.
 if [ "${LAWT_WITH_SLURM:-1}" = 1 ]; then
     PACKAGES+=(slurmctld slurmd slurm-client munge)
 fi
+# gnuplot draws the learning curves (lawt_plot, curves.png); without it they are skipped.
+PACKAGES+=(gnuplot-nox)
+# clang and its libFuzzer: the fuzz targets (tests/fuzz/run.sh).
+PACKAGES+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

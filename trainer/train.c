@@ -19,6 +19,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "comm/comm_nccl.h"
+#include "curves/curves.h"
 #include "encoding/encoding.h"
 #include "model/model.h"
 #include "trainer/batch_source.h"
@@ -611,6 +612,9 @@ static int train(run_state *r)
         save_checkpoints(r, cfg->eval_size > 0 ? evaluate(r) : -1.0);
     say(r, "%s: %ld steps, %ld examples, %.1f s", status ? "stopped" : "done", r->step,
         r->step * (long)cfg->batch_size, wall_seconds(r));
+    if (r->rank == 0)
+        curves_end_of_run(r->metrics.text, r->step * (long)cfg->batch_size, wall_seconds(r), cfg->dir,
+                          r->log_file);
     return status;
 }
 
