@@ -1551,6 +1551,17 @@ int checkpoint_inspect(const char *path, checkpoint_contents *c)
         else inspect_text(c, f, p);
         if (p->status != CHECKPOINT_PART_OK) c->damaged = 1;
     }
+    /* The counters and model config as loading checks them (attributes_crc32, ranges). */
+    if (!c->problem[0] && c->format_version >= 1 && c->format_version <= CHECKPOINT_FORMAT_VERSION) {
+        char why[768];
+        ctx x = {why, sizeof why, path, ""};
+        header h;
+        if (read_header(&x, f, c->format_version, &h) != 0) {
+            size_t prefix = strlen("checkpoint ") + strlen(path) + 2; /* fail()'s "checkpoint PATH: " */
+            snprintf(c->problem, sizeof c->problem, "%s", strlen(why) > prefix ? why + prefix : why);
+            c->damaged = 1;
+        }
+    }
     h5_close(&f);
     return c->damaged ? -1 : 0;
 }

@@ -144,7 +144,8 @@ typedef struct {
 } checkpoint_part;
 
 typedef struct {
-    char problem[768]; /* why the file could not be opened at all, or "" */
+    char problem[768]; /* why the file could not be opened at all, or why its counters and
+                          model config are refused (attributes_crc32, ranges), or "" */
     int format_version; /* -1 when unknown */
     checkpoint_attr *attrs; /* every attribute of /, by name */
     int nattrs;

@@ -12,9 +12,10 @@
  * but other types).
  *
  * tests/data/checkpoint_v1.h5 was written by lawt 0.1.0 at commit a609551 (format_version 1,
- * no attributes_crc32) for the model MINI below: parameters from model_init_params(seed 11),
- * first moment i * 0.001, second moment i * 1e-6 (float i, the flat index), and the counters
- * of V1_META. It must still load, exactly; its counters are checked by range alone.
+ * no attributes_crc32) for the model MINI below: parameters from that commit's
+ * model_init_params(seed 11) (the reference reads them with HDF5), first moment i * 0.001,
+ * second moment i * 1e-6 (float i, the flat index), and the counters of V1_META. It must
+ * still load, exactly; its counters are checked by range alone.
  *
  * Usage: test_checkpoint_damage PATH/TO/checkpoint_v1.h5 */
 #include <errno.h>
@@ -58,15 +59,32 @@ static model *make_model(uint64_t seed)
     return m;
 }
 
-static void reference_v1(reference *r)
+/* The parameters of the format-1 file as HDF5 itself reads them, tensor by tensor (the
+ * initialisation that made them has changed since), and its moments from their pattern. */
+static void reference_v1(reference *r, const char *v1)
 {
-    model *m = make_model(11);
+    model *m = make_model(0);
     r->meta = V1_META;
     r->n = model_num_params(m);
     r->params = lawt_malloc(r->n * sizeof(float));
     r->m = lawt_malloc(r->n * sizeof(float));
     r->v = lawt_malloc(r->n * sizeof(float));
-    model_copy_out(m, BUF_PARAMS, r->params);
+    int nt = model_tensors(&MINI, NULL, 0);
+    model_tensor *t = lawt_calloc((size_t)nt, sizeof *t);
+    model_tensors(&MINI, t, nt);
+    hid_t f = H5Fopen(v1, H5F_ACC_RDONLY, H5P_DEFAULT);
+    for (int i = 0; i < nt; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "/params/%s", t[i].name);
+        hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+        if (d < 0 || H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, r->params + t[i].offset) < 0) {
+            fprintf(stderr, "%s: cannot read %s\n", v1, name);
+            exit(1);
+        }
+        H5Dclose(d);
+    }
+    H5Fclose(f);
+    free(t);
     for (size_t i = 0; i < r->n; i++) r->m[i] = (float)i * 0.001f;
     for (size_t i = 0; i < r->n; i++) r->v[i] = (float)i * 1e-6f;
     model_free(m);
@@ -341,6 +359,19 @@ static void test_attributes(const char *good, const reference *r)
     copy_file(good, bad, -1);
     set_attr(bad, "step", H5T_NATIVE_LLONG, &big);
     check_variant("step = 10^12", bad, r, 1, "attribute step = 1000000000000");
+    /* lawt_inspect's reader says the same. */
+    checkpoint_contents c;
+    CHECK(checkpoint_inspect(bad, &c) != 0 && c.damaged && strstr(c.problem, "attribute step"));
+    checkpoint_contents_free(&c);
+    unsigned long long seed;
+    copy_file(good, bad, -1);
+    get_attr(bad, "seed", H5T_NATIVE_ULLONG, &seed);
+    seed ^= 1;
+    set_attr(bad, "seed", H5T_NATIVE_ULLONG, &seed);
+    CHECK(checkpoint_inspect(bad, &c) != 0 && c.damaged && strstr(c.problem, "attributes_crc32"));
+    checkpoint_contents_free(&c);
+    CHECK(checkpoint_inspect(good, &c) == 0 && !c.damaged && c.problem[0] == '\0');
+    checkpoint_contents_free(&c);
     double nan = NAN;
     copy_file(good, bad, -1);
     set_attr(bad, "lr", H5T_NATIVE_DOUBLE, &nan);
@@ -476,7 +507,7 @@ int main(int argc, char **argv)
     }
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     reference r;
-    reference_v1(&r);
+    reference_v1(&r, argv[1]);
     char good[512];
     snprintf(good, sizeof good, "%s/good.h5", dir);
     write_current(&r, good);
