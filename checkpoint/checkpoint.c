@@ -321,6 +321,9 @@ static uint32_t header_crc(const header *h)
 }
 _Static_assert(sizeof(long long) == 8 && sizeof(double) == 8, "8-byte counters");
 
+/* The values a lawt writer can produce (defined with the readers, used by the writer too). */
+static int check_header(ctx *x, const header *h);
+
 /* ---- writing ---- */
 
 static int write_attr(ctx *x, hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
@@ -404,8 +407,6 @@ out:
     h5_close(&lcpl);
     return rc;
 }
-
-static int check_header(ctx *x, const header *h);
 
 static int write_file(ctx *x, const char *tmp, const model *m, const checkpoint_meta *meta,
                       const tensor_list *tl, const float *params, const float *am, const float *av)
