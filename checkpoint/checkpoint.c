@@ -8,9 +8,10 @@
  *   /config_text            fixed-length string: the resolved INI text of the run
  *   /metrics_jsonl          fixed-length string: the metrics history, one JSON object a line
  *   attributes of /         lawt_version (string), format_version, step, examples_seen, epoch,
- *                           seed, test_index, lr, best_accuracy, wall_seconds, the model
- *                           config (enc_layers ... max_len), num_params, and the CRC-32
- *                           (zlib's) of each of the five blocks of data above
+ *                           seed, test_index, lr, best_accuracy, wall_seconds, num_params, the
+ *                           model config (enc_layers ... max_len), the CRC-32 (zlib's) of each
+ *                           of the five blocks of data above, and (format_version 2) of the
+ *                           numeric attributes themselves (attributes_crc32)
  *
  * Tensor names keep their dots ("enc.layer0.attn.qkv.weight"): one flat group per buffer,
  * names identical to model_tensors() and to a PyTorch-style state dict.
@@ -23,7 +24,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +47,7 @@ typedef struct {
     char *err;
     size_t errcap;
     const char *path;
+    char object[160]; /* what is being read or written ("attribute step"), for messages */
 } ctx;
 
 static void fail(ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -91,12 +95,24 @@ static void h5_stack_text(char *buf, size_t cap)
         if (*p == '\n' || *p == '\r') *p = ' ';
 }
 
+static void at(ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void at(ctx *x, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->object, sizeof x->object, fmt, ap);
+    va_end(ap);
+}
+
 static void h5_failed(ctx *x, const char *file, int line, const char *call)
 {
     char detail[600];
     h5_stack_text(detail, sizeof detail);
     const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
-    fail(x, "%s failed (%s:%d): %s", call, base, line, detail);
+    if (x->object[0])
+        fail(x, "%s: %s failed (%s:%d): %s", x->object, call, base, line, detail);
+    else
+        fail(x, "%s failed (%s:%d): %s", call, base, line, detail);
 }
 
 /* Jumps to the function's "out" label with the message set when an HDF5 call fails. */
@@ -238,6 +254,76 @@ static int tensors_of(ctx *x, const model_config *cfg, size_t num_params, tensor
     X(enc_layers) X(dec_layers) X(enc_dim) X(dec_dim) X(enc_heads) X(dec_heads) X(vocab_in) \
         X(vocab_out) X(max_len)
 
+/* ---- the numeric attributes of the root group ---- */
+
+/* Every numeric attribute of / but format_version and the CRCs. */
+typedef struct {
+    long long step, examples_seen, epoch;
+    unsigned long long seed, test_index, num_params;
+    double lr, best_accuracy, wall_seconds;
+    model_config cfg;
+} header;
+
+typedef enum { ATTR_I64, ATTR_U64, ATTR_F64, ATTR_I32 } attr_kind;
+
+/* The one list writing, reading and attributes_crc32 use, in the order of the CRC. */
+static const struct {
+    const char *name;
+    attr_kind kind;
+    size_t offset;
+} HEADER_ATTRS[] = {
+    {"step", ATTR_I64, offsetof(header, step)},
+    {"examples_seen", ATTR_I64, offsetof(header, examples_seen)},
+    {"epoch", ATTR_I64, offsetof(header, epoch)},
+    {"seed", ATTR_U64, offsetof(header, seed)},
+    {"test_index", ATTR_U64, offsetof(header, test_index)},
+    {"lr", ATTR_F64, offsetof(header, lr)},
+    {"best_accuracy", ATTR_F64, offsetof(header, best_accuracy)},
+    {"wall_seconds", ATTR_F64, offsetof(header, wall_seconds)},
+    {"num_params", ATTR_U64, offsetof(header, num_params)},
+#define HEADER_CONFIG_ATTR(field) {#field, ATTR_I32, offsetof(header, cfg.field)},
+    CONFIG_FIELDS(HEADER_CONFIG_ATTR)
+#undef HEADER_CONFIG_ATTR
+};
+#define NHEADER_ATTRS (sizeof HEADER_ATTRS / sizeof HEADER_ATTRS[0])
+
+static hid_t attr_file_type(attr_kind k)
+{
+    return k == ATTR_I64 ? H5T_STD_I64LE : k == ATTR_U64 ? H5T_STD_U64LE
+                         : k == ATTR_F64 ? H5T_IEEE_F64LE : H5T_STD_I32LE;
+}
+
+static hid_t attr_mem_type(attr_kind k)
+{
+    return k == ATTR_I64 ? H5T_NATIVE_LLONG : k == ATTR_U64 ? H5T_NATIVE_ULLONG
+                         : k == ATTR_F64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT;
+}
+
+/* attributes_crc32: the CRC-32 of the attributes of HEADER_ATTRS as little-endian bytes, in
+ * that order (int64, uint64, float64 as 8 bytes, int32 as 4): what Python's
+ * struct.pack("<qqqQQdddQ9i", ...) gives. */
+static uint32_t header_crc(const header *h)
+{
+    unsigned char buf[NHEADER_ATTRS * 8], *p = buf;
+    for (size_t i = 0; i < NHEADER_ATTRS; i++) {
+        const void *field = (const char *)h + HEADER_ATTRS[i].offset;
+        uint64_t v;
+        int bytes = 8;
+        if (HEADER_ATTRS[i].kind == ATTR_I32) {
+            v = (uint32_t) * (const int *)field;
+            bytes = 4;
+        } else {
+            memcpy(&v, field, sizeof v); /* long long, unsigned long long or double: 8 bytes */
+        }
+        for (int b = 0; b < bytes; b++) *p++ = (unsigned char)(v >> (8 * b));
+    }
+    return crc32_update(0, buf, (size_t)(p - buf));
+}
+_Static_assert(sizeof(long long) == 8 && sizeof(double) == 8, "8-byte counters");
+
+/* The values a lawt writer can produce (defined with the readers, used by the writer too). */
+static int check_header(ctx *x, const header *h);
+
 /* ---- writing ---- */
 
 static int write_attr(ctx *x, hid_t loc, const char *name, hid_t file_type, hid_t mem_type,
@@ -336,32 +422,25 @@ static int write_file(ctx *x, const char *tmp, const model *m, const checkpoint_
     H5_CHECKED(x, f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
 
     int format_version = CHECKPOINT_FORMAT_VERSION;
-    long long step = meta->step, examples = meta->examples_seen, epoch = meta->epoch;
-    unsigned long long seed = meta->seed, test_index = meta->test_index, np = tl->num_params;
-    unsigned int crc_p = crc32_floats(params, tl->num_params), crc_m = crc32_floats(am, tl->num_params),
-                 crc_v = crc32_floats(av, tl->num_params), crc_c = crc32_text(meta->config_text),
-                 crc_j = crc32_text(meta->metrics_jsonl);
+    header h = {meta->step, meta->examples_seen, meta->epoch, meta->seed, meta->test_index,
+                tl->num_params, meta->lr, meta->best_accuracy, meta->wall_seconds, *cfg};
+    unsigned int crc_h = header_crc(&h), crc_p = crc32_floats(params, tl->num_params),
+                 crc_m = crc32_floats(am, tl->num_params), crc_v = crc32_floats(av, tl->num_params),
+                 crc_c = crc32_text(meta->config_text), crc_j = crc32_text(meta->metrics_jsonl);
     if (write_string_attr(x, f, "lawt_version", LAWT_VERSION) ||
-        write_attr(x, f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &format_version) ||
-        write_attr(x, f, "step", H5T_STD_I64LE, H5T_NATIVE_LLONG, &step) ||
-        write_attr(x, f, "examples_seen", H5T_STD_I64LE, H5T_NATIVE_LLONG, &examples) ||
-        write_attr(x, f, "epoch", H5T_STD_I64LE, H5T_NATIVE_LLONG, &epoch) ||
-        write_attr(x, f, "seed", H5T_STD_U64LE, H5T_NATIVE_ULLONG, &seed) ||
-        write_attr(x, f, "test_index", H5T_STD_U64LE, H5T_NATIVE_ULLONG, &test_index) ||
-        write_attr(x, f, "lr", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &meta->lr) ||
-        write_attr(x, f, "best_accuracy", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &meta->best_accuracy) ||
-        write_attr(x, f, "wall_seconds", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &meta->wall_seconds) ||
-        write_attr(x, f, "num_params", H5T_STD_U64LE, H5T_NATIVE_ULLONG, &np) ||
+        write_attr(x, f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT, &format_version))
+        goto out;
+    for (size_t i = 0; i < NHEADER_ATTRS; i++)
+        if (write_attr(x, f, HEADER_ATTRS[i].name, attr_file_type(HEADER_ATTRS[i].kind),
+                       attr_mem_type(HEADER_ATTRS[i].kind), (const char *)&h + HEADER_ATTRS[i].offset))
+            goto out;
+    if (write_attr(x, f, "attributes_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_h) ||
         write_attr(x, f, "params_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_p) ||
         write_attr(x, f, "adam_m_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_m) ||
         write_attr(x, f, "adam_v_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_v) ||
         write_attr(x, f, "config_text_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_c) ||
         write_attr(x, f, "metrics_jsonl_crc32", H5T_STD_U32LE, H5T_NATIVE_UINT, &crc_j))
         goto out;
-#define WRITE_CONFIG_FIELD(field)                                                               \
-    if (write_attr(x, f, #field, H5T_STD_I32LE, H5T_NATIVE_INT, &cfg->field) != 0) goto out;
-    CONFIG_FIELDS(WRITE_CONFIG_FIELD)
-#undef WRITE_CONFIG_FIELD
 
     if (write_string_dataset(x, f, "config_text", meta->config_text) ||
         write_string_dataset(x, f, "metrics_jsonl", meta->metrics_jsonl) ||
@@ -393,7 +472,7 @@ static int fsync_path(const char *path, int directory)
 int checkpoint_save(const char *path, const model *m, const checkpoint_meta *meta, char *err,
                     size_t errcap)
 {
-    ctx x = {err, errcap, path};
+    ctx x = {err, errcap, path, ""};
     if (err && errcap) err[0] = '\0';
     quiet_hdf5();
     size_t plen = strlen(path);
@@ -404,6 +483,11 @@ int checkpoint_save(const char *path, const model *m, const checkpoint_meta *met
     tensor_list tl = {0};
     float *params = NULL, *am = NULL, *av = NULL;
     if (tensors_of(&x, model_get_config(m), model_num_params(m), &tl) != 0) goto done;
+    /* What no reader would take is refused now, before a file is touched. */
+    header h = {meta->step, meta->examples_seen, meta->epoch, meta->seed, meta->test_index,
+                tl.num_params, meta->lr, meta->best_accuracy, meta->wall_seconds,
+                *model_get_config(m)};
+    if (check_header(&x, &h) != 0) goto done;
     params = lawt_malloc(tl.num_params * sizeof *params);
     am = lawt_malloc(tl.num_params * sizeof *am);
     av = lawt_malloc(tl.num_params * sizeof *av);
@@ -446,14 +530,19 @@ done:
 
 /* ---- reading ---- */
 
-static hid_t open_checkpoint(ctx *x)
+/* Opens a checkpoint of a format version this lawt reads (1: before attributes_crc32). */
+static hid_t open_checkpoint(ctx *x, int *version)
 {
     hid_t fapl = -1, f = -1;
-    int version = -1;
     hid_t a = -1;
     struct stat st;
+    *version = -1;
     if (stat(x->path, &st) != 0) {
         fail(x, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fail(x, "not a regular file");
         return -1;
     }
     H5_CHECKED(x, fapl = H5Pcreate(H5P_FILE_ACCESS));
@@ -465,17 +554,19 @@ static hid_t open_checkpoint(ctx *x)
         fail(x, "not a readable HDF5 file (truncated or corrupt?): H5Fopen failed: %s", detail);
         goto out;
     }
-    if (H5Aexists(f, "format_version") <= 0) {
-        H5Eclear2(H5E_DEFAULT);
+    at(x, "attribute format_version");
+    htri_t exists;
+    H5_CHECKED(x, exists = H5Aexists(f, "format_version"));
+    if (exists == 0) {
         fail(x, "not a lawt checkpoint (no format_version attribute)");
         goto out;
     }
     H5_CHECKED(x, a = H5Aopen(f, "format_version", H5P_DEFAULT));
-    H5_CHECKED(x, H5Aread(a, H5T_NATIVE_INT, &version));
+    H5_CHECKED(x, H5Aread(a, H5T_NATIVE_INT, version));
     h5_close(&a);
-    if (version != CHECKPOINT_FORMAT_VERSION) {
-        fail(x, "has format_version %d, this lawt (%s) reads format_version %d", version, LAWT_VERSION,
-             CHECKPOINT_FORMAT_VERSION);
+    if (*version < 1 || *version > CHECKPOINT_FORMAT_VERSION) {
+        fail(x, "has format_version %d, this lawt (%s) reads format_version 1 to %d", *version,
+             LAWT_VERSION, CHECKPOINT_FORMAT_VERSION);
         goto out;
     }
     h5_close(&fapl);
@@ -487,21 +578,24 @@ out:
     return -1;
 }
 
-/* Reads a scalar numeric attribute of the root group, converted to mem_type. */
-static int read_attr(ctx *x, hid_t f, const char *name, hid_t mem_type, void *value)
+/* Reads a scalar numeric attribute of loc, converted to mem_type; where names loc in messages
+ * ("" for the root group). */
+static int read_attr_of(ctx *x, hid_t loc, const char *where, const char *name, hid_t mem_type,
+                        void *value)
 {
     int rc = -1;
     hid_t a = -1, sp = -1;
-    htri_t exists = H5Aexists(f, name);
-    if (exists <= 0) {
-        H5Eclear2(H5E_DEFAULT);
-        fail(x, "attribute %s is missing", name);
+    at(x, "attribute %s%s%s", where, where[0] ? "/" : "", name);
+    htri_t exists;
+    H5_CHECKED(x, exists = H5Aexists(loc, name));
+    if (exists == 0) {
+        fail(x, "%s is missing", x->object);
         return -1;
     }
-    H5_CHECKED(x, a = H5Aopen(f, name, H5P_DEFAULT));
+    H5_CHECKED(x, a = H5Aopen(loc, name, H5P_DEFAULT));
     H5_CHECKED(x, sp = H5Aget_space(a));
     if (H5Sget_simple_extent_type(sp) != H5S_SCALAR) {
-        fail(x, "attribute %s is not a scalar", name);
+        fail(x, "%s is not a scalar", x->object);
         goto out;
     }
     H5_CHECKED(x, H5Aread(a, mem_type, value));
@@ -512,14 +606,89 @@ out:
     return rc;
 }
 
+static int read_attr(ctx *x, hid_t f, const char *name, hid_t mem_type, void *value)
+{
+    return read_attr_of(x, f, "", name, mem_type, value);
+}
+
+/* The values a lawt writer can produce, whatever the configuration. */
+static int check_header(ctx *x, const header *h)
+{
+#define REFUSE(name, fmt, value, why)                                  \
+    do {                                                               \
+        fail(x, "attribute %s = " fmt ": %s", name, value, why);       \
+        return -1;                                                     \
+    } while (0)
+    if (h->step < 0) REFUSE("step", "%lld", h->step, "a step count is >= 0");
+    if (h->examples_seen < 0) REFUSE("examples_seen", "%lld", h->examples_seen, "a count is >= 0");
+    if (h->step > h->examples_seen) {
+        fail(x, "attribute step = %lld: more steps than examples_seen = %lld (a step takes at "
+             "least one example)", h->step, h->examples_seen);
+        return -1;
+    }
+    if ((h->step > 0 && h->examples_seen % h->step != 0) || (h->step == 0 && h->examples_seen != 0))
+        REFUSE("examples_seen", "%lld", h->examples_seen, "not a whole number of examples a step");
+    if (h->epoch < 0 || h->epoch > h->step)
+        REFUSE("epoch", "%lld", h->epoch, "completed epochs are between 0 and step");
+    if (h->test_index > (unsigned long long)INT64_MAX)
+        REFUSE("test_index", "%llu", h->test_index, "beyond 2^63 test examples");
+    /* train.lr is at most 1; the cosine schedule may round a few ulps above it. */
+    if (!(h->lr >= 0 && h->lr <= 1 + 1e-9))
+        REFUSE("lr", "%g", h->lr, "a learning rate is a number in [0, 1]");
+    if (!(h->best_accuracy == -1 || (h->best_accuracy >= 0 && h->best_accuracy <= 100)))
+        REFUSE("best_accuracy", "%g", h->best_accuracy,
+               "an accuracy is a percentage in [0, 100] (-1: not evaluated yet)");
+    if (!(h->wall_seconds >= 0 && isfinite(h->wall_seconds)))
+        REFUSE("wall_seconds", "%g", h->wall_seconds, "a duration is a finite number >= 0");
+#undef REFUSE
+    char why[256];
+    if (model_config_validate(&h->cfg, why, sizeof why) != 0) {
+        fail(x, "has an invalid model config: %s", why);
+        return -1;
+    }
+    if (h->num_params != model_param_count(&h->cfg)) {
+        fail(x, "attribute num_params = %llu, but its model config (enc_layers ... max_len) has "
+             "%zu parameters", h->num_params, model_param_count(&h->cfg));
+        return -1;
+    }
+    return 0;
+}
+
+/* Reads the numeric attributes, checks every value and verifies attributes_crc32
+ * (format_version 2 on). */
+static int read_header(ctx *x, hid_t f, int version, header *h)
+{
+    memset(h, 0, sizeof *h);
+    for (size_t i = 0; i < NHEADER_ATTRS; i++)
+        if (read_attr(x, f, HEADER_ATTRS[i].name, attr_mem_type(HEADER_ATTRS[i].kind),
+                      (char *)h + HEADER_ATTRS[i].offset))
+            return -1;
+    /* The values first, so that an impossible one is named; then the CRC, for the others. */
+    if (check_header(x, h)) return -1;
+    if (version >= 2) {
+        unsigned int stored = 0;
+        if (read_attr(x, f, "attributes_crc32", H5T_NATIVE_UINT, &stored)) return -1;
+        unsigned int got = header_crc(h);
+        if (got != stored) {
+            fail(x, "its attributes (step, examples_seen, ..., the model config) are corrupt: "
+                 "CRC-32 0x%08x, the file records attributes_crc32 0x%08x: refusing the file",
+                 got, stored);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Reads a scalar fixed-length string dataset into a malloc'd string; checks its CRC. */
 static char *read_string_dataset(ctx *x, hid_t f, const char *name, const char *crc_name)
 {
     char *s = NULL;
     hid_t d = -1, t = -1, mt = -1, sp = -1;
     unsigned int stored = 0;
-    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) {
-        H5Eclear2(H5E_DEFAULT);
+    at(x, "dataset /%s", name);
+    htri_t exists;
+    H5_CHECKED(x, exists = H5Lexists(f, name, H5P_DEFAULT));
+    if (exists == 0) {
         fail(x, "dataset /%s is missing", name);
         return NULL;
     }
@@ -563,23 +732,27 @@ out:
     return NULL;
 }
 
-static int read_config(ctx *x, hid_t f, model_config *cfg)
+/* Both texts, read and verified, then dropped: a damaged file is refused as a whole. */
+static int verify_texts(ctx *x, hid_t f)
 {
-    memset(cfg, 0, sizeof *cfg);
-#define READ_CONFIG_FIELD(field) \
-    if (read_attr(x, f, #field, H5T_NATIVE_INT, &cfg->field) != 0) return -1;
-    CONFIG_FIELDS(READ_CONFIG_FIELD)
-#undef READ_CONFIG_FIELD
-    return 0;
+    char *config = read_string_dataset(x, f, "config_text", "config_text_crc32");
+    char *metrics = config ? read_string_dataset(x, f, "metrics_jsonl", "metrics_jsonl_crc32") : NULL;
+    int rc = config && metrics ? 0 : -1;
+    free(config);
+    free(metrics);
+    return rc;
 }
 
-/* Reads a group of tensors into buf (num_params floats), checking every shape, then the CRC. */
+/* Reads a group of tensors into buf (num_params floats), checking every shape (and, for
+ * /params, every offset attribute), then the CRC. */
 static int read_tensors(ctx *x, hid_t f, const char *group, const tensor_list *tl, float *buf,
                         const char *crc_name)
 {
     int rc = -1;
     hid_t g = -1, d = -1, sp = -1, t = -1;
     unsigned int stored = 0;
+    int with_offsets = strcmp(group, "params") == 0;
+    at(x, "group /%s", group);
     if (H5Lexists(f, group[0] == 'a' ? "adam" : group, H5P_DEFAULT) <= 0 ||
         H5Lexists(f, group, H5P_DEFAULT) <= 0) {
         H5Eclear2(H5E_DEFAULT);
@@ -589,8 +762,10 @@ static int read_tensors(ctx *x, hid_t f, const char *group, const tensor_list *t
     H5_CHECKED(x, g = H5Gopen2(f, group, H5P_DEFAULT));
     for (int i = 0; i < tl->n; i++) {
         const model_tensor *mt = &tl->t[i];
-        if (H5Lexists(g, mt->name, H5P_DEFAULT) <= 0) {
-            H5Eclear2(H5E_DEFAULT);
+        at(x, "dataset /%s/%s", group, mt->name);
+        htri_t exists;
+        H5_CHECKED(x, exists = H5Lexists(g, mt->name, H5P_DEFAULT));
+        if (exists == 0) {
             fail(x, "dataset /%s/%s is missing", group, mt->name);
             goto out;
         }
@@ -610,6 +785,17 @@ static int read_tensors(ctx *x, hid_t f, const char *group, const tensor_list *t
             goto out;
         }
         H5_CHECKED(x, H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + mt->offset));
+        if (with_offsets) {
+            char where[96];
+            long long offset = -1;
+            snprintf(where, sizeof where, "/%s/%s", group, mt->name);
+            if (read_attr_of(x, d, where, "offset", H5T_NATIVE_LLONG, &offset)) goto out;
+            if (offset != (long long)mt->offset) {
+                fail(x, "attribute %s/offset = %lld, the model's layout puts %s at %zu", where,
+                     offset, mt->name, mt->offset);
+                goto out;
+            }
+        }
         h5_close(&t);
         h5_close(&sp);
         h5_close(&d);
@@ -632,41 +818,39 @@ out:
 
 int checkpoint_read_model_config(const char *path, model_config *cfg, char *err, size_t errcap)
 {
-    ctx x = {err, errcap, path};
+    ctx x = {err, errcap, path, ""};
     if (err && errcap) err[0] = '\0';
     quiet_hdf5();
-    hid_t f = open_checkpoint(&x);
+    int version;
+    hid_t f = open_checkpoint(&x, &version);
     if (f < 0) return -1;
-    int rc = read_config(&x, f, cfg);
+    header h;
+    int rc = read_header(&x, f, version, &h);
+    if (rc == 0) *cfg = h.cfg;
     h5_close(&f);
     return rc;
 }
 
 int checkpoint_read_meta(const char *path, checkpoint_meta *meta, char *err, size_t errcap)
 {
-    ctx x = {err, errcap, path};
+    ctx x = {err, errcap, path, ""};
     if (err && errcap) err[0] = '\0';
     quiet_hdf5();
     memset(meta, 0, sizeof *meta);
-    hid_t f = open_checkpoint(&x);
+    int version;
+    hid_t f = open_checkpoint(&x, &version);
     if (f < 0) return -1;
     int rc = -1;
-    long long step = 0, examples = 0, epoch = 0;
-    unsigned long long seed = 0, test_index = 0;
-    if (read_attr(&x, f, "step", H5T_NATIVE_LLONG, &step) ||
-        read_attr(&x, f, "examples_seen", H5T_NATIVE_LLONG, &examples) ||
-        read_attr(&x, f, "epoch", H5T_NATIVE_LLONG, &epoch) ||
-        read_attr(&x, f, "seed", H5T_NATIVE_ULLONG, &seed) ||
-        read_attr(&x, f, "test_index", H5T_NATIVE_ULLONG, &test_index) ||
-        read_attr(&x, f, "lr", H5T_NATIVE_DOUBLE, &meta->lr) ||
-        read_attr(&x, f, "best_accuracy", H5T_NATIVE_DOUBLE, &meta->best_accuracy) ||
-        read_attr(&x, f, "wall_seconds", H5T_NATIVE_DOUBLE, &meta->wall_seconds))
-        goto out;
-    meta->step = (long)step;
-    meta->examples_seen = (long)examples;
-    meta->epoch = (long)epoch;
-    meta->seed = seed;
-    meta->test_index = test_index;
+    header h;
+    if (read_header(&x, f, version, &h)) goto out;
+    meta->step = (long)h.step;
+    meta->examples_seen = (long)h.examples_seen;
+    meta->epoch = (long)h.epoch;
+    meta->seed = h.seed;
+    meta->test_index = h.test_index;
+    meta->lr = h.lr;
+    meta->best_accuracy = h.best_accuracy;
+    meta->wall_seconds = h.wall_seconds;
     if (!(meta->config_text = read_string_dataset(&x, f, "config_text", "config_text_crc32"))) goto out;
     if (!(meta->metrics_jsonl = read_string_dataset(&x, f, "metrics_jsonl", "metrics_jsonl_crc32"))) goto out;
     rc = 0;
@@ -674,6 +858,30 @@ out:
     if (rc != 0) checkpoint_meta_free(meta);
     h5_close(&f);
     return rc;
+}
+
+int checkpoint_check_progress(const char *path, const checkpoint_meta *meta, long batch_size,
+                              long steps_per_epoch, long total_steps, char *err, size_t errcap)
+{
+    ctx x = {err, errcap, path, ""};
+    if (meta->step > total_steps) {
+        fail(&x, "step %ld is beyond the run's %ld steps (train.epoch_size, train.epochs and "
+             "train.batch_size): a damaged file, or a run already longer than this configuration",
+             meta->step, total_steps);
+        return -1;
+    }
+    if (meta->examples_seen != meta->step * batch_size) {
+        fail(&x, "examples_seen %ld in %ld steps: train.batch_size must stay %ld to resume (it is "
+             "%ld)", meta->examples_seen, meta->step,
+             meta->step ? meta->examples_seen / meta->step : 0, batch_size);
+        return -1;
+    }
+    if (meta->epoch != meta->step / steps_per_epoch) {
+        fail(&x, "epoch %ld, but step %ld ends epoch %ld of this configuration: train.epoch_size "
+             "must stay the run's to resume", meta->epoch, meta->step, meta->step / steps_per_epoch);
+        return -1;
+    }
+    return 0;
 }
 
 /* "checkpoint has dec_dim 512, config has 256" for the first differing field, or 0. */
@@ -691,23 +899,18 @@ static int compare_config(ctx *x, const model_config *file, const model_config *
 
 int checkpoint_load(const char *path, model *m, int with_optimizer, char *err, size_t errcap)
 {
-    ctx x = {err, errcap, path};
+    ctx x = {err, errcap, path, ""};
     if (err && errcap) err[0] = '\0';
     quiet_hdf5();
-    hid_t f = open_checkpoint(&x);
+    int version;
+    hid_t f = open_checkpoint(&x, &version);
     if (f < 0) return -1;
     int rc = -1;
     tensor_list tl = {0};
     float *params = NULL, *am = NULL, *av = NULL;
-    model_config fcfg;
-    unsigned long long np = 0;
-    if (read_config(&x, f, &fcfg) || compare_config(&x, &fcfg, model_get_config(m))) goto out;
+    header h;
+    if (read_header(&x, f, version, &h) || compare_config(&x, &h.cfg, model_get_config(m))) goto out;
     if (tensors_of(&x, model_get_config(m), model_num_params(m), &tl) != 0) goto out;
-    if (read_attr(&x, f, "num_params", H5T_NATIVE_ULLONG, &np) != 0) goto out;
-    if (np != tl.num_params) {
-        fail(&x, "has %llu parameters, the model has %zu", np, tl.num_params);
-        goto out;
-    }
     /* Everything is read and verified (the moments too, even when not loaded: a damaged file
      * is refused as a whole) before the model is touched. */
     params = lawt_malloc(tl.num_params * sizeof *params);
@@ -715,11 +918,8 @@ int checkpoint_load(const char *path, model *m, int with_optimizer, char *err, s
     av = lawt_malloc(tl.num_params * sizeof *av);
     if (read_tensors(&x, f, "params", &tl, params, "params_crc32") ||
         read_tensors(&x, f, "adam/m", &tl, am, "adam_m_crc32") ||
-        read_tensors(&x, f, "adam/v", &tl, av, "adam_v_crc32"))
+        read_tensors(&x, f, "adam/v", &tl, av, "adam_v_crc32") || verify_texts(&x, f))
         goto out;
-    checkpoint_meta meta;
-    if (checkpoint_read_meta(path, &meta, err, errcap) != 0) goto out;
-    checkpoint_meta_free(&meta);
     model_copy_in(m, BUF_PARAMS, params);
     if (with_optimizer) {
         model_copy_in(m, BUF_ADAM_M, am);
@@ -816,29 +1016,20 @@ static void shape_text(const model_tensor *t, char *buf, size_t cap)
 
 int checkpoint_load_for_retraining(const char *path, model *m, char *err, size_t errcap)
 {
-    ctx x = {err, errcap, path};
+    ctx x = {err, errcap, path, ""};
     if (err && errcap) err[0] = '\0';
     quiet_hdf5();
-    hid_t f = open_checkpoint(&x);
+    int version;
+    hid_t f = open_checkpoint(&x, &version);
     if (f < 0) return -1;
     int rc = -1;
     const model_config *mcfg = model_get_config(m);
     tensor_list ftl = {0}, mtl = {0};
     float *fparams = NULL, *am = NULL, *av = NULL, *params = NULL;
-    model_config fcfg;
-    unsigned long long np = 0;
-    char verr[256];
-    if (read_config(&x, f, &fcfg) || compare_for_retraining(&x, &fcfg, mcfg)) goto out;
-    if (model_config_validate(&fcfg, verr, sizeof verr) != 0) {
-        fail(&x, "has an invalid model config: %s", verr);
-        goto out;
-    }
-    if (read_attr(&x, f, "num_params", H5T_NATIVE_ULLONG, &np) != 0) goto out;
-    if (np != model_param_count(&fcfg)) {
-        fail(&x, "has %llu parameters, its model config (max_len %d) has %zu", np, fcfg.max_len,
-             model_param_count(&fcfg));
-        goto out;
-    }
+    header h;
+    if (read_header(&x, f, version, &h) || compare_for_retraining(&x, &h.cfg, mcfg)) goto out;
+    const model_config fcfg = h.cfg;
+    unsigned long long np = h.num_params;
     if (tensors_of(&x, &fcfg, (size_t)np, &ftl) || tensors_of(&x, mcfg, model_num_params(m), &mtl)) goto out;
     if (ftl.n != mtl.n) {
         fail(&x, "has %d tensors, the model has %d", ftl.n, mtl.n);
@@ -851,11 +1042,8 @@ int checkpoint_load_for_retraining(const char *path, model *m, char *err, size_t
     av = lawt_malloc(ftl.num_params * sizeof *av);
     if (read_tensors(&x, f, "params", &ftl, fparams, "params_crc32") ||
         read_tensors(&x, f, "adam/m", &ftl, am, "adam_m_crc32") ||
-        read_tensors(&x, f, "adam/v", &ftl, av, "adam_v_crc32"))
+        read_tensors(&x, f, "adam/v", &ftl, av, "adam_v_crc32") || verify_texts(&x, f))
         goto out;
-    checkpoint_meta meta;
-    if (checkpoint_read_meta(path, &meta, err, errcap) != 0) goto out;
-    checkpoint_meta_free(&meta);
 
     /* Start from the model's own parameters (its initialisation) and copy the file's over. */
     params = lawt_malloc(mtl.num_params * sizeof *params);
@@ -1363,6 +1551,17 @@ int checkpoint_inspect(const char *path, checkpoint_contents *c)
         if (p->is_tensors) inspect_tensors(c, f, p, &c->parts[CHECKPOINT_PART_PARAMS]);
         else inspect_text(c, f, p);
         if (p->status != CHECKPOINT_PART_OK) c->damaged = 1;
+    }
+    /* The counters and model config as loading checks them (attributes_crc32, ranges). */
+    if (!c->problem[0] && c->format_version >= 1 && c->format_version <= CHECKPOINT_FORMAT_VERSION) {
+        char why[768];
+        ctx x = {why, sizeof why, path, ""};
+        header h;
+        if (read_header(&x, f, c->format_version, &h) != 0) {
+            size_t prefix = strlen("checkpoint ") + strlen(path) + 2; /* fail()'s "checkpoint PATH: " */
+            snprintf(c->problem, sizeof c->problem, "%s", strlen(why) > prefix ? why + prefix : why);
+            c->damaged = 1;
+        }
     }
     h5_close(&f);
     return c->damaged ? -1 : 0;

@@ -2,8 +2,12 @@
  * h5dump or h5py (layout documented in README.md, "Checkpoint format").
  *
  * A file is written to "<path>.tmp", flushed, closed, then renamed over <path>: a crash
- * during a write never damages the previous checkpoint. A checksum over the parameters is
- * stored as an attribute and verified on load, so a corrupted or truncated file is refused. */
+ * during a write never damages the previous checkpoint. CRC-32 checksums over the parameters,
+ * both moments, both texts and (format_version 2) the counters and model config are stored as
+ * attributes and verified on load, and every counter is checked against what a run can
+ * produce (step >= 0, finite lr, accuracy in [0, 100] ...): a corrupted, truncated or foreign
+ * file is refused with a message naming it and the damaged dataset or attribute. Files of
+ * format_version 1 (no counters CRC) are still read, with the same range checks. */
 #ifndef LAWT_CHECKPOINT_H
 #define LAWT_CHECKPOINT_H
 
@@ -12,7 +16,7 @@
 
 #include "model/model.h"
 
-#define CHECKPOINT_FORMAT_VERSION 1
+#define CHECKPOINT_FORMAT_VERSION 2
 
 typedef struct {
     long step;              /* optimizer steps done */
@@ -33,6 +37,12 @@ int checkpoint_save(const char *path, const model *m, const checkpoint_meta *met
 
 /* Reads meta only (config text first: the caller builds the model from it). */
 int checkpoint_read_meta(const char *path, checkpoint_meta *meta, char *err, size_t errcap);
+
+/* The counters of meta (read from path) against the run that resumes it: step <= total_steps,
+ * examples_seen = step x batch_size, epoch = step / steps_per_epoch. Returns 0, or -1 with a
+ * message naming the file, the field and the configuration keys to keep. */
+int checkpoint_check_progress(const char *path, const checkpoint_meta *meta, long batch_size,
+                              long steps_per_epoch, long total_steps, char *err, size_t errcap);
 
 /* Reads the model config stored in the file (to check compatibility before loading). */
 int checkpoint_read_model_config(const char *path, model_config *cfg, char *err, size_t errcap);
@@ -134,7 +144,8 @@ typedef struct {
 } checkpoint_part;
 
 typedef struct {
-    char problem[768]; /* why the file could not be opened at all, or "" */
+    char problem[768]; /* why the file could not be opened at all, or why its counters and
+                          model config are refused (attributes_crc32, ranges), or "" */
     int format_version; /* -1 when unknown */
     checkpoint_attr *attrs; /* every attribute of /, by name */
     int nattrs;

@@ -65,8 +65,15 @@ void comm_abort(comm *c, int code, const char *fmt, ...)
     int init = 0, fin = 0;
     MPI_Initialized(&init);
     MPI_Finalized(&fin);
-    if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code);
-    /* Only reached without MPI (or if MPI_Abort returned, which it should not). */
+    if (init && !fin) {
+        /* A single process has no other rank to take down: MPI_Abort would only add Open
+         * MPI's abort banner to the message above. */
+        int size = 0;
+        if (MPI_Comm_size(MPI_COMM_WORLD, &size) == MPI_SUCCESS && size == 1) MPI_Finalize();
+        else MPI_Abort(MPI_COMM_WORLD, code);
+    }
+    /* Reached without MPI, after a single process's MPI_Finalize (or if MPI_Abort returned,
+     * which it should not). */
     _exit(code);
 }
 

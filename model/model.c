@@ -35,6 +35,21 @@ size_t model_param_count(const model_config *c)
            nd * dd * (14 * dd + 2 * de + 19);
 }
 
+void model_memory_need(const model_config *c, int max_batch, double *state_bytes,
+                       double *activation_bytes)
+{
+    const double de = c->enc_dim, dd = c->dec_dim, ne = c->enc_layers, nd = c->dec_layers;
+    const double L = c->max_len, B = max_batch, V = c->vocab_out, dmax = de > dd ? de : dd;
+    *state_bytes = 4.0 * sizeof(float) * (double)model_param_count(c);
+    /* Per token: embeddings and encoder layers (qkv 3d, attention output, two residuals, two
+     * layer outputs, FFN 4d), decoder layers (the same plus cross-attention: q, kv 2d, output,
+     * a third residual and norm), logits and probabilities, and the backward scratch. */
+    double per_token = 2 * de + ne * 12 * de + 2 * dd + nd * 18 * dd + 2 * V + 10 * dmax +
+                       3 * dd + de;
+    double attention = L * L * (ne * c->enc_heads + 2 * nd * c->dec_heads);
+    *activation_bytes = sizeof(float) * B * (L * per_token + attention);
+}
+
 int model_config_validate(const model_config *c, char *err, size_t errcap)
 {
 #define BAD(...)                                      \

@@ -50,6 +50,15 @@ size_t model_param_count(const model_config *cfg);
 /* Returns 0, or -1 with a message in err (e.g. dim not divisible by heads). */
 int model_config_validate(const model_config *cfg, char *err, size_t errcap);
 
+/* Bytes a model of cfg with activations for max_batch examples needs, at least, before it is
+ * allocated: *state_bytes for the parameters, gradients and both Adam moments (16 bytes a
+ * parameter), *activation_bytes for the training activations (the terms of the CPU backend's
+ * layout that grow with the batch: floats per token and dimension in every layer, and the
+ * attention weights, heads x max_len^2 per example and layer). In doubles: a configuration
+ * too large for size_t still gets a number. */
+void model_memory_need(const model_config *cfg, int max_batch, double *state_bytes,
+                       double *activation_bytes);
+
 /* One named view of the parameter buffer: name like "enc.layer0.attn.qkv.weight". */
 #define MODEL_MAX_NDIM 3
 typedef struct {

@@ -13,6 +13,8 @@ if [ "${LAWT_WITH_SLURM:-1}" = 1 ]; then
 fi
 # gnuplot draws the learning curves (lawt_plot, curves.png); without it they are skipped.
 PACKAGES+=(gnuplot-nox)
+# clang and its libFuzzer: the fuzz targets (tests/fuzz/run.sh).
+PACKAGES+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -75,3 +75,11 @@ if(LAWT_SBATCH AND LAWT_SLURMCTLD AND TARGET lawt_dist)
 else()
   message(STATUS "lawt: Slurm (sbatch, slurmctld) or lawt_dist not found: test slurm_train_cpu skipped")
 endif()
+# A single process that dies (lawt_die after comm_init) says why and exits 1, without Open
+# MPI's MPI_ABORT banner: there is no other rank to take down.
+add_test(NAME comm_fail_alone
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_comm_fail.sh die_alone 1 10
+                 "^lawt: error: injected failure \\(die_alone\\)$" "!MPI_ABORT" --
+                 $<TARGET_FILE:test_comm_fail> die_alone)
+set_tests_properties(comm_fail_alone PROPERTIES TIMEOUT 60 LABELS "comm;mpi"
+                     ENVIRONMENT "${LAWT_MPI_TEST_ENV}")

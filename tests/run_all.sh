@@ -21,6 +21,10 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 tests/ctest_skipped.sh --test-dir build-asan --output-on-failure -LE slow \
     -j"$jobs"
 
+# Fuzzing (clang's libFuzzer under ASan + UBSan): the INI configuration, the token decoder and
+# the checkpoint loader, 60 s each from the seed corpus in tests/fuzz/corpus (tests/README.md).
+tests/fuzz/run.sh 60
+
 # The GPU kit (scripts/gpu-kit.sh): a third build (no MPI, static dependencies, sm_90),
 # unpacked and run as on the GPU machine, minus the GPU.
 if command -v nvcc > /dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then

@@ -4,6 +4,7 @@
  *
  *   abort     rank 1 calls comm_abort
  *   die       rank 1 calls lawt_die (exit(1) without MPI_Finalize)
+ *   die_alone every rank calls lawt_die at once (run as a single process: nothing to abort)
  *   kill      rank 1 SIGKILLs itself
  *   mpierror  every rank broadcasts from an invalid root: MPI_CHECK reports and aborts
  *   stop      no failure: ranks loop until a stop signal (sent to the launcher by the
@@ -64,6 +65,7 @@ int main(int argc, char **argv)
     }
 
     if (strcmp(mode, "mpierror") == 0) comm_broadcast(c, x, sizeof x, comm_size(c) + 3);
+    if (strcmp(mode, "die_alone") == 0) lawt_die("injected failure (%s)", mode);
 
     if (r == 1) {
         nap(0.3); /* let the other ranks block in the all-reduce below */

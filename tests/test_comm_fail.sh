@@ -2,7 +2,7 @@
 # test_comm_fail.sh MODE STATUS MAX-SECONDS REGEX... -- COMMAND...
 # Runs COMMAND (an MPI launch of test_comm_fail MODE) and checks that it ends within
 # MAX-SECONDS with exit status STATUS ("nonzero" or a number) and that its output matches
-# every REGEX (grep -E, one line each). For MODE "stop" it sends SIGUSR1 to the launcher once
+# every REGEX (grep -E, one line each; "!REGEX": no line matches). For MODE "stop" it sends SIGUSR1 to the launcher once
 # rank 0 has printed "ready" (a Slurm time limit or preemption notice, forwarded by the batch
 # script), and MAX-SECONDS counts from the signal.
 set -u
@@ -48,7 +48,11 @@ else
 fi
 [ "$(echo "$elapsed < $max" | bc)" = 1 ]; check $? "took ${elapsed} s, expected < $max s"
 for re in "${regexes[@]}"; do
-    grep -Eq -- "$re" "$out"; check $? "no output line matches: $re"
+    if [ "${re:0:1}" = '!' ]; then
+        ! grep -Eq -- "${re:1}" "$out"; check $? "an output line matches: ${re:1}"
+    else
+        grep -Eq -- "$re" "$out"; check $? "no output line matches: $re"
+    fi
 done
 echo "test_comm_fail[$mode]: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -100,6 +100,18 @@ errors)
             --config "$src/jobs/quickstart.ini" --set run.device=cuda --run-dir run
     fi
     expect_error "unknown option" "unknown argument: --confg" --confg x.ini
+    # Issue 11: refused before any work, with the file or the keys named.
+    expect_error "a directory as --config" "$src/jobs: is a directory" --config "$src/jobs" --run-dir run
+    printf '[model]\n  dim = 3\n  dim = 4\n' > twice.ini
+    expect_error "a key given twice" "twice.ini:3: \[model\] dim given twice \(lines 2 and 3\)" \
+        --config twice.ini --run-dir run
+    expect_error "an overflowing run" "epoch_size = 1000000000000000000 x epochs = 1000000000" \
+        --config "$src/jobs/quickstart.ini" --set train.epoch_size=1000000000000000000 \
+        --set train.epochs=1000000000 --run-dir run
+    expect_error "a model larger than memory" \
+        "needs at least [0-9]+ bytes .*enc_dim = 65536, dec_dim = 65536.*lower model.dim" \
+        --config "$src/jobs/quickstart.ini" --set model.dim=65536 --set model.heads=1 --run-dir run
+    grep -qi "mpi_abort" err.txt && fail "a model larger than memory: the MPI abort banner"
     [ -e run ] && fail "a failed configuration still created the run directory"
     "$dist" --help > help.txt || fail "--help exit status"
     grep -q -- "--help-config" help.txt || fail "--help does not mention --help-config"

@@ -1,6 +1,13 @@
 /* test_trainer_config: the configuration of lawt_dist (keys, errors naming file, line and key,
- * overrides, aliases, the resolved text round trip) and the learning-rate schedules. */
+ * overrides, aliases, the resolved text round trip), files it must refuse (a directory, a NUL
+ * byte, an over-long line, a key or section given twice, counts that overflow), the allowed
+ * ranges --help-config prints against what each key really accepts, and the learning-rate
+ * schedules. */
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/test.h"
 #include "trainer/trainer.h"
@@ -74,7 +81,7 @@ static void test_errors(void)
     CHECK(err_has("not an integer"));
     CHECK(parse(&cfg, "[train]\nschedule = linear\n") < 0);
     CHECK(err_has("cosine|constant|inverse_sqrt"));
-    CHECK(parse(&cfg, "[data]\ntask = transpose\ntask = invert\n") < 0);
+    CHECK(parse(&cfg, "[data]\ndim = 5\ntask = invert\n") < 0);
     CHECK(err_has("test.ini:3:") && err_has("[data] task = 'invert'") && err_has("inversion"));
     CHECK(parse(&cfg, "[data]\nencoding = P7\n") < 0);
     CHECK(err_has("test.ini:2:") && err_has("FP15"));
@@ -100,6 +107,192 @@ static void test_errors(void)
     CHECK(err_has("--set train.nope=1") && err_has("unknown key 'nope'"));
     CHECK(config_set_assignment(&cfg, "model.enc_layers=6", err, sizeof err) == 0);
     CHECK(cfg.enc_layers == 6);
+}
+
+/* A file with the given bytes (NULs included), parsed. */
+static int parse_bytes(trainer_config *cfg, const char *bytes, size_t n)
+{
+    char path[] = "/tmp/lawt-test-config-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0 || write(fd, bytes, n) != (ssize_t)n) {
+        perror("test file");
+        exit(1);
+    }
+    close(fd);
+    config_init(cfg);
+    err[0] = '\0';
+    int rc = config_parse_file(cfg, path, err, sizeof err);
+    unlink(path);
+    return rc;
+}
+
+/* Issue 11: files that were accepted and should not be, and indented keys. */
+static void test_refused_files(void)
+{
+    static trainer_config cfg;
+    config_init(&cfg);
+    CHECK(config_parse_file(&cfg, "/tmp", err, sizeof err) < 0);
+    CHECK(err_has("/tmp: is a directory"));
+
+    static const char nul[] = "[model]\nenc_layers = 2\n\ndec_layers = 1\0 3\n";
+    CHECK(parse_bytes(&cfg, nul, sizeof nul - 1) < 0);
+    CHECK(err_has(":4: NUL byte at column 15"));
+
+    /* The longest line inih takes is accepted; one more character is refused at its own line
+     * (it used to be cut, its rest read as the next line). */
+    char text[1024];
+    int n = snprintf(text, sizeof text, "[run]\ndir = ");
+    while (n < 6 + 198) text[n++] = 'd';
+    snprintf(text + n, sizeof text - (size_t)n, "\n[eval]\nsize = 7\n");
+    CHECK(parse(&cfg, text) == 0 && strlen(cfg.dir) == 198 - 6 && cfg.eval_size == 7);
+    n = snprintf(text, sizeof text, "[run]\n; a comment\n; ");
+    while (n < 6 + 12 + 199) text[n++] = 'c';
+    snprintf(text + n, sizeof text - (size_t)n, "\n[eval]\nsize = 7\n");
+    CHECK(parse(&cfg, text) < 0);
+    CHECK(err_has("test.ini:3: line of 199 characters; lines are at most 198"));
+
+    /* The resolved text must parse back: "dir =x..." fits a line, "dir = x..." would not
+     * (found by fuzz_config); --set values that inih would cut or strip. */
+    n = snprintf(text, sizeof text, "[run]\ndir =");
+    while (n < 6 + 198) text[n++] = 'd';
+    text[n] = '\0';
+    CHECK(parse(&cfg, text) < 0);
+    CHECK(err_has("test.ini:2: [run] dir = 'ddd") && err_has("must fit in a line of 198"));
+    config_init(&cfg);
+    CHECK(config_set_assignment(&cfg, "run.dir=runs/a ;b", err, sizeof err) < 0);
+    CHECK(err_has("would start a comment"));
+    CHECK(parse(&cfg, "[run]\ndir =;x\n") < 0); /* inih keeps ";x"; "dir = ;x" would be empty */
+    CHECK(err_has("test.ini:2:") && err_has("would start a comment"));
+    CHECK(config_set_assignment(&cfg, "run.dir=runs/a\n[train]", err, sizeof err) < 0);
+    CHECK(err_has("control character (code 10)"));
+    CHECK(config_set_assignment(&cfg, "run.dir=runs/a ", err, sizeof err) < 0);
+    CHECK(err_has("blanks around a value"));
+    CHECK(config_set_assignment(&cfg, "run.dir=runs/a;b c", err, sizeof err) == 0);
+
+    /* Leading blanks: an indented key is a key, not a continuation of the previous value. */
+    CHECK(parse(&cfg, "[data]\n  task = add\n[model]\nheads = 1\n\t dim = 3\n") == 0);
+    CHECK(cfg.data.tasks[0] == TASK_ADD && cfg.enc_dim == 3 && cfg.dec_dim == 3);
+    CHECK(parse(&cfg, "[model]\r\nenc_layers = 2\r\n") == 0 && cfg.enc_layers == 2);
+    CHECK(parse(&cfg, "\xEF\xBB\xBF[model]\nenc_layers = 2\n[model]\n") < 0);
+    CHECK(err_has("test.ini:3: section [model] given twice (lines 1 and 3)"));
+    CHECK(parse(&cfg, "\xEF\xBB\xBF  [model]\nenc_layers = 5\n") == 0 && cfg.enc_layers == 5);
+
+    CHECK(parse(&cfg, "[model]\ndim = 64\n; again\n dim = 32\n") < 0);
+    CHECK(err_has("test.ini:4: [model] dim given twice (lines 2 and 4)"));
+    CHECK(parse(&cfg, "[train]\nlr = 1e-3\n[model]\ndim = 64\n[train]\nepochs = 3\n") < 0);
+    CHECK(err_has("test.ini:5: section [train] given twice (lines 1 and 5)"));
+    /* An alias then one of its keys is the documented override, not a duplicate. */
+    CHECK(parse(&cfg, "[model]\nlayers = 2\nenc_layers = 3\n") == 0 && cfg.enc_layers == 3);
+    /* --set still overrides a file's value. */
+    CHECK(config_set_assignment(&cfg, "model.enc_layers=4", err, sizeof err) == 0 &&
+          cfg.enc_layers == 4);
+
+    /* Steps and examples must fit the trainer's 64-bit counters. */
+    CHECK(parse(&cfg, "[train]\nepoch_size = 1000000000000000000\nepochs = 1000000000\n") < 0);
+    CHECK(err_has("epoch_size = 1000000000000000000 x epochs = 1000000000") &&
+          err_has("overflow"));
+    CHECK(parse(&cfg, "[train]\nepoch_size = 9223372036854775807\nepochs = 1\n") < 0);
+    CHECK(err_has("train.epoch_size or train.epochs"));
+    CHECK(parse(&cfg, "[train]\nepoch_size = 100000000000000000\nepochs = 90\n") == 0);
+    CHECK(parse(&cfg, "[eval]\nsize = 9000000000000000000\n[train]\nepochs = 2\n") < 0);
+    CHECK(err_has("[eval] size"));
+
+    /* A model that cannot fit in memory is refused before any allocation, its keys named. */
+    CHECK(parse(&cfg, "") == 0 && config_check_memory(&cfg, 1, err, sizeof err) == 0);
+    CHECK(parse(&cfg, "[model]\ndim = 65536\nheads = 1\n") == 0);
+    CHECK(config_check_memory(&cfg, 1, err, sizeof err) < 0);
+    CHECK(err_has("enc_dim = 65536, dec_dim = 65536") && err_has("bytes") &&
+          err_has("lower model.dim"));
+    CHECK(parse(&cfg, "[model]\ndim = 64\nheads = 1\n[train]\nbatch_size = 16000000\n") == 0);
+    CHECK(config_check_memory(&cfg, 1, err, sizeof err) < 0);
+    CHECK(err_has("16000000 examples") && err_has("lower train.batch_size"));
+}
+
+static int accepts(const char *key, const char *value)
+{
+    static trainer_config cfg;
+    char assignment[256], why[1024];
+    snprintf(assignment, sizeof assignment, "%s=%s", key, value);
+    config_init(&cfg);
+    return config_set_assignment(&cfg, assignment, why, sizeof why) == 0;
+}
+
+/* What a key accepts at the ends of its range, against the range --help-config prints. */
+static void expect_end(const char *key, const char *allowed, double v, int in)
+{
+    char value[64];
+    snprintf(value, sizeof value, "%.17g", v);
+    int got = accepts(key, value);
+    CHECK_MSG(got == in, "%s = %s is %s, but --help-config says \"%s\"", key, value,
+              got ? "accepted" : "refused", allowed);
+}
+
+/* Inside an open end: the next double, or a small number past 0 (the next double after 0 is
+ * a denormal that strtod reports as an underflow). */
+static double inside(double end, double toward)
+{
+    if (end == 0) return toward > 0 ? 1e-300 : -1e-300;
+    return nextafter(end, toward);
+}
+
+static void test_allowed_text_matches_check(void)
+{
+    char *table = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&table, &size);
+    config_print_help(f, 1);
+    fclose(f);
+    int numeric = 0;
+    for (char *line = strtok(table, "\n"); line; line = strtok(NULL, "\n")) {
+        char key[64], allowed[512];
+        if (sscanf(line, "| `%63[^`]`", key) != 1) continue;
+        char *a = strstr(line, " | "), *b = a ? strstr(a + 1, " | ") : NULL;
+        char *c = b ? strstr(b + 1, " | ") : NULL;
+        if (!c) continue;
+        snprintf(allowed, sizeof allowed, "%.*s", (int)(c - b - 3), b + 3);
+        double lo, hi;
+        char open_lo, close_hi;
+        if (strcmp(allowed, "integer in [0, 2^64)") == 0) {
+            CHECK(accepts(key, "0") && accepts(key, "18446744073709551615"));
+            CHECK(!accepts(key, "18446744073709551616") && !accepts(key, "-1") &&
+                  !accepts(key, " -1"));
+        } else if (sscanf(allowed, "integer in [%lf, %lf]", &lo, &hi) == 2) {
+            expect_end(key, allowed, lo, 1);
+            expect_end(key, allowed, lo - 1, 0);
+            expect_end(key, allowed, hi, 1);
+            expect_end(key, allowed, hi + 1, 0);
+        } else if (sscanf(allowed, "integer >= %lf", &lo) == 1) {
+            expect_end(key, allowed, lo, 1);
+            expect_end(key, allowed, lo - 1, 0);
+            CHECK_MSG(accepts(key, "9223372036854775807"), "%s: the largest long", key);
+        } else if (sscanf(allowed, "number in %c%lf, %lf%c", &open_lo, &lo, &hi, &close_hi) == 4) {
+            expect_end(key, allowed, lo, open_lo == '[');
+            expect_end(key, allowed, inside(lo, open_lo == '[' ? -INFINITY : INFINITY),
+                       open_lo == '(');
+            expect_end(key, allowed, hi, close_hi == ']');
+            expect_end(key, allowed, inside(hi, close_hi == ']' ? INFINITY : -INFINITY),
+                       close_hi == ')');
+        } else if (sscanf(allowed, "number >= %lf", &lo) == 1) {
+            expect_end(key, allowed, lo, 1);
+            expect_end(key, allowed, inside(lo, -INFINITY), 0);
+            expect_end(key, allowed, 1e300, 1);
+        } else if (sscanf(allowed, "number > %lf", &lo) == 1) {
+            expect_end(key, allowed, lo, 0);
+            expect_end(key, allowed, inside(lo, INFINITY), 1);
+        } else {
+            continue;
+        }
+        numeric++;
+    }
+    free(table);
+    CHECK_MSG(numeric >= 20, "only %d numeric keys found in --help-config --markdown", numeric);
+    /* [data] keys are checked by datagen, their allowed text written by hand. */
+    CHECK(accepts("data.dim", "1") && accepts("data.dim", "100") && accepts("data.dim", "5-100"));
+    CHECK(!accepts("data.dim", "0") && !accepts("data.dim", "101") && !accepts("data.dim", "6-5"));
+    CHECK(accepts("data.bound", "0.5") && !accepts("data.bound", "0"));
+    CHECK(accepts("data.eig_scale", "2") && !accepts("data.eig_scale", "0"));
+    CHECK(accepts("data.noise", "0") && !accepts("data.noise", "-0.01"));
+    CHECK(accepts("data.task_token", "1") && !accepts("data.task_token", "2"));
 }
 
 /* The resolved text parses back to the same configuration and the same text. */
@@ -138,11 +331,11 @@ static void test_schedule(void)
 static void test_data_order(void)
 {
     trainer_config cfg;
-    CHECK(parse(&cfg, "[data]\ntask = add,matmul\ntask = add\n") == 0);
-    CHECK(cfg.data.ntasks == 1 && cfg.data.task_token == 0);
+    CHECK(parse(&cfg, "[data]\ntask = add,matmul\n") == 0);
+    CHECK(cfg.data.ntasks == 2 && cfg.data.task_token == 1);
     CHECK(parse(&cfg, "[data]\ntask_token = 1\ntask = add\n") == 0 && cfg.data.task_token == 1);
     CHECK(parse(&cfg, "[data]\ntask_token = 0\ntask = add,matmul\n") < 0 && err_has("task_token"));
-    CHECK(parse(&cfg, "[data]\ndim2 = 3\ntask = add\ndim2 =\nlaw =\n") == 0);
+    CHECK(parse(&cfg, "[data]\ntask = add\ndim2 =\nlaw =\n") == 0);
     CHECK(cfg.data.cols_max == 0 && cfg.data.law == COEF_UNIFORM); /* empty: the default */
     CHECK(parse(&cfg, "[data]\ndim = 0\n") < 0 && err_has("test.ini:2") && err_has("dim"));
 }
@@ -153,6 +346,8 @@ int main(void)
     test_defaults();
     test_values();
     test_errors();
+    test_refused_files();
+    test_allowed_text_matches_check();
     test_round_trip();
     test_schedule();
     return test_report("test_trainer_config");

@@ -3,22 +3,27 @@
  * come from it. INI files are read with inih. */
 #include "trainer/trainer.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "encoding/encoding.h"
 #include "model/model.h"
 
 typedef enum {
     KEY_INT,        /* int field in [min, max] */
-    KEY_LONG,       /* long field in [min, max] */
+    KEY_LONG,       /* long field in [min, max]; max >= BIG: no maximum */
     KEY_SEED,       /* uint64_t field */
-    KEY_REAL,       /* double field in [min, max] (or (min, max] when open_min) */
+    KEY_REAL,       /* double field in [min, max], ends excluded as `open` says; max >= BIG:
+                       no maximum */
     KEY_CHOICE,     /* int field: the index of the value in choices "a|b|c" */
     KEY_TEXT,       /* char[CONFIG_TEXT_MAX] field, any text */
     KEY_ENCODING,   /* char[CONFIG_TEXT_MAX] field, an encoding name (or empty when allowed) */
@@ -33,7 +38,7 @@ typedef struct {
     const char *default_value;
     size_t offset; /* of the field in trainer_config */
     double min, max;
-    int open_min;
+    int open; /* KEY_REAL: OPEN_MIN and/or OPEN_MAX, the ends the interval excludes */
     /* KEY_CHOICE: "a|b|c", made from the enumeration's table (ENUM_NAME_PIPED), so that
      * the index of a name is its value; KEY_ALIAS: "key1,key2"; KEY_ENCODING: non-NULL when
      * empty is allowed. */
@@ -42,6 +47,7 @@ typedef struct {
 } config_key;
 
 ENUM_TABLE_DEFINE(LR_SCHEDULE_TABLE, LR_SCHEDULES);
+enum { OPEN_MIN = 1, OPEN_MAX = 2 };
 
 #define F(field) offsetof(trainer_config, field)
 #define BIG 1e18
@@ -87,7 +93,7 @@ static const config_key KEYS[] = {
      "Epochs of the run; the learning-rate schedule spans all of them."},
     {"train", "max_steps", KEY_LONG, "0", F(max_steps), 0, BIG, 0, NULL,
      "Stop after this optimizer step (0: no limit); the schedule is unchanged."},
-    {"train", "lr", KEY_REAL, "1e-4", F(lr), 0, 1, 1, NULL, "Peak learning rate (Adam)."},
+    {"train", "lr", KEY_REAL, "1e-4", F(lr), 0, 1, OPEN_MIN, NULL, "Peak learning rate (Adam)."},
     {"train", "warmup", KEY_LONG, "10000", F(warmup), 0, BIG, 0, NULL,
      "Steps of linear warm-up from 0 to lr."},
     {"train", "schedule", KEY_CHOICE, "cosine", F(schedule), 0, 0, 0,
@@ -97,9 +103,9 @@ static const config_key KEYS[] = {
      "Floor of the cosine schedule."},
     {"train", "clip", KEY_REAL, "5", F(clip), 0, BIG, 0, NULL,
      "Gradient-norm clipping threshold (0: none)."},
-    {"train", "beta1", KEY_REAL, "0.9", F(beta1), 0, 0.999999, 0, NULL, "Adam beta1."},
-    {"train", "beta2", KEY_REAL, "0.999", F(beta2), 0, 0.999999999, 0, NULL, "Adam beta2."},
-    {"train", "eps", KEY_REAL, "1e-8", F(eps), 0, 1, 1, NULL, "Adam epsilon."},
+    {"train", "beta1", KEY_REAL, "0.9", F(beta1), 0, 1, OPEN_MAX, NULL, "Adam beta1."},
+    {"train", "beta2", KEY_REAL, "0.999", F(beta2), 0, 1, OPEN_MAX, NULL, "Adam beta2."},
+    {"train", "eps", KEY_REAL, "1e-8", F(eps), 0, 1, OPEN_MIN, NULL, "Adam epsilon."},
     {"train", "threads", KEY_INT, "1", F(threads), 1, 1024, 0, NULL,
      "CPU threads per rank (the model's thread pool); runs with the same count are "
      "reproducible bit for bit."},
@@ -178,8 +184,11 @@ static void describe_allowed(const config_key *k, char *buf, size_t cap)
         break;
     case KEY_SEED: snprintf(buf, cap, "integer in [0, 2^64)"); break;
     case KEY_REAL:
-        if (k->max >= BIG) snprintf(buf, cap, "number %s %g", k->open_min ? ">" : ">=", k->min);
-        else snprintf(buf, cap, "number in %s%g, %g]", k->open_min ? "(" : "[", k->min, k->max);
+        if (k->max >= BIG)
+            snprintf(buf, cap, "number %s %g", k->open & OPEN_MIN ? ">" : ">=", k->min);
+        else
+            snprintf(buf, cap, "number in %s%g, %g%s", k->open & OPEN_MIN ? "(" : "[", k->min,
+                     k->max, k->open & OPEN_MAX ? ")" : "]");
         break;
     case KEY_CHOICE: snprintf(buf, cap, "%s", k->choices); break;
     case KEY_TEXT: snprintf(buf, cap, "text"); break;
@@ -258,6 +267,37 @@ static int parse_tolerances(const char *s, double *tol, int *ntol)
     return 0;
 }
 
+/* The resolved configuration (config_to_ini) is parsed again by every rank and from every
+ * checkpoint: a value must come back from its line "name = value" unchanged. A value from a
+ * file always does, unless its line got longer (a blank added after '='); one from --set may
+ * hold what inih would strip or cut. Returns 0, or 1 with the reason in why. */
+static int unwritable_value(const char *name, const char *value, char *why, size_t cap)
+{
+    size_t len = strlen(value);
+    if (strlen(name) + 3 + len > INI_MAX_LINE - 2) {
+        snprintf(why, cap, "\"%s = VALUE\" must fit in a line of %d characters", name,
+                 INI_MAX_LINE - 2);
+        return 1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if (c < 0x20 || c == 0x7f) {
+            snprintf(why, cap, "a control character (code %d) in a value", c);
+            return 1;
+        }
+        if (c == ';' && (i == 0 || value[i - 1] == ' ')) { /* written after "name = " */
+            snprintf(why, cap, "a ';' first or after a blank would start a comment in the INI "
+                     "file");
+            return 1;
+        }
+    }
+    if (len > 0 && (value[0] == ' ' || value[len - 1] == ' ')) {
+        snprintf(why, cap, "blanks around a value are dropped in the INI file");
+        return 1;
+    }
+    return 0;
+}
+
 /* Checks value against key k and stores it (text and typed field). */
 static int set_key(trainer_config *cfg, int k, const char *value, const value_source *src,
                    char *err, size_t errcap)
@@ -268,6 +308,9 @@ static int set_key(trainer_config *cfg, int k, const char *value, const value_so
     if (strlen(value) >= CONFIG_TEXT_MAX)
         return fail(err, errcap, src, "[%s] %s: value longer than %d characters", key->section,
                     key->name, CONFIG_TEXT_MAX - 1);
+    char why[128];
+    if (unwritable_value(key->name, value, why, sizeof why))
+        return fail(err, errcap, src, "[%s] %s = '%s': %s", key->section, key->name, value, why);
 #define BAD_VALUE(why)                                                                        \
     fail(err, errcap, src, "[%s] %s = '%s': %s; allowed: %s", key->section, key->name, value, \
          why, allowed)
@@ -277,7 +320,7 @@ static int set_key(trainer_config *cfg, int k, const char *value, const value_so
     case KEY_LONG: {
         long v;
         if (parse_long(value, &v)) return BAD_VALUE("not an integer");
-        if (v < key->min || v > key->max) return BAD_VALUE("out of range");
+        if (v < key->min || (key->max < BIG && v > key->max)) return BAD_VALUE("out of range");
         if (key->type == KEY_INT) *(int *)field = (int)v;
         else *(long *)field = v;
         break;
@@ -286,7 +329,7 @@ static int set_key(trainer_config *cfg, int k, const char *value, const value_so
         char *end;
         errno = 0;
         unsigned long long v = strtoull(value, &end, 10);
-        if (errno || end == value || *end != '\0' || value[0] == '-')
+        if (errno || !isdigit((unsigned char)value[0]) || *end != '\0')
             return BAD_VALUE("not an unsigned integer");
         *(uint64_t *)field = (uint64_t)v;
         break;
@@ -294,7 +337,8 @@ static int set_key(trainer_config *cfg, int k, const char *value, const value_so
     case KEY_REAL: {
         double v;
         if (parse_double(value, &v)) return BAD_VALUE("not a number");
-        if (v < key->min || (key->open_min && v == key->min) || v > key->max)
+        if (v < key->min || (key->open & OPEN_MIN && v == key->min) ||
+            (key->max < BIG && (v > key->max || (key->open & OPEN_MAX && v == key->max))))
             return BAD_VALUE("out of range");
         *(double *)field = v;
         break;
@@ -387,60 +431,140 @@ void config_init(trainer_config *cfg)
             lawt_die("built-in default rejected (a bug in trainer/config.c): %s", err);
 }
 
-/* inih hands the handler no line number in Debian's build, so the reader counts lines. */
+/* inih does the INI syntax. Our reader hands it one physical line a call, so that inih's line
+ * count is the file's, and refuses what inih would silently mangle: a NUL byte (the rest of
+ * the line would vanish), a line longer than inih's buffer (inih would read its rest as the
+ * next line). It passes each line without its leading blanks: Debian builds inih with
+ * INI_ALLOW_MULTILINE, which reads an indented line as the continuation of the previous value;
+ * here an indented "dim = 3" is a key like any other. A section header or a key given twice in
+ * one text is refused with both lines (the last one winning silently would hide a mistake);
+ * --set, a later source, overrides a file's value as documented. */
+#define INI_SECTIONS_TRACKED 32
+
 typedef struct {
     trainer_config *cfg;
     value_source src;
     FILE *file;         /* read from a file, or ... */
     const char *text;   /* ... from a string */
-    int next_line;      /* line number of the next chunk the reader returns */
+    int next_line;      /* line number of the next line the reader returns */
+    int max_line;       /* longest line inih takes (its buffer, newline excluded) */
     char *err;
     size_t errcap;
-    int failed_line; /* of the first value rejected (0: none) */
+    int failed;         /* line whose refusal err holds; 0: none */
+    int key_line[CONFIG_MAX_KEYS]; /* line that set each key in this text; 0: none */
+    char section[INI_SECTIONS_TRACKED][64];
+    int section_line[INI_SECTIONS_TRACKED];
+    int nsections;
 } ini_reader_state;
 
-static char *count_lines_reader(char *str, int num, void *stream)
+static int next_char(ini_reader_state *st)
+{
+    if (st->file) return getc(st->file);
+    return *st->text ? (unsigned char)*st->text++ : EOF;
+}
+
+/* A [section] header: refused when the section was already opened in this text. */
+static int note_section(ini_reader_state *st, const char *line)
+{
+    st->src.section_line = st->src.line;
+    size_t len = strcspn(line + 1, "]\n");
+    /* Longer than any known section: refused as unknown at its first key. */
+    if (len >= sizeof st->section[0]) return 0;
+    char name[sizeof st->section[0]];
+    memcpy(name, line + 1, len);
+    name[len] = '\0';
+    for (int i = 0; i < st->nsections; i++)
+        if (strcmp(st->section[i], name) == 0)
+            return fail(st->err, st->errcap, &st->src, "section [%s] given twice (lines %d and %d); "
+                        "put its keys under one [%s]", name, st->section_line[i], st->src.line, name);
+    if (st->nsections < INI_SECTIONS_TRACKED) {
+        memcpy(st->section[st->nsections], name, len + 1);
+        st->section_line[st->nsections++] = st->src.line;
+    }
+    return 0;
+}
+
+static char *line_reader(char *str, int num, void *stream)
 {
     ini_reader_state *st = stream;
-    char *got = NULL;
-    if (st->file) {
-        got = fgets(str, num, st->file);
-    } else if (*st->text) {
-        int n = 0;
-        while (n < num - 1 && st->text[n] && (n == 0 || st->text[n - 1] != '\n')) n++;
-        memcpy(str, st->text, (size_t)n);
-        str[n] = '\0';
-        st->text += n;
-        got = str;
+    if (st->failed || num < 3) return NULL;
+    st->max_line = num - 2; /* the newline and the terminating NUL take the rest */
+    size_t n = 0, len = 0; /* characters kept in str; characters after the leading blanks */
+    long nul_column = 0, column = 0;
+    int c, last = 0, any = 0;
+    while ((c = next_char(st)) != EOF) {
+        any = 1;
+        if (c == '\n') break;
+        column++;
+        if (c == '\0' && nul_column == 0) nul_column = column;
+        if (len == 0 && (c == ' ' || c == '\t')) continue;
+        len++;
+        last = c;
+        if (n < (size_t)st->max_line + 1) str[n++] = (char)c;
     }
-    if (got) {
-        st->src.line = st->next_line;
-        if (got[strspn(got, " \t")] == '[') st->src.section_line = st->src.line;
-        if (strchr(got, '\n')) st->next_line++;
+    if (!any) return NULL;
+    st->src.line = st->next_line++;
+    if (nul_column) {
+        fail(st->err, st->errcap, &st->src, "NUL byte at column %ld: not a text file?", nul_column);
+        st->failed = st->src.line;
+        return NULL;
     }
-    return got;
+    if (last == '\r') { /* a CRLF line end */
+        len--;
+        if (n > len) n = len;
+    }
+    if (len > (size_t)st->max_line) {
+        fail(st->err, st->errcap, &st->src, "line of %zu characters; lines are at most %d",
+             len, st->max_line);
+        st->failed = st->src.line;
+        return NULL;
+    }
+    str[n++] = '\n';
+    str[n] = '\0';
+    /* A UTF-8 byte-order mark (inih skips it too) and the blanks after it. */
+    if (st->src.line == 1 && strncmp(str, "\xEF\xBB\xBF", 3) == 0) {
+        size_t skip = 3 + strspn(str + 3, " \t");
+        memmove(str, str + skip, n + 1 - skip);
+    }
+    if (str[0] == '[' && note_section(st, str)) {
+        st->failed = st->src.line;
+        return NULL;
+    }
+    return str;
 }
 
 static int ini_handler_set(void *user, const char *section, const char *name, const char *value)
 {
     ini_reader_state *st = user;
-    if (st->failed_line) return 0;
-    if (set_by_name(st->cfg, section, name, value, &st->src, st->err, st->errcap)) {
-        st->failed_line = st->src.line;
+    if (st->failed) return 0;
+    int k = find_key(section, name);
+    if (k >= 0 && st->key_line[k]) {
+        fail(st->err, st->errcap, &st->src, "[%s] %s given twice (lines %d and %d); a key appears "
+             "once in a file (--set overrides it)", section, name, st->key_line[k], st->src.line);
+        st->failed = st->src.line;
         return 0;
     }
+    if (set_by_name(st->cfg, section, name, value, &st->src, st->err, st->errcap)) {
+        st->failed = st->src.line;
+        return 0;
+    }
+    if (k >= 0) st->key_line[k] = st->src.line;
     return 1;
 }
 
 static int parse_stream(ini_reader_state *st)
 {
-    /* inih returns the line of the first error, a syntax error or a rejected value. */
-    int rc = ini_parse_stream(count_lines_reader, st, ini_handler_set, st);
-    if (rc > 0 && rc == st->failed_line) return -1;
+    /* inih returns the line of its first error: a syntax error, or a line the handler refused
+     * (err says why); the earlier of that and a line the reader refused is reported. */
+    int rc = ini_parse_stream(line_reader, st, ini_handler_set, st);
+    if (st->file && ferror(st->file))
+        return fail(st->err, st->errcap, &st->src, "cannot read the configuration: %s",
+                    strerror(errno));
+    if (st->failed && !(rc > 0 && rc < st->failed)) return -1;
     if (rc > 0) {
         value_source at = {st->src.origin, rc, 0};
         return fail(st->err, st->errcap, &at, "syntax error: expected [section], key = value, or "
-                    "a comment (; or #); lines are at most %d characters", INI_MAX_LINE - 2);
+                    "a comment (; or #)");
     }
     if (rc < 0) return fail(st->err, st->errcap, &st->src, "cannot read the configuration");
     return 0;
@@ -453,7 +577,14 @@ int config_parse_file(trainer_config *cfg, const char *path, char *err, size_t e
         snprintf(err, errcap, "%s: cannot open the configuration: %s", path, strerror(errno));
         return -1;
     }
-    ini_reader_state st = {cfg, {path, 0, 0}, f, NULL, 1, err, errcap, 0};
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(err, errcap, "%s: is a directory, not a configuration file", path);
+        fclose(f);
+        return -1;
+    }
+    ini_reader_state st = {.cfg = cfg, .src = {path, 0, 0}, .file = f, .next_line = 1,
+                           .err = err, .errcap = errcap};
     int rc = parse_stream(&st);
     fclose(f);
     return rc;
@@ -462,7 +593,8 @@ int config_parse_file(trainer_config *cfg, const char *path, char *err, size_t e
 int config_parse_string(trainer_config *cfg, const char *text, const char *origin, char *err,
                         size_t errcap)
 {
-    ini_reader_state st = {cfg, {origin, 0, 0}, NULL, text, 1, err, errcap, 0};
+    ini_reader_state st = {.cfg = cfg, .src = {origin, 0, 0}, .text = text, .next_line = 1,
+                           .err = err, .errcap = errcap};
     return parse_stream(&st);
 }
 
@@ -510,7 +642,59 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
     if (cfg->schedule == SCHEDULE_COSINE && cfg->lr_min > cfg->lr)
         return fail(err, errcap, &src, "[train] lr_min = %g is above lr = %g", cfg->lr_min,
                     cfg->lr);
+    /* The trainer counts steps, examples (step x batch_size) and test examples (eval.size an
+     * evaluation, at most one an epoch plus the last) in 64-bit integers. */
+    long steps_per_epoch = (cfg->epoch_size - 1) / cfg->batch_size + 1, total_steps, examples,
+         test_examples;
+    if (__builtin_mul_overflow(steps_per_epoch, (long)cfg->epochs, &total_steps) ||
+        __builtin_mul_overflow(total_steps, (long)cfg->batch_size, &examples) ||
+        examples > LONG_MAX - cfg->batch_size)
+        return fail(err, errcap, &src, "[train] epoch_size = %ld x epochs = %d: the run's "
+                    "examples (rounded up to whole batches of %d) overflow a 64-bit counter; "
+                    "lower train.epoch_size or train.epochs", cfg->epoch_size, cfg->epochs,
+                    cfg->batch_size);
+    if (__builtin_mul_overflow(cfg->eval_size, (long)cfg->epochs + 1, &test_examples))
+        return fail(err, errcap, &src, "[eval] size = %ld x (train.epochs = %d + 1) evaluations: "
+                    "the test examples overflow a 64-bit counter; lower eval.size",
+                    cfg->eval_size, cfg->epochs);
     return 0;
+}
+
+int config_check_memory(const trainer_config *cfg, int ranks, char *err, size_t errcap)
+{
+    value_source src = {"configuration", 0, 0};
+    lawt_encoding in, out;
+    encoding_from_name(cfg->encoding, &in);
+    encoding_from_name(cfg->out_encoding[0] ? cfg->out_encoding : cfg->encoding, &out);
+    lawt_vocab vin, vout;
+    vocab_init(&vin, &in);
+    vocab_init(&vout, &out);
+    int src_len = datagen_max_src_len(&cfg->data, &in), tgt_len = datagen_max_tgt_len(&cfg->data, &out);
+    model_config mc = {cfg->enc_layers, cfg->dec_layers, cfg->enc_dim, cfg->dec_dim,
+                       cfg->enc_heads, cfg->dec_heads, vin.size, vout.size,
+                       src_len > tgt_len ? src_len : tgt_len};
+    vocab_free(&vin);
+    vocab_free(&vout);
+    int local_batch = cfg->batch_size / (ranks > 0 ? ranks : 1);
+    int max_batch = local_batch > cfg->eval_batch ? local_batch : cfg->eval_batch;
+    double state, activations;
+    model_memory_need(&mc, max_batch, &state, &activations);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double memory = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    if (memory == 0 || state + activations <= memory) return 0;
+    const double gb = 1e9;
+    return fail(err, errcap, &src,
+                "the model cannot fit in this machine's %.1f GB of memory: it needs at least "
+                "%.0f bytes (%.1f GB): %.1f GB for its %zu parameters x 16 bytes (weights, "
+                "gradients, both Adam moments: [model] enc_dim = %d, dec_dim = %d, enc_layers = "
+                "%d, dec_layers = %d, vocabularies %d and %d) and %.1f GB of activations (%d "
+                "examples, the larger of train.batch_size / %d ranks and eval.batch_size, of up to "
+                "%d tokens from [data] dim); lower %s",
+                memory / gb, state + activations, (state + activations) / gb, state / gb,
+                model_param_count(&mc), mc.enc_dim, mc.dec_dim, mc.enc_layers, mc.dec_layers,
+                mc.vocab_in, mc.vocab_out, activations / gb, max_batch, ranks, mc.max_len,
+                state > activations ? "model.dim (enc_dim, dec_dim) or the layers"
+                                    : "train.batch_size or eval.batch_size");
 }
 
 char *config_to_ini(const trainer_config *cfg)

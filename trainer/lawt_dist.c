@@ -150,7 +150,7 @@ static int resolve_config(const cli_args *a, int ranks, trainer_config *cfg, cha
                  cfg->batch_size, ranks);
         return -1;
     }
-    return 0;
+    return config_check_memory(cfg, ranks, err, errcap);
 }
 
 int main(int argc, char **argv)

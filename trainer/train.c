@@ -483,10 +483,9 @@ static void resume(run_state *r, const char *path)
     checkpoint_meta meta;
     if (checkpoint_read_meta(path, &meta, err, sizeof err)) comm_abort(r->comm, 1, "%s", err);
     if (checkpoint_load(path, r->model, 1, err, sizeof err)) comm_abort(r->comm, 1, "%s", err);
-    if (meta.examples_seen != meta.step * (long)r->cfg->batch_size)
-        comm_abort(r->comm, 1, "%s: %ld examples in %ld steps: train.batch_size must stay %ld "
-                   "to resume", path, meta.examples_seen, meta.step,
-                   meta.step ? meta.examples_seen / meta.step : 0);
+    if (checkpoint_check_progress(path, &meta, r->cfg->batch_size, r->steps_per_epoch,
+                                  r->total_steps, err, sizeof err))
+        comm_abort(r->comm, 1, "%s", err);
     r->step = meta.step;
     r->test_index = meta.test_index;
     r->lr = meta.lr;

@@ -95,6 +95,11 @@ int config_parse_string(trainer_config *cfg, const char *text, const char *origi
 /* "section.key=value", as given to --set. */
 int config_set_assignment(trainer_config *cfg, const char *assignment, char *err, size_t errcap);
 int config_finish(trainer_config *cfg, char *err, size_t errcap);
+/* Refuses a configuration whose model (parameters, gradients, Adam moments and activations for
+ * the per-rank batch) cannot fit in this machine's physical memory, before anything is
+ * allocated: the message gives the bytes needed and the keys that set them. After
+ * config_finish. */
+int config_check_memory(const trainer_config *cfg, int ranks, char *err, size_t errcap);
 /* The resolved INI text (malloc'd). */
 char *config_to_ini(const trainer_config *cfg);
 /* The table of every key: type, default, allowed values, meaning. markdown: as the table of
