@@ -26,7 +26,7 @@ static void test_defaults(void)
 {
     trainer_config cfg;
     CHECK(parse(&cfg, "") == 0);
-    CHECK(cfg.batch_size == 64);
+    CHECK(cfg.batch_size == 0 && cfg.batch_per_rank == 0); /* 64 once resolved */
     CHECK(cfg.epoch_size == 300000);
     CHECK(cfg.lr == 1e-4 && cfg.lr_min == 1e-5 && cfg.warmup == 10000);
     CHECK(cfg.schedule == SCHEDULE_COSINE && cfg.clip == 5.0);
@@ -134,6 +134,27 @@ static void test_schedule(void)
     CHECK_CLOSE(schedule_lr(&cfg, 50, total), 5e-4, 1e-15);
 }
 
+/* train.batch_size or train.batch_per_rank, settled for a number of ranks. */
+static void test_batch_resolution(void)
+{
+    trainer_config cfg;
+    CHECK(parse(&cfg, "") == 0 && config_resolve_batch(&cfg, 4, err, sizeof err) == 0);
+    CHECK(cfg.batch_size == 64);
+    CHECK(parse(&cfg, "[train]\nbatch_per_rank = 64\n") == 0);
+    CHECK(config_resolve_batch(&cfg, 4, err, sizeof err) == 0);
+    CHECK(cfg.batch_size == 256 && cfg.batch_per_rank == 0);
+    /* the resolved text is the global batch, as a checkpoint keeps it */
+    char *text = config_to_ini(&cfg);
+    CHECK(strstr(text, "batch_size = 256") && strstr(text, "batch_per_rank = 0"));
+    free(text);
+    CHECK(parse(&cfg, "[train]\nbatch_per_rank = 4\nbatch_size = 16\n") == 0);
+    CHECK(config_resolve_batch(&cfg, 4, err, sizeof err) < 0 && err_has("batch_per_rank = 4") &&
+          err_has("set one of them"));
+    CHECK(parse(&cfg, "[train]\nbatch_size = 10\n") == 0);
+    CHECK(config_resolve_batch(&cfg, 4, err, sizeof err) < 0 && err_has("batch_size = 10") &&
+          err_has("4 ranks"));
+}
+
 int main(void)
 {
     test_defaults();
@@ -141,5 +162,6 @@ int main(void)
     test_errors();
     test_round_trip();
     test_schedule();
+    test_batch_resolution();
     return test_report("test_trainer_config");
 }

@@ -89,8 +89,12 @@ static const config_key KEYS[] = {
 
     {"train", "seed", KEY_SEED, "0", F(seed), 0, 0, 0, NULL,
      "Seed of the data streams and of the initial weights."},
-    {"train", "batch_size", KEY_INT, "64", F(batch_size), 1, 1 << 24, 0, NULL,
-     "Global batch (examples per optimizer step), split evenly over the ranks."},
+    {"train", "batch_size", KEY_INT, "0", F(batch_size), 0, 1 << 24, 0, NULL,
+     "Global batch (examples per optimizer step), split evenly over the ranks; 0: not given "
+     "(batch_per_rank x ranks, or " CONFIG_DEFAULT_BATCH " when neither is given)."},
+    {"train", "batch_per_rank", KEY_INT, "0", F(batch_per_rank), 0, 1 << 24, 0, NULL,
+     "Examples per rank and step, instead of batch_size (set one of the two): the global "
+     "batch is batch_per_rank x ranks (the paper's 4-GPU runs: 64 a GPU)."},
     {"train", "epoch_size", KEY_LONG, "300000", F(epoch_size), 1, BIG, 0, NULL,
      "Examples per epoch (rounded up to whole batches)."},
     {"train", "epochs", KEY_INT, "100", F(epochs), 1, 1e9, 0, NULL,
@@ -131,8 +135,8 @@ static const config_key KEYS[] = {
     {"eval", "every", KEY_INT, "1", F(eval_every), 0, 1e9, 0, NULL,
      "Evaluate every N epochs (0: only at the end of the run, which always evaluates)."},
     {"eval", "batch_size", KEY_INT, "64", F(eval_batch), 1, 1 << 20, 0, NULL,
-     "Examples decoded together, per rank; the model's activations are sized for the larger "
-     "of this and the per-rank training batch."},
+     "Examples generated and decoded together, per rank; the model decodes them in chunks of "
+     "at most the per-rank training batch, which alone sizes its activations."},
 
     {"run", "dir", KEY_TEXT, "", F(dir), 0, 0, 0, NULL,
      "Run directory (--run-dir): config.ini, train.log, metrics.jsonl, checkpoints; empty: "

@@ -16,6 +16,7 @@
 #include "comm/comm.h"
 #include "datagen/datagen.h"
 #include "eval/eval.h"
+#include "model/model.h"
 
 typedef enum { SCHEDULE_COSINE, SCHEDULE_CONSTANT, SCHEDULE_INVERSE_SQRT } lr_schedule;
 typedef enum { DECODING_GREEDY, DECODING_BEAM } decoding;
@@ -34,7 +35,8 @@ typedef struct {
     int enc_layers, dec_layers, enc_dim, dec_dim, enc_heads, dec_heads;
     /* [train] */
     uint64_t seed;
-    int batch_size; /* global: split evenly over the ranks */
+    int batch_size;     /* global: split evenly over the ranks; 0 until config_resolve_batch */
+    int batch_per_rank; /* 0: not given (batch_size is) */
     long epoch_size;
     int epochs;
     long max_steps; /* 0: no limit */
@@ -80,6 +82,25 @@ char *config_to_ini(const trainer_config *cfg);
  * jobs/README.md; otherwise aligned plain text for a terminal. */
 void config_print_help(FILE *f, int markdown);
 
+/* The global batch when neither train.batch_size nor train.batch_per_rank is given. */
+#define CONFIG_DEFAULT_BATCH "64"
+/* Settles the batch for a run on `ranks` ranks (memory_plan.c): batch_per_rank x ranks, or
+ * batch_size, or CONFIG_DEFAULT_BATCH; setting both is an error, and so is a global batch the
+ * ranks cannot share evenly. Afterwards batch_size holds the global batch and batch_per_rank 0,
+ * in the fields and in the text config_to_ini writes. */
+int config_resolve_batch(trainer_config *cfg, int ranks, char *err, size_t errcap);
+
+/* The shape of one rank of a run, and the memory it will hold there. */
+typedef struct {
+    const trainer_config *cfg;
+    const model_config *model;
+    model_backend backend;
+    int local_batch, max_src, max_tgt, max_out;
+    int host_gradients; /* the all-reduce goes through a host copy of the gradients */
+} run_shape;
+/* Two lines: the bytes per rank by what they hold, in GiB, and the same as key=value bytes. */
+void memory_plan_describe(const run_shape *s, char *text, size_t cap);
+
 /* Learning rate of optimizer step `step` (counted from 1) of a run of total_steps steps:
  * linear warm-up from 0 over `warmup` steps, then cosine decay to lr_min at total_steps,
  * constant, or lr * sqrt(warmup / step). */
@@ -90,6 +111,9 @@ typedef struct {
     const char *resume_path; /* a checkpoint to continue from, or NULL */
     const char *evaluate_path; /* a checkpoint to evaluate (no training), or NULL */
     int dry_run;             /* build everything, print the summary, train nothing */
+    /* > 0: print the memory plan of a rank for this backend (1 + model_backend) and exit,
+     * building nothing (no model, no data, no device needed) */
+    int memory_plan;
 } trainer_options;
 
 /* Builds vocabularies, data and model from cfg, trains (every rank of c runs this), evaluates

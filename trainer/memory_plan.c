@@ -1,0 +1,88 @@
+/* memory_plan.c: how big one rank of a run is: the batch it takes (train.batch_size or
+ * train.batch_per_rank) and the bytes it holds, model_memory_plan's figures for the backend in
+ * use plus the trainer's own data buffers. */
+#include "trainer/trainer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int config_resolve_batch(trainer_config *cfg, int ranks, char *err, size_t errcap)
+{
+    if (cfg->batch_per_rank > 0) {
+        if (cfg->batch_size > 0) {
+            snprintf(err, errcap, "[train] batch_size = %d and batch_per_rank = %d: set one of "
+                     "them (the global batch, or the batch of each rank)", cfg->batch_size,
+                     cfg->batch_per_rank);
+            return -1;
+        }
+        long global = (long)cfg->batch_per_rank * ranks;
+        if (global > (1 << 24)) {
+            snprintf(err, errcap, "[train] batch_per_rank = %d x %d ranks is above the largest "
+                     "global batch, %d", cfg->batch_per_rank, ranks, 1 << 24);
+            return -1;
+        }
+        /* the resolved configuration names the global batch only, as a resume needs it */
+        char set[64];
+        snprintf(set, sizeof set, "train.batch_size=%ld", global);
+        if (config_set_assignment(cfg, set, err, errcap) ||
+            config_set_assignment(cfg, "train.batch_per_rank=0", err, errcap))
+            return -1;
+    } else if (cfg->batch_size == 0) {
+        if (config_set_assignment(cfg, "train.batch_size=" CONFIG_DEFAULT_BATCH, err, errcap))
+            return -1;
+    }
+    if (cfg->batch_size % ranks) {
+        snprintf(err, errcap, "[train] batch_size = %d cannot be split evenly over %d ranks",
+                 cfg->batch_size, ranks);
+        return -1;
+    }
+    return 0;
+}
+
+/* The trainer's host buffers: the training batches (two slots), an evaluation batch of sources,
+ * targets, problems and predictions, and the gradients' host copy when the all-reduce needs
+ * one. */
+static size_t data_bytes(const run_shape *s, size_t nparams)
+{
+    const trainer_config *cfg = s->cfg;
+    size_t train = 2 * (size_t)s->local_batch * ((size_t)s->max_src + s->max_tgt + 2) * sizeof(int);
+    size_t eb = (size_t)cfg->eval_batch;
+    size_t coeffs = datagen_max_input_coeffs(&cfg->data) + datagen_max_output_coeffs(&cfg->data);
+    size_t eval = eb * ((size_t)s->max_src + s->max_tgt + 2 + (size_t)s->max_out) * sizeof(int) +
+                  eb * coeffs * sizeof(double) + eb * 2 * sizeof(lawt_matrix) + eb * sizeof(lawt_task);
+    return train + eval + (s->host_gradients ? nparams * sizeof(float) : 0);
+}
+
+static double gib(size_t bytes) { return (double)bytes / (double)(1u << 30); }
+
+void memory_plan_describe(const run_shape *s, char *text, size_t cap)
+{
+    const trainer_config *cfg = s->cfg;
+    const model_config *mc = s->model;
+    int cuda = s->backend == BACKEND_CUDA;
+    int beam = cfg->eval_size > 0 ? (cfg->decoding == DECODING_BEAM ? cfg->beam_size : 1) : 0;
+    model_memory m;
+    model_memory_plan(mc, s->backend, s->local_batch, beam, &m);
+    size_t data = data_bytes(s, model_param_count(mc));
+    size_t host = m.host + data;
+    size_t total = cuda ? m.backend_total : m.backend_total + host;
+    char workspace[64] = "";
+    if (cuda) snprintf(workspace, sizeof workspace, ", cuBLAS workspace %.3f", gib(m.workspace));
+    snprintf(text, cap,
+             "memory per rank (%s, batch %d): %.2f GiB%s = parameters %.2f, gradients %.2f, Adam "
+             "moments %.2f, activations %.2f (encoder %d x %.3f, decoder %d x %.3f, embeddings "
+             "%.3f, logits %.3f, backward %.3f; attention scores %.3f of them), decoding %.3f, "
+             "token ids %.3f, backend state %.3f%s; host %.3f GiB (staging %.3f, data buffers "
+             "%.3f)%s\n"
+             "memory bytes backend=%s batch_per_rank=%d total=%zu params=%zu grads=%zu adam=%zu "
+             "activations=%zu enc_layer=%zu dec_layer=%zu attention=%zu decode=%zu "
+             "workspace=%zu host=%zu",
+             cuda ? "cuda" : "cpu", s->local_batch, gib(total), cuda ? " on the GPU" : "",
+             gib(m.params), gib(m.grads), gib(m.adam), gib(m.activations), mc->enc_layers,
+             gib(m.enc_layer), mc->dec_layers, gib(m.dec_layer), gib(m.embeddings),
+             gib(m.logits), gib(m.backward), gib(m.attention), gib(m.decode), gib(m.tokens),
+             gib(m.backend_state), workspace, gib(host), gib(m.host),
+             gib(data), cuda ? " (plus the CUDA context, about 0.5 GiB, not counted)" : "",
+             cuda ? "cuda" : "cpu", s->local_batch, total, m.params, m.grads, m.adam,
+             m.activations, m.enc_layer, m.dec_layer, m.attention, m.decode, m.workspace, host);
+}
