@@ -24,7 +24,10 @@ lawt_trainer_test(resume resume)
 if(LAWT_WITH_MPI)
   lawt_trainer_test(mpi mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
   lawt_trainer_test(mpi4 mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 4 ${MPIEXEC_PREFLAGS})
-  set_tests_properties(trainer_mpi trainer_mpi4 PROPERTIES LABELS "trainer;mpi" PROCESSORS 2
+  lawt_trainer_test(batch_per_rank batch_per_rank ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 4
+                    ${MPIEXEC_PREFLAGS})
+  set_tests_properties(trainer_mpi trainer_mpi4 trainer_batch_per_rank PROPERTIES
+                       LABELS "trainer;mpi" PROCESSORS 2
                        ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
 endif()
 
