@@ -53,7 +53,25 @@ static size_t data_bytes(const run_shape *s, size_t nparams)
     return train + eval + (s->host_gradients ? nparams * sizeof(float) : 0);
 }
 
-static double gib(size_t bytes) { return (double)bytes / (double)(1u << 30); }
+/* "1.23 GiB", "45.6 MiB", "12.0 KiB": three significant figures or so. */
+static const char *human(size_t bytes, char buf[32])
+{
+    static const char *const UNITS[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024.0 && u < 4) v /= 1024.0, u++;
+    snprintf(buf, 32, u == 0 ? "%.0f %s" : v < 10 ? "%.2f %s" : v < 100 ? "%.1f %s" : "%.0f %s",
+             v, UNITS[u]);
+    return buf;
+}
+
+/* Appends "label human(bytes)" to a line. */
+static void add(char *text, size_t cap, const char *label, size_t bytes)
+{
+    char b[32];
+    size_t n = strlen(text);
+    if (n < cap) snprintf(text + n, cap - n, "%s%s", label, human(bytes, b));
+}
 
 void memory_plan_describe(const run_shape *s, char *text, size_t cap)
 {
@@ -66,23 +84,36 @@ void memory_plan_describe(const run_shape *s, char *text, size_t cap)
     size_t data = data_bytes(s, model_param_count(mc));
     size_t host = m.host + data;
     size_t total = cuda ? m.backend_total : m.backend_total + host;
-    char workspace[64] = "";
-    if (cuda) snprintf(workspace, sizeof workspace, ", cuBLAS workspace %.3f", gib(m.workspace));
-    snprintf(text, cap,
-             "memory per rank (%s, batch %d): %.2f GiB%s = parameters %.2f, gradients %.2f, Adam "
-             "moments %.2f, activations %.2f (encoder %d x %.3f, decoder %d x %.3f, embeddings "
-             "%.3f, logits %.3f, backward %.3f; attention scores %.3f of them), decoding %.3f, "
-             "token ids %.3f, backend state %.3f%s; host %.3f GiB (staging %.3f, data buffers "
-             "%.3f)%s\n"
+    char label[96];
+    snprintf(text, cap, "memory per rank (%s, batch %d): ", cuda ? "cuda" : "cpu", s->local_batch);
+    add(text, cap, "", total);
+    add(text, cap, cuda ? " on the GPU = parameters " : " = parameters ", m.params);
+    add(text, cap, ", gradients ", m.grads);
+    add(text, cap, ", Adam moments ", m.adam);
+    add(text, cap, ", activations ", m.activations);
+    snprintf(label, sizeof label, " (encoder %d x ", mc->enc_layers);
+    add(text, cap, label, m.enc_layer);
+    snprintf(label, sizeof label, ", decoder %d x ", mc->dec_layers);
+    add(text, cap, label, m.dec_layer);
+    add(text, cap, ", embeddings ", m.embeddings);
+    add(text, cap, ", logits ", m.logits);
+    add(text, cap, ", backward ", m.backward);
+    add(text, cap, "; attention scores ", m.attention);
+    snprintf(label, sizeof label, " of them), decoding (beam %d) ", beam);
+    add(text, cap, label, m.decode);
+    add(text, cap, ", token ids ", m.tokens);
+    add(text, cap, ", backend state ", m.backend_state);
+    if (cuda) add(text, cap, ", cuBLAS workspace ", m.workspace);
+    if (cuda) add(text, cap, "; host ", host);
+    add(text, cap, cuda ? " (staging " : "; staging ", m.host);
+    add(text, cap, ", data buffers ", data);
+    size_t n = strlen(text);
+    snprintf(text + n, cap - n,
+             "%s\n"
              "memory bytes backend=%s batch_per_rank=%d total=%zu params=%zu grads=%zu adam=%zu "
              "activations=%zu enc_layer=%zu dec_layer=%zu attention=%zu decode=%zu "
              "workspace=%zu host=%zu",
-             cuda ? "cuda" : "cpu", s->local_batch, gib(total), cuda ? " on the GPU" : "",
-             gib(m.params), gib(m.grads), gib(m.adam), gib(m.activations), mc->enc_layers,
-             gib(m.enc_layer), mc->dec_layers, gib(m.dec_layer), gib(m.embeddings),
-             gib(m.logits), gib(m.backward), gib(m.attention), gib(m.decode), gib(m.tokens),
-             gib(m.backend_state), workspace, gib(host), gib(m.host),
-             gib(data), cuda ? " (plus the CUDA context, about 0.5 GiB, not counted)" : "",
+             cuda ? "); the CUDA context (about 0.5 GiB) is not counted" : " (in the total)",
              cuda ? "cuda" : "cpu", s->local_batch, total, m.params, m.grads, m.adam,
              m.activations, m.enc_layer, m.dec_layer, m.attention, m.decode, m.workspace, host);
 }
