@@ -52,3 +52,14 @@ add_executable(test_batch_source test_batch_source.c)
 target_link_libraries(test_batch_source PRIVATE lawt_trainer)
 add_test(NAME trainer_batch_source COMMAND test_batch_source)
 set_tests_properties(trainer_batch_source PROPERTIES LABELS trainer)
+
+# The installed tree: cmake --install into a temporary prefix, then the installed lawt_dist on
+# 2 ranks finds the bare job name inversion.ini in PREFIX/share/lawt/jobs (--dry-run).
+if(LAWT_WITH_MPI)
+  set(lawt_install_launcher ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
+endif()
+add_test(NAME trainer_install
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_install.sh ${CMAKE_BINARY_DIR}
+                 ${CMAKE_CURRENT_BINARY_DIR}/trainer_install ${lawt_install_launcher})
+set_tests_properties(trainer_install PROPERTIES LABELS "trainer;mpi" PROCESSORS 2 TIMEOUT 300
+                     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
