@@ -63,3 +63,9 @@ add_test(NAME trainer_install
                  ${CMAKE_CURRENT_BINARY_DIR}/trainer_install ${lawt_install_launcher})
 set_tests_properties(trainer_install PROPERTIES LABELS "trainer;mpi" PROCESSORS 2 TIMEOUT 300
                      ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
+
+# jobs/README.md's memory table is what scripts/memory_table.sh makes from lawt_dist's plans.
+add_test(NAME trainer_memory_table
+         COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/memory_table.sh $<TARGET_FILE:lawt_dist> --check)
+set_tests_properties(trainer_memory_table PROPERTIES LABELS trainer TIMEOUT 300
+                     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
