@@ -243,6 +243,7 @@ void model_memory_plan(const model_config *cfg, model_backend backend, int max_b
     if (max_batch < 1) lawt_die("model: max_batch must be >= 1 (got %d)", max_batch);
     const backend_sizes *bs = backend == BACKEND_CUDA ? &model_cuda_sizes : &model_cpu_sizes;
     transformer_memory_plan(cfg, bs, max_batch, model_param_count(cfg), beam, out);
+    out->host_init = model_param_count(cfg) * sizeof(float); /* model_init_params' buffer */
 }
 
 #ifndef LAWT_MODEL_HAVE_CUDA

@@ -168,6 +168,7 @@ typedef struct {
     size_t workspace;            /* cuBLAS workspace (CUDA); the CUDA context is not counted */
     size_t backend_total;        /* all of the above: in the backend's memory */
     size_t host;                 /* host memory besides (staging; for CPU, the same memory) */
+    size_t host_init;            /* host memory model_init_params holds while it runs */
 } model_memory;
 void model_memory_plan(const model_config *cfg, model_backend backend, int max_batch, int beam,
                        model_memory *out);

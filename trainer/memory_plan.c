@@ -84,6 +84,11 @@ void memory_plan_describe(const run_shape *s, char *text, size_t cap)
     size_t data = data_bytes(s, model_param_count(mc));
     size_t host = m.host + data;
     size_t total = cuda ? m.backend_total : m.backend_total + host;
+    /* Host buffers of a moment: the initial weights, and a checkpoint's parameters and two
+     * moments while it is written or read (checkpoint.c). The CPU's peak adds the larger. */
+    size_t checkpoint = 3 * m.params;
+    size_t transient = checkpoint > m.host_init ? checkpoint : m.host_init;
+    size_t peak = cuda ? total : total + transient;
     char label[96];
     snprintf(text, cap, "memory per rank (%s, batch %d): ", cuda ? "cuda" : "cpu", s->local_batch);
     add(text, cap, "", total);
@@ -108,12 +113,18 @@ void memory_plan_describe(const run_shape *s, char *text, size_t cap)
     add(text, cap, cuda ? " (staging " : "; staging ", m.host);
     add(text, cap, ", data buffers ", data);
     size_t n = strlen(text);
+    snprintf(text + n, cap - n, "%s",
+             cuda ? "); the CUDA context (about 0.5 GiB) is not counted" : " (in the total)");
+    add(text, cap, "; for a moment, on the host: initial weights ", m.host_init);
+    add(text, cap, ", a checkpoint ", checkpoint);
+    if (!cuda) add(text, cap, " (peak ", peak);
+    n = strlen(text);
     snprintf(text + n, cap - n,
              "%s\n"
-             "memory bytes backend=%s batch_per_rank=%d total=%zu params=%zu grads=%zu adam=%zu "
-             "activations=%zu enc_layer=%zu dec_layer=%zu attention=%zu decode=%zu "
+             "memory bytes backend=%s batch_per_rank=%d total=%zu peak=%zu params=%zu grads=%zu "
+             "adam=%zu activations=%zu enc_layer=%zu dec_layer=%zu attention=%zu decode=%zu "
              "workspace=%zu host=%zu",
-             cuda ? "); the CUDA context (about 0.5 GiB) is not counted" : " (in the total)",
-             cuda ? "cuda" : "cpu", s->local_batch, total, m.params, m.grads, m.adam,
-             m.activations, m.enc_layer, m.dec_layer, m.attention, m.decode, m.workspace, host);
+             cuda ? "" : ")", cuda ? "cuda" : "cpu", s->local_batch, total, peak, m.params,
+             m.grads, m.adam, m.activations, m.enc_layer, m.dec_layer, m.attention, m.decode,
+             m.workspace, host);
 }
