@@ -105,6 +105,7 @@ static ffn_params dec_ffn(const dec_layer_views *v)
  * values of the encoder output (R, S, 2dd); buffers for one step of R rows. */
 typedef struct {
     int R_cap, R, rows_per_src, S;
+    int can_reorder; /* kc2, vc2 exist (beams): greedy decoding does without them */
     float *mem;
     float **kc, **vc, **kc2, **vc2, **ckv;
     float *emb, *y, *qkv, *atty, *res, *x, *q, *h, *mean, *rstd, *att, *logits;
@@ -701,17 +702,17 @@ static void tf_adam_step(transformer *tf, const adam_hparams *hp, long step, flo
 /* ---- decoding ---- */
 
 /* The decoding buffers of R rows (views into b->base, sizes only when it is NULL): per layer
- * the self-attention key/value cache over Lt positions (and its reordering twin), the
- * cross-attention keys/values over Ls source positions; one step's buffers. */
+ * the self-attention key/value cache over Lt positions (and, for beams, its reordering twin),
+ * the cross-attention keys/values over Ls source positions; one step's buffers. */
 static void decode_layout(const model_config *c, bump *b, decode_state *ds, size_t r, size_t Ls,
-                          size_t Lt)
+                          size_t Lt, int reorder)
 {
     const size_t dd = (size_t)c->dec_dim;
     for (int l = 0; l < c->dec_layers; l++) {
         ds->kc[l] = take(b, r * Lt * dd);
         ds->vc[l] = take(b, r * Lt * dd);
-        ds->kc2[l] = take(b, r * Lt * dd);
-        ds->vc2[l] = take(b, r * Lt * dd);
+        ds->kc2[l] = reorder ? take(b, r * Lt * dd) : NULL;
+        ds->vc2[l] = reorder ? take(b, r * Lt * dd) : NULL;
         ds->ckv[l] = take(b, r * Ls * 2 * dd);
     }
     ds->emb = take(b, r * dd);
@@ -737,20 +738,21 @@ static void decode_views_alloc(decode_state *ds, int layers)
     ds->ckv = lawt_calloc((size_t)layers, sizeof(float *));
 }
 
-static void decode_alloc(transformer *tf, int R)
+static void decode_alloc(transformer *tf, int R, int reorder)
 {
     decode_state *ds = &tf->ds;
     layer_backend *k = tf->k;
-    if (R <= ds->R_cap) return;
+    if (R <= ds->R_cap && (ds->can_reorder || !reorder)) return;
     decode_free(k, ds);
     const model_config *c = &tf->cfg;
     const size_t r = (size_t)R;
     decode_views_alloc(ds, c->dec_layers);
     bump b = {.align = k->align_floats};
-    decode_layout(c, &b, ds, r, (size_t)tf->Ls, (size_t)tf->Lt);
+    decode_layout(c, &b, ds, r, (size_t)tf->Ls, (size_t)tf->Lt, reorder);
     ds->mem = k->alloc(b.off * sizeof(float));
     b = (bump){.base = ds->mem, .align = k->align_floats};
-    decode_layout(c, &b, ds, r, (size_t)tf->Ls, (size_t)tf->Lt);
+    decode_layout(c, &b, ds, r, (size_t)tf->Ls, (size_t)tf->Lt, reorder);
+    ds->can_reorder = reorder;
     ds->ints = k->alloc(4 * r * sizeof(int));
     ds->d_tokens = ds->ints;
     ds->d_src_len = ds->ints + r;
@@ -769,7 +771,7 @@ static void tf_decode_begin(transformer *tf, const int *src, const int *src_len,
     const model_config *c = &tf->cfg;
     layer_backend *k = tf->k;
     const int R = B * rows_per_src, dd = c->dec_dim, de = c->enc_dim;
-    decode_alloc(tf, R);
+    decode_alloc(tf, R, rows_per_src > 1);
     decode_state *ds = &tf->ds;
     ds->R = R;
     ds->rows_per_src = rows_per_src;
@@ -853,6 +855,8 @@ static void tf_decode_reorder(transformer *tf, const int *parent, int t)
     decode_state *ds = &tf->ds;
     layer_backend *k = tf->k;
     const long d = tf->cfg.dec_dim, L = tf->Lt;
+    if (!ds->can_reorder)
+        lawt_die("model: decode_reorder needs a decode_begin of several rows a source");
     upload(tf, ds->d_index, parent, (size_t)ds->R * sizeof(int));
     for (int l = 0; l < tf->cfg.dec_layers; l++) {
         k->gather_rows(ds->kc2[l], ds->kc[l], ds->d_index, ds->R, (long)(t + 1) * d, L * d);
@@ -916,7 +920,7 @@ void transformer_memory_plan(const model_config *cfg, const backend_sizes *bs, i
         decode_state ds = {0};
         decode_views_alloc(&ds, cfg->dec_layers);
         b = (bump){.align = bs->align_floats};
-        decode_layout(cfg, &b, &ds, r, (size_t)Ls, (size_t)Lt);
+        decode_layout(cfg, &b, &ds, r, (size_t)Ls, (size_t)Lt, beam > 1);
         out->decode = b.off * fs + 4 * r * sizeof(int);
         out->host += r * (size_t)cfg->vocab_out * fs;
         free(ds.kc);

@@ -48,8 +48,9 @@ static size_t data_bytes(const run_shape *s, size_t nparams)
     size_t train = 2 * (size_t)s->local_batch * ((size_t)s->max_src + s->max_tgt + 2) * sizeof(int);
     size_t eb = (size_t)cfg->eval_batch;
     size_t coeffs = datagen_max_input_coeffs(&cfg->data) + datagen_max_output_coeffs(&cfg->data);
-    size_t eval = eb * ((size_t)s->max_src + s->max_tgt + 2 + (size_t)s->max_out) * sizeof(int) +
-                  eb * coeffs * sizeof(double) + eb * 2 * sizeof(lawt_matrix) + eb * sizeof(lawt_task);
+    size_t tokens = (size_t)s->max_src + (size_t)s->max_tgt + 2 + (size_t)s->max_out;
+    size_t eval = eb * tokens * sizeof(int) + eb * coeffs * sizeof(double) +
+                  eb * (2 * sizeof(lawt_matrix) + sizeof(lawt_task));
     return train + eval + (s->host_gradients ? nparams * sizeof(float) : 0);
 }
 

@@ -551,8 +551,8 @@ static void print_summary(run_state *r, const model_config *mc)
         mc->enc_layers, mc->enc_dim, mc->enc_heads, mc->dec_layers, mc->dec_dim, mc->dec_heads,
         mc->vocab_in, mc->vocab_out, model_num_params(r->model), model_param_count(mc));
     static const char *const SCHEDULES[] = {"cosine", "constant", "inverse_sqrt"};
-    say(r, "train  batch_size %d = batch_per_rank %d x %d rank%s | %ld steps an epoch x %d epochs = %ld steps%s | lr %g, "
-        "%s, warm-up %ld | seed %llu",
+    say(r, "train  batch_size %d = batch_per_rank %d x %d rank%s | %ld steps an epoch x %d epochs "
+        "= %ld steps%s | lr %g, %s, warm-up %ld | seed %llu",
         cfg->batch_size, r->local_batch, r->ranks, r->ranks > 1 ? "s" : "", r->steps_per_epoch,
         cfg->epochs, r->total_steps,
         r->last_step < r->total_steps ? " (max_steps stops earlier)" : "", cfg->lr,
