@@ -53,6 +53,8 @@ int model_config_validate(const model_config *c, char *err, size_t errcap)
         BAD("vocabularies must hold the special tokens (in %d, out %d)", c->vocab_in,
             c->vocab_out);
     if (c->max_len < 2) BAD("max_len must be >= 2 (got %d)", c->max_len);
+    if (c->recompute < MODEL_RECOMPUTE_NONE || c->recompute > MODEL_RECOMPUTE_LAYER)
+        BAD("recompute %d is not a model_recompute", c->recompute);
     if (c->max_src < 0 || c->max_src > c->max_len || c->max_tgt == 1 || c->max_tgt < 0 ||
         c->max_tgt > c->max_len)
         BAD("max_src %d and max_tgt %d must be 0 (max_len) or in [1, max_len %d] ([2, ..] for "

@@ -46,7 +46,13 @@ typedef struct {
      * sources of up to max_src tokens and targets of up to max_tgt (<= max_len each);
      * 0: max_len. The decoder's buffers are sized by max_tgt, the encoder's by max_src. */
     int max_src, max_tgt;
+    /* Activation recomputation (model_recompute; not a parameter either): layers after the
+     * first keep only their output, or no feed-forward hidden units, and backward recomputes
+     * the rest from the layer's input. Gradients are the same bit for bit. */
+    int recompute;
 } model_config;
+
+typedef enum { MODEL_RECOMPUTE_NONE, MODEL_RECOMPUTE_FFN, MODEL_RECOMPUTE_LAYER } model_recompute;
 
 /* The parameter count of Appendix G:
  * P = de(wi + wp + 2) + (wo + wp + 2)dd + wo + ne de(12de + 13) + nd dd(14dd + 2de + 19). */

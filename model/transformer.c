@@ -120,6 +120,7 @@ struct transformer {
     layer_backend *k;
     int maxB;
     int Ls, Lt; /* the longest source and target the activations hold */
+    int recompute; /* model_recompute */
     size_t np;
     float *params, *grads, *adam_m, *adam_v; /* backend memory, model_tensors() order */
     model_views P, G;
@@ -225,22 +226,45 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
     take_norm(b, &dec_emb, NT, dd);
     sz->embeddings = b->off - mark;
     mark = b->off;
+    /* Recomputation: the layers after the first share its buffers (all of them, or the
+     * feed-forward hidden units), each keeping its own output, the next layer's input. */
+    const int rc = c->recompute;
     for (int l = 0; l < c->enc_layers; l++) {
+        if (l > 0 && rc == MODEL_RECOMPUTE_LAYER) {
+            enc[l] = enc[0];
+            enc[l].ffn.norm.out = take(b, NS * de);
+            continue;
+        }
         take_self_attn(b, &enc[l].attn, NS, de, B * He * ls * ls);
-        take_ffn(b, &enc[l].ffn, NS, de);
+        if (l > 0 && rc == MODEL_RECOMPUTE_FFN) {
+            enc[l].ffn.h = enc[0].ffn.h;
+            take_norm(b, &enc[l].ffn.norm, NS, de);
+        } else {
+            take_ffn(b, &enc[l].ffn, NS, de);
+        }
         if (l == 0) sz->enc_layer = b->off - mark;
     }
     sz->enc_layers = b->off - mark;
     mark = b->off;
     for (int l = 0; l < c->dec_layers; l++) {
         dec_acts *a = &dec[l];
+        if (l > 0 && rc == MODEL_RECOMPUTE_LAYER) {
+            *a = dec[0];
+            a->ffn.norm.out = take(b, NT * dd);
+            continue;
+        }
         take_self_attn(b, &a->self, NT, dd, B * Hd * lt * lt);
         a->cross.q = take(b, NT * dd);
         a->cross.kv = take(b, NS * 2 * dd);
         a->cross.att = take_att(b, B * Hd * lt * ls);
         a->cross.atty = take(b, NT * dd);
         take_norm(b, &a->cross.norm, NT, dd);
-        take_ffn(b, &a->ffn, NT, dd);
+        if (l > 0 && rc == MODEL_RECOMPUTE_FFN) {
+            a->ffn.h = dec[0].ffn.h;
+            take_norm(b, &a->ffn.norm, NT, dd);
+        } else {
+            take_ffn(b, &a->ffn, NT, dd);
+        }
         if (l == 0) sz->dec_layer = b->off - mark;
     }
     sz->dec_layers = b->off - mark;
@@ -298,6 +322,7 @@ transformer *transformer_create(const model_config *cfg, layer_backend *k, int m
     tf->maxB = max_batch;
     tf->Ls = model_src_capacity(cfg);
     tf->Lt = model_tgt_capacity(cfg);
+    tf->recompute = cfg->recompute;
     tf->np = nparams;
     float **bufs[4] = {&tf->params, &tf->grads, &tf->adam_m, &tf->adam_v};
     for (int i = 0; i < 4; i++) {
@@ -509,12 +534,18 @@ static void cross_attention_block_backward(transformer *tf, float *dinp, float *
 
 /* Feed-forward sub-layer over x (N, d):  h = ReLU(x W1^T + b1) (N,4d);
  * out = LN(x + h W2^T + b2). out may be x itself (decoding). */
-static void ffn_block_forward(transformer *tf, ffn_acts *a, const float *x, ffn_params p, int N,
-                              int d)
+static void ffn_hidden_forward(transformer *tf, ffn_acts *a, const float *x, ffn_params p, int N,
+                               int d)
 {
     layer_backend *k = tf->k;
     k->linear_forward(k, a->h, x, p.fc1.w, p.fc1.b, NULL, N, d, 4 * d);
     k->relu_forward(a->h, a->h, (long)N * 4 * d);
+}
+
+static void ffn_block_forward(transformer *tf, ffn_acts *a, const float *x, ffn_params p, int N,
+                              int d)
+{
+    ffn_hidden_forward(tf, a, x, p, N, d);
     residual_norm_forward(tf, &a->norm, a->h, x, p.fc2, p.ln, N, 4 * d, d);
 }
 
@@ -543,21 +574,48 @@ static const float *dec_out(const transformer *tf)
 }
 
 /* Encoder over d_src (B, S) with d_src_len (B), as uploaded. */
+/* The input of encoder layer l (the embeddings' output for the first). */
+static const float *enc_in(const transformer *tf, int l)
+{
+    return l > 0 ? tf->enc[l - 1].ffn.norm.out : tf->enc_emb.out;
+}
+
+static const float *dec_in(const transformer *tf, int l)
+{
+    return l > 0 ? tf->dec[l - 1].ffn.norm.out : tf->dec_emb.out;
+}
+
+/* Encoder layer l over its input (B*S, de): self-attention, feed-forward. */
+static void encoder_layer_forward(transformer *tf, int l, int B, int S)
+{
+    const model_config *c = &tf->cfg;
+    enc_acts *a = &tf->enc[l];
+    self_attention_block_forward(tf, &a->attn, enc_in(tf, l), enc_attn(&tf->P.enc[l]),
+                                 tf->d_src_len, 0, B, S, c->enc_heads, c->enc_dim);
+    ffn_block_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(&tf->P.enc[l]), B * S, c->enc_dim);
+}
+
+/* Decoder layer l over its input (B*Tq, dd) and the encoder output (B*S, de). */
+static void decoder_layer_forward(transformer *tf, int l, int B, int Tq, int S)
+{
+    const model_config *c = &tf->cfg;
+    const int d = c->dec_dim, H = c->dec_heads;
+    dec_acts *a = &tf->dec[l];
+    self_attention_block_forward(tf, &a->self, dec_in(tf, l), dec_self(&tf->P.dec[l]), NULL, 1,
+                                 B, Tq, H, d);
+    cross_attention_block_forward(tf, &a->cross, a->self.norm.out, enc_out(tf),
+                                  dec_cross(&tf->P.dec[l]), tf->d_src_len, B, Tq, S, H, d,
+                                  c->enc_dim);
+    ffn_block_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(&tf->P.dec[l]), B * Tq, d);
+}
+
 static void encoder_forward(transformer *tf, int B, int S)
 {
     const model_config *c = &tf->cfg;
-    const int d = c->enc_dim, H = c->enc_heads;
     const model_views *P = &tf->P;
     embed_forward(tf, &tf->enc_emb, tf->d_src, P->enc_tok, P->enc_pos,
-                  (wb){P->enc_ln_w, P->enc_ln_b}, B, S, d);
-    const float *x = tf->enc_emb.out;
-    for (int l = 0; l < c->enc_layers; l++) {
-        enc_acts *a = &tf->enc[l];
-        self_attention_block_forward(tf, &a->attn, x, enc_attn(&P->enc[l]), tf->d_src_len, 0, B,
-                                     S, H, d);
-        ffn_block_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[l]), B * S, d);
-        x = a->ffn.norm.out;
-    }
+                  (wb){P->enc_ln_w, P->enc_ln_b}, B, S, c->enc_dim);
+    for (int l = 0; l < c->enc_layers; l++) encoder_layer_forward(tf, l, B, S);
 }
 
 /* Decoder over d_dec_in (B, Tq) against the encoder output of the last encoder_forward
@@ -565,24 +623,14 @@ static void encoder_forward(transformer *tf, int B, int S)
 static void decoder_forward(transformer *tf, int B, int Tq, int S)
 {
     const model_config *c = &tf->cfg;
-    const int d = c->dec_dim, H = c->dec_heads, M = B * Tq;
+    const int d = c->dec_dim, M = B * Tq;
     const model_views *P = &tf->P;
     embed_forward(tf, &tf->dec_emb, tf->d_dec_in, P->dec_tok, P->dec_pos,
                   (wb){P->dec_ln_w, P->dec_ln_b}, B, Tq, d);
-    const float *y = tf->dec_emb.out;
-    for (int l = 0; l < c->dec_layers; l++) {
-        dec_acts *a = &tf->dec[l];
-        self_attention_block_forward(tf, &a->self, y, dec_self(&P->dec[l]), NULL, 1, B, Tq, H,
-                                     d);
-        cross_attention_block_forward(tf, &a->cross, a->self.norm.out, enc_out(tf),
-                                      dec_cross(&P->dec[l]), tf->d_src_len, B, Tq, S, H, d,
-                                      c->enc_dim);
-        ffn_block_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(&P->dec[l]), M, d);
-        y = a->ffn.norm.out;
-    }
+    for (int l = 0; l < c->dec_layers; l++) decoder_layer_forward(tf, l, B, Tq, S);
     /* tied output projection: logits = y E_dec^T + out_bias (M, V) */
-    tf->k->linear_forward(tf->k, tf->logits, y, P->dec_tok, P->out_bias, NULL, M, d,
-                          c->vocab_out);
+    tf->k->linear_forward(tf->k, tf->logits, dec_in(tf, c->dec_layers), P->dec_tok,
+                          P->out_bias, NULL, M, d, c->vocab_out);
 }
 
 static double tf_forward(transformer *tf, const model_batch *bt, long *ntokens)
@@ -645,9 +693,12 @@ static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale
 
     /* decoder layers, last first; X holds the gradient of the layer output */
     for (int l = c->dec_layers - 1; l >= 0; l--) {
-        const dec_acts *a = &tf->dec[l];
-        const float *yin = l > 0 ? tf->dec[l - 1].ffn.norm.out : tf->dec_emb.out;
+        dec_acts *a = &tf->dec[l];
+        const float *yin = dec_in(tf, l);
         const int H = c->dec_heads;
+        if (tf->recompute == MODEL_RECOMPUTE_LAYER) decoder_layer_forward(tf, l, B, Tq, S);
+        else if (tf->recompute == MODEL_RECOMPUTE_FFN)
+            ffn_hidden_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(&P->dec[l]), M, dd);
         ffn_block_backward(tf, Dt, X, &a->ffn, a->cross.norm.out, dec_ffn(&P->dec[l]),
                            dec_ffn(&G->dec[l]), M, dd);
         cross_attention_block_backward(tf, X, tf->genc, l != c->dec_layers - 1, Dt, &a->cross,
@@ -668,8 +719,11 @@ static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale
     X = tf->genc;
     Dt = tf->g2;
     for (int l = c->enc_layers - 1; l >= 0; l--) {
-        const enc_acts *a = &tf->enc[l];
-        const float *xin = l > 0 ? tf->enc[l - 1].ffn.norm.out : tf->enc_emb.out;
+        enc_acts *a = &tf->enc[l];
+        const float *xin = enc_in(tf, l);
+        if (tf->recompute == MODEL_RECOMPUTE_LAYER) encoder_layer_forward(tf, l, B, S);
+        else if (tf->recompute == MODEL_RECOMPUTE_FFN)
+            ffn_hidden_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[l]), N, de);
         ffn_block_backward(tf, Dt, X, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[l]),
                            enc_ffn(&G->enc[l]), N, de);
         self_attention_block_backward(tf, X, Dt, &a->attn, xin, enc_attn(&P->enc[l]),

@@ -14,24 +14,30 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 mib=$((1 << 20))
 context=$((512 * mib))
 table() {
-    echo "| job | parameters | batch per rank | planned per GPU | V100 32 GB | A100/H100 80 GB | H200 141 GB |"
-    echo "|---|---:|---:|---:|:-:|:-:|:-:|"
+    echo "| job | parameters | batch per rank | planned per GPU | with recompute = layer | V100 32 GB | A100/H100 80 GB | H200 141 GB |"
+    echo "|---|---:|---:|---:|---:|:-:|:-:|:-:|"
     for ini in "$src"/jobs/*.ini "$src"/jobs/d3/*.ini; do
         name=${ini#"$src"/jobs/}
         case $name in quickstart.ini | test_*.ini | reference_*.ini) continue ;; esac
-        line=$("$dist" --config "$ini" --memory-plan cuda 2>&1 | grep '^memory bytes') || {
+        line=$("$dist" --config "$ini" --memory-plan cuda 2>&1 | grep '^memory bytes') &&
+            lean=$("$dist" --config "$ini" --memory-plan cuda --set model.recompute=layer 2>&1 |
+                   grep '^memory bytes') || {
             echo "memory_table.sh: $name: no memory plan" >&2
             exit 1
         }
         total=$(sed 's/.* total=\([0-9]*\).*/\1/' <<< "$line")
+        recomputed=$(sed 's/.* total=\([0-9]*\).*/\1/' <<< "$lean")
         params=$(sed 's/.* params=\([0-9]*\).*/\1/' <<< "$line")
         batch=$(sed 's/.* batch_per_rank=\([0-9]*\).*/\1/' <<< "$line")
         fits=""
         for cap in 32510 81559 143771; do
-            if [ $((total + context)) -le $((cap * mib)) ]; then fits+=" yes |"; else fits+=" no |"; fi
+            if [ $((total + context)) -le $((cap * mib)) ]; then fits+=" yes |"
+            elif [ $((recomputed + context)) -le $((cap * mib)) ]; then fits+=" with recompute |"
+            else fits+=" no |"; fi
         done
-        awk -v n="$name" -v p="$params" -v b="$batch" -v t="$total" -v f="$fits" \
-            'BEGIN { printf "| `%s` | %.1f M | %d | %.2f GiB |%s\n", n, p / 4 / 1e6, b, t / 2^30, f }'
+        awk -v n="$name" -v p="$params" -v b="$batch" -v t="$total" -v r="$recomputed" -v f="$fits" \
+            'BEGIN { printf "| `%s` | %.1f M | %d | %.2f GiB | %.2f GiB |%s\n", n, p / 4 / 1e6, b,
+                     t / 2^30, r / 2^30, f }'
     done
 }
 case $mode in

@@ -2,7 +2,9 @@
  * allocates (model_cpu_bytes_in_use) for training and for decoding; activations sized by the
  * source and target lengths they hold (max_src, max_tgt), with results bit-identical to
  * activations sized by max_len; decoding more sources than max_batch, in chunks, equal to
- * decoding them one chunk at a time; the plan of a CUDA model on a machine without a GPU. */
+ * decoding them one chunk at a time; the plan of a CUDA model on a machine without a GPU;
+ * activation recomputation (ffn, layer): the same loss, gradients and decoding bit for bit, and
+ * less memory, as planned. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,11 +200,61 @@ static void test_decoding_in_chunks(void)
     model_free(m);
 }
 
+/* Recomputation changes memory, not numbers: loss, gradients (two steps, so that Adam moves
+ * the weights in between) and greedy decoding are those of the stored-activation path. */
+static void test_recompute(void)
+{
+    model_config c = base_cfg();
+    c.enc_layers = 3; /* several layers on each side share buffers */
+    float *g[3];
+    double loss[3];
+    int out[3][4 * 9] = {{0}}, out_len[3][4]; /* tokens past out_len stay 0 */
+    size_t act[3];
+    batch bt = batch_make(4, c.max_src - 3, c.max_tgt, &c);
+    for (int rc = MODEL_RECOMPUTE_NONE; rc <= MODEL_RECOMPUTE_LAYER; rc++) {
+        c.recompute = rc;
+        size_t before = model_cpu_bytes_in_use();
+        model *m = model_create(&c, BACKEND_CPU, 4);
+        check_within(rc == 0 ? "none" : rc == 1 ? "ffn" : "layer",
+                     model_cpu_bytes_in_use() - before, planned(&c, 4, 0), 0.05);
+        model_memory plan;
+        model_memory_plan(&c, BACKEND_CPU, 4, 0, &plan);
+        act[rc] = plan.activations;
+        model_init_params(m, 5);
+        adam_hparams h = {1e-3f, 0.9f, 0.999f, 1e-8f};
+        long nt = 0;
+        for (int step = 1; step <= 2; step++) {
+            loss[rc] = model_forward(m, &bt.b, &nt);
+            model_zero_grad(m);
+            model_backward(m, &bt.b, 1.0f / (float)nt);
+            if (step == 1) model_adam_step(m, &h, step, 1.0f);
+        }
+        g[rc] = malloc(model_num_params(m) * sizeof(float));
+        model_copy_out(m, BUF_GRADS, g[rc]);
+        model_greedy_decode(m, bt.src, bt.src_len, 4, bt.S, 9, out[rc], out_len[rc]);
+        if (rc > 0) {
+            size_t n = model_num_params(m) * sizeof(float);
+            CHECK_MSG(loss[rc] == loss[0], "recompute %d: loss %.17g, stored %.17g", rc,
+                      loss[rc], loss[0]);
+            CHECK_MSG(memcmp(g[rc], g[0], n) == 0, "recompute %d: gradients differ", rc);
+            CHECK_MSG(memcmp(out_len[rc], out_len[0], sizeof out_len[0]) == 0 &&
+                          memcmp(out[rc], out[0], sizeof out[0]) == 0,
+                      "recompute %d: decoding differs", rc);
+        }
+        model_free(m);
+    }
+    CHECK_MSG(act[1] < act[0] && act[2] < act[1], "activations: none %zu, ffn %zu, layer %zu",
+              act[0], act[1], act[2]);
+    for (int rc = 0; rc < 3; rc++) free(g[rc]);
+    batch_free(&bt);
+}
+
 int main(void)
 {
     test_plan_matches_allocation();
     test_plan_follows_lengths();
     test_sizing_changes_no_result();
     test_decoding_in_chunks();
+    test_recompute();
     return test_report("test_model_memory");
 }

@@ -86,6 +86,10 @@ static const config_key KEYS[] = {
      "Encoder attention heads."},
     {"model", "dec_heads", KEY_INT, "8", F(dec_heads), 1, 1024, 0, NULL,
      "Decoder attention heads."},
+    {"model", "recompute", KEY_CHOICE, "none", F(recompute), 0, 0, 0, "none|ffn|layer",
+     "Activation recomputation, for models that do not fit otherwise: ffn recomputes the "
+     "feed-forward hidden units in backward, layer every layer's activations from its input "
+     "(each layer keeps only its output); same gradients, less memory, more time."},
 
     {"train", "seed", KEY_SEED, "0", F(seed), 0, 0, 0, NULL,
      "Seed of the data streams and of the initial weights."},

@@ -97,10 +97,13 @@ void memory_plan_describe(const run_shape *s, char *text, size_t cap)
     add(text, cap, ", gradients ", m.grads);
     add(text, cap, ", Adam moments ", m.adam);
     add(text, cap, ", activations ", m.activations);
-    snprintf(label, sizeof label, " (encoder %d x ", mc->enc_layers);
-    add(text, cap, label, m.enc_layer);
-    snprintf(label, sizeof label, ", decoder %d x ", mc->dec_layers);
-    add(text, cap, label, m.dec_layer);
+    static const char *const RECOMPUTE[] = {"", "recompute ffn; ", "recompute layer; "};
+    snprintf(label, sizeof label, " (%sencoder %d layer%s ", RECOMPUTE[mc->recompute],
+             mc->enc_layers, mc->enc_layers > 1 ? "s" : "");
+    add(text, cap, label, m.enc_layers);
+    snprintf(label, sizeof label, ", decoder %d layer%s ", mc->dec_layers,
+             mc->dec_layers > 1 ? "s" : "");
+    add(text, cap, label, m.dec_layers);
     add(text, cap, ", embeddings ", m.embeddings);
     add(text, cap, ", logits ", m.logits);
     add(text, cap, ", backward ", m.backward);

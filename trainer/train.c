@@ -653,7 +653,8 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
 
     model_config mc = {cfg->enc_layers, cfg->dec_layers, cfg->enc_dim, cfg->dec_dim,
                        cfg->enc_heads, cfg->dec_heads, r->vin.size, r->vout.size,
-                       r->max_src > r->max_tgt ? r->max_src : r->max_tgt, r->max_src, r->max_tgt};
+                       r->max_src > r->max_tgt ? r->max_src : r->max_tgt, r->max_src, r->max_tgt,
+                       cfg->recompute};
     char err[1024];
     if (model_config_validate(&mc, err, sizeof err)) comm_abort(c, 2, "[model]: %s", err);
     r->local_batch = cfg->batch_size / r->ranks;

@@ -33,6 +33,7 @@ typedef struct {
     char out_encoding[CONFIG_TEXT_MAX]; /* output encoding; empty: same as the input's */
     /* [model] */
     int enc_layers, dec_layers, enc_dim, dec_dim, enc_heads, dec_heads;
+    int recompute; /* model_recompute of model.h, in the same order */
     /* [train] */
     uint64_t seed;
     int batch_size;     /* global: split evenly over the ranks; 0 until config_resolve_batch */
