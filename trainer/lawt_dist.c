@@ -12,6 +12,12 @@
 #include "model/model.h"
 #include "trainer/trainer.h"
 
+#ifdef LAWT_JOBS_DIR
+#define JOBS_DIR_HELP " (then " LAWT_JOBS_DIR ")"
+#else
+#define JOBS_DIR_HELP ""
+#endif
+
 static const char USAGE[] =
     "usage: lawt_dist --config FILE [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
     "                 [--resume [CHECKPOINT]] [--dry-run] [--memory-plan [cpu|cuda]]\n"
@@ -25,7 +31,7 @@ static const char USAGE[] =
     "  --config FILE        the experiment (INI; keys: --help-config, or jobs/README.md); a\n"
     "                       bare name (inversion.ini) not in the current directory is looked\n"
     "                       up in the installed jobs, PREFIX/share/lawt/jobs next to this\n"
-    "                       program's PREFIX/bin (then " LAWT_JOBS_DIR ")\n"
+    "                       program's PREFIX/bin" JOBS_DIR_HELP "\n"
     "  --set S.K=V          overrides key K of section [S] (repeatable, applied in order)\n"
     "  --run-dir DIR        same as --set run.dir=DIR: config.ini, train.log, metrics.jsonl and\n"
     "                       checkpoints go there\n"
@@ -60,7 +66,7 @@ typedef struct {
 
 /* A bare job name (no '/') not in the current directory: the installed jobs, found from this
  * program's own place (PREFIX/bin/lawt_dist -> PREFIX/share/lawt/jobs), then the install
- * prefix it was configured with. */
+ * prefix it was configured with (LAWT_JOBS_DIR, not in a relocatable build). */
 static const char *find_job(const char *name, char *path, size_t cap)
 {
     if (strchr(name, '/') || access(name, F_OK) == 0) return name;
@@ -75,8 +81,10 @@ static const char *find_job(const char *name, char *path, size_t cap)
             if (w > 0 && (size_t)w < cap && access(path, F_OK) == 0) return path;
         }
     }
+#ifdef LAWT_JOBS_DIR
     int w = snprintf(path, cap, "%s/%s", LAWT_JOBS_DIR, name);
     if (w > 0 && (size_t)w < cap && access(path, F_OK) == 0) return path;
+#endif
     return name; /* the error names the file as given */
 }
 
