@@ -35,21 +35,6 @@ size_t model_param_count(const model_config *c)
            nd * dd * (14 * dd + 2 * de + 19);
 }
 
-void model_memory_need(const model_config *c, int max_batch, double *state_bytes,
-                       double *activation_bytes)
-{
-    const double de = c->enc_dim, dd = c->dec_dim, ne = c->enc_layers, nd = c->dec_layers;
-    const double L = c->max_len, B = max_batch, V = c->vocab_out, dmax = de > dd ? de : dd;
-    *state_bytes = 4.0 * sizeof(float) * (double)model_param_count(c);
-    /* Per token: embeddings and encoder layers (qkv 3d, attention output, two residuals, two
-     * layer outputs, FFN 4d), decoder layers (the same plus cross-attention: q, kv 2d, output,
-     * a third residual and norm), logits and probabilities, and the backward scratch. */
-    double per_token = 2 * de + ne * 12 * de + 2 * dd + nd * 18 * dd + 2 * V + 10 * dmax +
-                       3 * dd + de;
-    double attention = L * L * (ne * c->enc_heads + 2 * nd * c->dec_heads);
-    *activation_bytes = sizeof(float) * B * (L * per_token + attention);
-}
-
 int model_config_validate(const model_config *c, char *err, size_t errcap)
 {
 #define BAD(...)                                      \
@@ -71,6 +56,12 @@ int model_config_validate(const model_config *c, char *err, size_t errcap)
         BAD("vocabularies must hold the special tokens (in %d, out %d)", c->vocab_in,
             c->vocab_out);
     if (c->max_len < 2) BAD("max_len must be >= 2 (got %d)", c->max_len);
+    if (c->recompute < MODEL_RECOMPUTE_NONE || c->recompute > MODEL_RECOMPUTE_LAYER)
+        BAD("recompute %d is not a model_recompute", c->recompute);
+    if (c->max_src < 0 || c->max_src > c->max_len || c->max_tgt == 1 || c->max_tgt < 0 ||
+        c->max_tgt > c->max_len)
+        BAD("max_src %d and max_tgt %d must be 0 (max_len) or in [1, max_len %d] ([2, ..] for "
+            "max_tgt)", c->max_src, c->max_tgt, c->max_len);
     if (c->enc_dim > 65536 || c->dec_dim > 65536 || c->enc_layers > 1024 ||
         c->dec_layers > 1024 || c->max_len > 65536)
         BAD("configuration too large");
@@ -239,6 +230,27 @@ static layer_backend *backend_create(model_backend backend, const model_config *
     lawt_die("model: unknown backend %d", (int)backend);
 }
 
+int model_src_capacity(const model_config *cfg)
+{
+    return cfg->max_src > 0 ? cfg->max_src : cfg->max_len;
+}
+
+int model_tgt_capacity(const model_config *cfg)
+{
+    return cfg->max_tgt > 0 ? cfg->max_tgt : cfg->max_len;
+}
+
+void model_memory_plan(const model_config *cfg, model_backend backend, int max_batch, int beam,
+                       model_memory *out)
+{
+    char err[256];
+    if (model_config_validate(cfg, err, sizeof err)) lawt_die("model: %s", err);
+    if (max_batch < 1) lawt_die("model: max_batch must be >= 1 (got %d)", max_batch);
+    const backend_sizes *bs = backend == BACKEND_CUDA ? &model_cuda_sizes : &model_cpu_sizes;
+    transformer_memory_plan(cfg, bs, max_batch, model_param_count(cfg), beam, out);
+    out->host_init = model_param_count(cfg) * sizeof(float); /* model_init_params' buffer */
+}
+
 #ifndef LAWT_MODEL_HAVE_CUDA
 int model_cuda_available(void) { return 0; } /* model/cuda/model_cuda.c when built */
 int model_cuda_built(void) { return 0; }
@@ -362,9 +374,9 @@ static void check_batch(const model *m, const model_batch *b)
     const model_config *c = &m->cfg;
     if (b->B < 1 || b->B > m->max_batch)
         lawt_die("model: batch of %d examples (max_batch %d)", b->B, m->max_batch);
-    if (b->S < 1 || b->S > c->max_len || b->T < 2 || b->T > c->max_len)
-        lawt_die("model: batch padded to S=%d, T=%d (need 1 <= S, 2 <= T, both <= max_len %d)",
-                 b->S, b->T, c->max_len);
+    if (b->S < 1 || b->S > model_src_capacity(c) || b->T < 2 || b->T > model_tgt_capacity(c))
+        lawt_die("model: batch padded to S=%d, T=%d (need 1 <= S <= %d, 2 <= T <= %d)", b->S,
+                 b->T, model_src_capacity(c), model_tgt_capacity(c));
     for (int i = 0; i < b->B; i++) {
         if (b->src_len[i] < 1 || b->src_len[i] > b->S)
             lawt_die("model: example %d has src_len %d (S=%d)", i, b->src_len[i], b->S);
@@ -419,8 +431,9 @@ static void check_decode(const model *m, const int *src, const int *src_len, int
 {
     if (B < 1 || B > m->max_batch)
         lawt_die("model: decoding %d sources (max_batch %d)", B, m->max_batch);
-    if (S < 1 || S > m->cfg.max_len)
-        lawt_die("model: decoding sources padded to %d (max_len %d)", S, m->cfg.max_len);
+    if (S < 1 || S > model_src_capacity(&m->cfg))
+        lawt_die("model: decoding sources padded to %d (at most %d)", S,
+                 model_src_capacity(&m->cfg));
     if (rows < 1 || rows > 1024) lawt_die("model: beam width %d out of [1, 1024]", rows);
     for (int b = 0; b < B; b++)
         if (src_len[b] < 1 || src_len[b] > S)
@@ -440,16 +453,33 @@ static int argmax(const float *x, int n)
     return best;
 }
 
-/* Positions 0 .. steps-1 feed the decoder: at most max_len of them. */
+/* Positions 0 .. steps-1 feed the decoder: at most the target length it holds. */
 static int decode_steps(const model *m, int max_out)
 {
     if (max_out < 0) max_out = 0;
-    return max_out < m->cfg.max_len ? max_out : m->cfg.max_len;
+    int cap = model_tgt_capacity(&m->cfg);
+    return max_out < cap ? max_out : cap;
 }
 
-static void greedy(model *m, const int *src, const int *src_len, int B, int S, int max_out,
-                   int *out, int *out_len, int cached)
+/* A decoding of B sources in chunks of at most max_batch (the activations' size). */
+typedef void (*decode_fn)(model *m, const int *src, const int *src_len, int B, int S, int beam,
+                          int max_out, int *out, int *out_len, int cached);
+
+static void in_chunks(decode_fn fn, model *m, const int *src, const int *src_len, int B, int S,
+                      int beam, int max_out, int *out, int *out_len, int cached)
 {
+    if (B < 1) lawt_die("model: decoding %d sources", B);
+    for (int first = 0; first < B; first += m->max_batch) {
+        int n = B - first < m->max_batch ? B - first : m->max_batch;
+        fn(m, src + (size_t)first * S, src_len + first, n, S, beam, max_out,
+           out + (size_t)first * (size_t)(max_out > 0 ? max_out : 0), out_len + first, cached);
+    }
+}
+
+static void greedy(model *m, const int *src, const int *src_len, int B, int S, int beam,
+                   int max_out, int *out, int *out_len, int cached)
+{
+    (void)beam;
     check_decode(m, src, src_len, B, S, 1);
     const int V = m->cfg.vocab_out, steps = decode_steps(m, max_out);
     for (int b = 0; b < B; b++) out_len[b] = 0;
@@ -494,13 +524,13 @@ static void greedy(model *m, const int *src, const int *src_len, int B, int S, i
 void model_greedy_decode(model *m, const int *src, const int *src_len, int B, int S,
                          int max_out, int *out, int *out_len)
 {
-    greedy(m, src, src_len, B, S, max_out, out, out_len, 1);
+    in_chunks(greedy, m, src, src_len, B, S, 1, max_out, out, out_len, 1);
 }
 
 void model_greedy_decode_nocache(model *m, const int *src, const int *src_len, int B, int S,
                                  int max_out, int *out, int *out_len)
 {
-    greedy(m, src, src_len, B, S, max_out, out, out_len, 0);
+    in_chunks(greedy, m, src, src_len, B, S, 1, max_out, out, out_len, 0);
 }
 
 /* Beam search. Each source keeps up to `beam` live hypotheses (rows of the decoder). At each
@@ -516,9 +546,10 @@ typedef struct {
     int slot, tok;
 } beam_cand;
 
-void model_beam_decode(model *m, const int *src, const int *src_len, int B, int S, int beam,
-                       int max_out, int *out, int *out_len)
+static void beam_search(model *m, const int *src, const int *src_len, int B, int S, int beam,
+                        int max_out, int *out, int *out_len, int cached)
 {
+    (void)cached;
     check_decode(m, src, src_len, B, S, beam);
     const int V = m->cfg.vocab_out, K = beam, steps = decode_steps(m, max_out);
     const int R = B * K;
@@ -623,4 +654,10 @@ void model_beam_decode(model *m, const int *src, const int *src_len, int B, int 
     free(live);
     free(lp);
     free(cand);
+}
+
+void model_beam_decode(model *m, const int *src, const int *src_len, int B, int S, int beam,
+                       int max_out, int *out, int *out_len)
+{
+    in_chunks(beam_search, m, src, src_len, B, S, beam, max_out, out, out_len, 1);
 }

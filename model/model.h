@@ -26,8 +26,10 @@
  * first model_create (or LAWT_THREADS), and sets OpenBLAS itself to one thread (again at every
  * call): matrix products are split by rows among the pool's threads. Results are bit-identical
  * from run to run for a given thread count. Use a model from one thread at a time.
- * Memory: activations for max_batch x max_len tokens are allocated once at model_create;
- * nothing is allocated per step (decoding allocates its cache at its first, larger call). */
+ * Memory: activations for max_batch examples (sources of max_src tokens, targets of max_tgt)
+ * are allocated once at model_create; nothing is allocated per step (decoding allocates its
+ * cache at its first, larger call). model_memory_plan says how many bytes that is, from the
+ * very layout the allocation walks. */
 #ifndef LAWT_MODEL_H
 #define LAWT_MODEL_H
 
@@ -42,22 +44,23 @@ typedef struct {
     int enc_heads, dec_heads;
     int vocab_in, vocab_out;
     int max_len; /* positions: the longest framed source or target sequence */
+    /* What the activations hold (not parameters: a checkpoint does not record them): framed
+     * sources of up to max_src tokens and targets of up to max_tgt (<= max_len each);
+     * 0: max_len. The decoder's buffers are sized by max_tgt, the encoder's by max_src. */
+    int max_src, max_tgt;
+    /* Activation recomputation (model_recompute; not a parameter either): layers after the
+     * first keep only their output, or no feed-forward hidden units, and backward recomputes
+     * the rest from the layer's input. Gradients are the same bit for bit. */
+    int recompute;
 } model_config;
+
+typedef enum { MODEL_RECOMPUTE_NONE, MODEL_RECOMPUTE_FFN, MODEL_RECOMPUTE_LAYER } model_recompute;
 
 /* The parameter count of Appendix G:
  * P = de(wi + wp + 2) + (wo + wp + 2)dd + wo + ne de(12de + 13) + nd dd(14dd + 2de + 19). */
 size_t model_param_count(const model_config *cfg);
 /* Returns 0, or -1 with a message in err (e.g. dim not divisible by heads). */
 int model_config_validate(const model_config *cfg, char *err, size_t errcap);
-
-/* Bytes a model of cfg with activations for max_batch examples needs, at least, before it is
- * allocated: *state_bytes for the parameters, gradients and both Adam moments (16 bytes a
- * parameter), *activation_bytes for the training activations (the terms of the CPU backend's
- * layout that grow with the batch: floats per token and dimension in every layer, and the
- * attention weights, heads x max_len^2 per example and layer). In doubles: a configuration
- * too large for size_t still gets a number. */
-void model_memory_need(const model_config *cfg, int max_batch, double *state_bytes,
-                       double *activation_bytes);
 
 /* One named view of the parameter buffer: name like "enc.layer0.attn.qkv.weight". */
 #define MODEL_MAX_NDIM 3
@@ -118,8 +121,8 @@ void model_set_cuda_precision(model_precision p);
  * build. */
 void model_set_cuda_device_for_rank(int local_rank);
 
-/* Activations are sized for batches up to max_batch examples of up to cfg->max_len tokens.
- * Dies with a message if the backend is not available. */
+/* Activations are sized for batches of up to max_batch examples of up to cfg->max_src source
+ * and cfg->max_tgt target tokens. Dies with a message if the backend is not available. */
 model *model_create(const model_config *cfg, model_backend backend, int max_batch);
 void model_free(model *m);
 const model_config *model_get_config(const model *m);
@@ -164,7 +167,36 @@ double model_grad_norm(const model *m);
  * the trainer uses grad_scale for norm clipping and gradient averaging. */
 void model_adam_step(model *m, const adam_hparams *h, long step, float grad_scale);
 
+/* Bytes a model holds, by what they hold, as model_create and decoding allocate them for
+ * (cfg, backend, max_batch) and decoding beams of width beam (0: no decoding). Backend memory
+ * is the GPU's for BACKEND_CUDA, the host's for BACKEND_CPU; host is host memory besides
+ * (pinned staging for CUDA). Needs no device: a CPU-only machine can plan a CUDA run. */
+typedef struct {
+    size_t params, grads, adam;  /* adam: both moments */
+    size_t embeddings;           /* embedding activations of both sides */
+    size_t enc_layer, dec_layer; /* one layer's activations, attention scores included */
+    size_t enc_layers, dec_layers;
+    size_t attention;            /* attention scores of every layer (inside the layer figures) */
+    size_t logits;               /* logits and probabilities (M, vocab_out) each */
+    size_t backward;             /* backward's gradient buffers and the attention scratch */
+    size_t activations;          /* embeddings + layers + logits + backward */
+    size_t decode;               /* decoding: key/value caches and one step's buffers */
+    size_t tokens;               /* token ids and per-row losses */
+    size_t backend_state;        /* the backend's own (CUDA: embedding index, norm partials) */
+    size_t workspace;            /* cuBLAS workspace (CUDA); the CUDA context is not counted */
+    size_t backend_total;        /* all of the above: in the backend's memory */
+    size_t host;                 /* host memory besides (staging; for CPU, the same memory) */
+    size_t host_init;            /* host memory model_init_params holds while it runs */
+} model_memory;
+void model_memory_plan(const model_config *cfg, model_backend backend, int max_batch, int beam,
+                       model_memory *out);
+/* Bytes the backend's allocator handed out to models and not yet freed, in this process
+ * (CPU backend: through its alloc and host_alloc): what tests hold the plan against. */
+size_t model_cpu_bytes_in_use(void);
+
 /* Decoding reuses the training activations: call backward before decoding, not after.
+ * Any number of sources B: they are decoded in chunks of at most max_batch (a source's
+ * prediction does not depend on its companions).
  * Greedy decoding with a key/value cache. src: (B, S) framed sources. For each example writes
  * the predicted tokens after the leading EOS, without the closing EOS, into
  * out[b * max_out ...] and their count into out_len[b]; stops at EOS or max_out tokens. */

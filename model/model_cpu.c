@@ -3,6 +3,7 @@
  * The flat-buffer loops (zeroing, the sum of squares, Adam) run in parallel over fixed blocks
  * of FLAT_BLOCK floats, so their results do not depend on the number of threads. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,15 +23,30 @@ typedef struct {
 
 /* ---- memory ---- */
 
+/* Each block starts with a 64-byte header holding its size, so that the bytes in use can be
+ * counted (model_cpu_bytes_in_use) and the data stays 64-byte aligned. */
+#define ALLOC_HEADER 64
+static atomic_size_t bytes_in_use;
+
 static void *cpu_alloc(size_t bytes)
 {
     void *p = NULL;
-    if (posix_memalign(&p, 64, bytes > 0 ? bytes : 64))
+    if (posix_memalign(&p, 64, ALLOC_HEADER + (bytes > 0 ? bytes : 64)))
         lawt_die("model: cannot allocate %zu bytes", bytes);
-    return p;
+    *(size_t *)p = bytes;
+    atomic_fetch_add(&bytes_in_use, bytes);
+    return (char *)p + ALLOC_HEADER;
 }
 
-static void cpu_free(void *p) { free(p); }
+static void cpu_free(void *p)
+{
+    if (!p) return;
+    char *block = (char *)p - ALLOC_HEADER;
+    atomic_fetch_sub(&bytes_in_use, *(size_t *)block);
+    free(block);
+}
+
+size_t model_cpu_bytes_in_use(void) { return atomic_load(&bytes_in_use); }
 
 static void cpu_copy(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
                      size_t rows, copy_kind kind)
@@ -185,17 +201,31 @@ static void cpu_adam_update(float *params, float *m, float *v, const float *grad
 
 static void cpu_destroy(layer_backend *k)
 {
-    free(((cpu_backend *)k)->block_sums);
+    cpu_free(((cpu_backend *)k)->block_sums);
     free(k);
 }
 
-layer_backend *model_cpu_backend(const model_config *cfg, int max_batch, size_t nparams)
+static void cpu_state_bytes(const model_config *cfg, int max_batch, size_t nparams,
+                            size_t *device, size_t *host)
 {
     (void)cfg, (void)max_batch;
+    *device = (size_t)(flat_blocks(nparams) + 1) * sizeof(double); /* block_sums */
+    *host = 0;
+}
+
+const backend_sizes model_cpu_sizes = {.align_floats = 16 /* 64-byte aligned views */,
+                                       .attention_scratch_floats = cpu_attention_scratch_floats,
+                                       .state_bytes = cpu_state_bytes,
+                                       .workspace_bytes = 0};
+
+layer_backend *model_cpu_backend(const model_config *cfg, int max_batch, size_t nparams)
+{
+    size_t state, host;
+    model_cpu_sizes.state_bytes(cfg, max_batch, nparams, &state, &host);
     cpu_backend *b = lawt_calloc(1, sizeof *b);
-    b->block_sums = lawt_malloc((size_t)(flat_blocks(nparams) + 1) * sizeof(double));
+    b->block_sums = cpu_alloc(state);
     b->k = (layer_backend){
-        .name = "cpu", .align_floats = 16 /* 64-byte aligned views */, .destroy = cpu_destroy,
+        .name = "cpu", .align_floats = model_cpu_sizes.align_floats, .destroy = cpu_destroy,
         /* memory: the host's, transfers are copies */
         .alloc = cpu_alloc, .free = cpu_free, .host_alloc = cpu_alloc, .host_free = cpu_free,
         .copy = cpu_copy, .zero = cpu_zero, .gather_rows = cpu_gather_rows,
@@ -205,7 +235,7 @@ layer_backend *model_cpu_backend(const model_config *cfg, int max_batch, size_t 
         .linear_forward = cpu_linear_forward, .linear_backward = cpu_linear_backward,
         .relu_forward = relu_forward, .relu_backward = relu_backward,
         .attention_forward = attention_forward, .attention_backward = attention_backward,
-        .attention_scratch_floats = cpu_attention_scratch_floats,
+        .attention_scratch_floats = model_cpu_sizes.attention_scratch_floats,
         .crossentropy_forward = cpu_crossentropy_forward,
         .crossentropy_backward = crossentropy_backward,
         /* optimizer */

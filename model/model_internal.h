@@ -129,6 +129,27 @@ struct layer_backend {
 layer_backend *model_cpu_backend(const model_config *cfg, int max_batch, size_t nparams);
 layer_backend *model_cuda_backend(const model_config *cfg, int max_batch, size_t nparams);
 
+/* What a backend's memory needs, known without creating it (no device needed): the backend
+ * takes align_floats and attention_scratch_floats from here, and its own allocations are those
+ * of state_bytes, so that model_memory_plan and the allocation agree by construction. */
+typedef struct {
+    size_t align_floats;
+    long (*attention_scratch_floats)(int B, int H, int T, int S, int D);
+    /* the backend's own state for (cfg, max_batch, nparams): in its memory, and on the host */
+    void (*state_bytes)(const model_config *cfg, int max_batch, size_t nparams, size_t *device,
+                        size_t *host);
+    size_t workspace_bytes; /* what its library allocates by itself (cuBLAS workspace) */
+} backend_sizes;
+extern const backend_sizes model_cpu_sizes, model_cuda_sizes;
+/* The CUDA backend's own state, as cuda_state_bytes counts it: its token-index ints (device,
+ * and as many on the host) and the partial sums of its sum of squares (doubles). */
+size_t model_cuda_index_ints(const model_config *cfg, int max_batch);
+size_t model_cuda_sumsq_partials(size_t nparams);
+
+/* Sequence lengths the activations hold: cfg->max_src / max_tgt, or max_len when 0. */
+int model_src_capacity(const model_config *cfg);
+int model_tgt_capacity(const model_config *cfg);
+
 /* ---- the transformer (transformer.c) over a backend; model.c calls it through this table ---- */
 typedef struct transformer transformer;
 /* Takes ownership of k. Parameters, gradients and moments start at zero. */
@@ -163,5 +184,9 @@ typedef struct {
 } transformer_ops;
 
 extern const transformer_ops transformer_model_ops;
+
+/* The plan of model.h for a backend of these sizes: the walk transformer_create allocates by. */
+void transformer_memory_plan(const model_config *cfg, const backend_sizes *sz, int max_batch,
+                             size_t nparams, int beam, model_memory *out);
 
 #endif

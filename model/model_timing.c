@@ -36,11 +36,11 @@ int main(int argc, char **argv)
     int S, T;
     const int B = 64;
     if (!strcmp(shape, "a")) {
-        c = (model_config){4, 1, 512, 512, 8, 8, 1106, 1106, 79};
+        c = (model_config){4, 1, 512, 512, 8, 8, 1106, 1106, 79, 0, 0, 0};
         S = 79;
         T = 19;
     } else {
-        c = (model_config){1, 1, 64, 64, 4, 4, 1106, 1106, 31};
+        c = (model_config){1, 1, 64, 64, 4, 4, 1106, 1106, 31, 0, 0, 0};
         S = 31;
         T = 31;
     }

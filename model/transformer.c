@@ -105,6 +105,7 @@ static ffn_params dec_ffn(const dec_layer_views *v)
  * values of the encoder output (R, S, 2dd); buffers for one step of R rows. */
 typedef struct {
     int R_cap, R, rows_per_src, S;
+    int can_reorder; /* kc2, vc2 exist (beams): greedy decoding does without them */
     float *mem;
     float **kc, **vc, **kc2, **vc2, **ckv;
     float *emb, *y, *qkv, *atty, *res, *x, *q, *h, *mean, *rstd, *att, *logits;
@@ -117,7 +118,9 @@ typedef struct {
 struct transformer {
     model_config cfg;
     layer_backend *k;
-    int maxB, L;
+    int maxB;
+    int Ls, Lt; /* the longest source and target the activations hold */
+    int recompute; /* model_recompute */
     size_t np;
     float *params, *grads, *adam_m, *adam_v; /* backend memory, model_tensors() order */
     model_views P, G;
@@ -144,15 +147,26 @@ struct transformer {
 
 /* ---- memory: a bump allocator run twice (size, then carve) ---- */
 
+/* The bump also counts what model_memory_plan reports: the attention scores among the floats
+ * it hands out. */
 typedef struct {
     float *base;
     size_t off, align;
+    size_t att; /* floats of attention scores taken */
 } bump;
 
 static float *take(bump *b, size_t n)
 {
     float *p = b->base ? b->base + b->off : NULL;
     b->off += (n + b->align - 1) / b->align * b->align;
+    return p;
+}
+
+static float *take_att(bump *b, size_t n)
+{
+    size_t before = b->off;
+    float *p = take(b, n);
+    b->att += b->off - before;
     return p;
 }
 
@@ -180,7 +194,7 @@ static void take_norm(bump *b, norm_acts *a, size_t NB, size_t d)
 static void take_self_attn(bump *b, self_attn_acts *a, size_t NB, size_t d, size_t att)
 {
     a->qkv = take(b, NB * 3 * d);
-    a->att = take(b, att);
+    a->att = take_att(b, att);
     a->atty = take(b, NB * d);
     take_norm(b, &a->norm, NB, d);
 }
@@ -191,42 +205,112 @@ static void take_ffn(bump *b, ffn_acts *a, size_t NB, size_t d)
     take_norm(b, &a->norm, NB, d);
 }
 
-static void carve(transformer *tf, bump *b)
+/* Floats of each part of the activation buffer, as carve lays it out. */
+typedef struct {
+    size_t embeddings, enc_layer, dec_layer, enc_layers, dec_layers, attention, logits, backward;
+} act_sizes;
+
+/* The activation buffer for maxB examples: the encoder's rows for sources of Ls tokens, the
+ * decoder's for targets of Lt (it reads at most Lt positions); views into b->base (sizes only
+ * when it is NULL), and the floats of each part into sz. */
+static void carve(const model_config *c, const backend_sizes *bs, int maxB, int Ls, int Lt,
+                  enc_acts *enc, dec_acts *dec, transformer *tf, bump *b, act_sizes *sz)
 {
-    const model_config *c = &tf->cfg;
-    const size_t L = (size_t)tf->L, NB = (size_t)tf->maxB * L; /* rows of either side */
+    const size_t B = (size_t)maxB, NS = B * (size_t)Ls, NT = B * (size_t)Lt;
     const size_t de = (size_t)c->enc_dim, dd = (size_t)c->dec_dim, V = (size_t)c->vocab_out;
     const size_t He = (size_t)c->enc_heads, Hd = (size_t)c->dec_heads;
-    const size_t B = (size_t)tf->maxB;
-    take_norm(b, &tf->enc_emb, NB, de);
+    const size_t ls = (size_t)Ls, lt = (size_t)Lt;
+    norm_acts enc_emb, dec_emb;
+    size_t mark = b->off;
+    take_norm(b, &enc_emb, NS, de);
+    take_norm(b, &dec_emb, NT, dd);
+    sz->embeddings = b->off - mark;
+    mark = b->off;
+    /* Recomputation: the layers after the first share its buffers (all of them, or the
+     * feed-forward hidden units), each keeping its own output, the next layer's input. */
+    const int rc = c->recompute;
     for (int l = 0; l < c->enc_layers; l++) {
-        take_self_attn(b, &tf->enc[l].attn, NB, de, B * He * L * L);
-        take_ffn(b, &tf->enc[l].ffn, NB, de);
+        if (l > 0 && rc == MODEL_RECOMPUTE_LAYER) {
+            enc[l] = enc[0];
+            enc[l].ffn.norm.out = take(b, NS * de);
+            continue;
+        }
+        take_self_attn(b, &enc[l].attn, NS, de, B * He * ls * ls);
+        if (l > 0 && rc == MODEL_RECOMPUTE_FFN) {
+            enc[l].ffn.h = enc[0].ffn.h;
+            take_norm(b, &enc[l].ffn.norm, NS, de);
+        } else {
+            take_ffn(b, &enc[l].ffn, NS, de);
+        }
+        if (l == 0) sz->enc_layer = b->off - mark;
     }
-    take_norm(b, &tf->dec_emb, NB, dd);
+    sz->enc_layers = b->off - mark;
+    mark = b->off;
     for (int l = 0; l < c->dec_layers; l++) {
-        dec_acts *a = &tf->dec[l];
-        take_self_attn(b, &a->self, NB, dd, B * Hd * L * L);
-        a->cross.q = take(b, NB * dd);
-        a->cross.kv = take(b, NB * 2 * dd);
-        a->cross.att = take(b, B * Hd * L * L);
-        a->cross.atty = take(b, NB * dd);
-        take_norm(b, &a->cross.norm, NB, dd);
-        take_ffn(b, &a->ffn, NB, dd);
+        dec_acts *a = &dec[l];
+        if (l > 0 && rc == MODEL_RECOMPUTE_LAYER) {
+            *a = dec[0];
+            a->ffn.norm.out = take(b, NT * dd);
+            continue;
+        }
+        take_self_attn(b, &a->self, NT, dd, B * Hd * lt * lt);
+        a->cross.q = take(b, NT * dd);
+        a->cross.kv = take(b, NS * 2 * dd);
+        a->cross.att = take_att(b, B * Hd * lt * ls);
+        a->cross.atty = take(b, NT * dd);
+        take_norm(b, &a->cross.norm, NT, dd);
+        if (l > 0 && rc == MODEL_RECOMPUTE_FFN) {
+            a->ffn.h = dec[0].ffn.h;
+            take_norm(b, &a->ffn.norm, NT, dd);
+        } else {
+            take_ffn(b, &a->ffn, NT, dd);
+        }
+        if (l == 0) sz->dec_layer = b->off - mark;
     }
-    tf->logits = take(b, NB * V);
-    tf->probs = take(b, NB * V);
-    const size_t dmax = max_sz(de, dd);
-    tf->g1 = take(b, NB * dmax);
-    tf->g2 = take(b, NB * dmax);
-    tf->gh = take(b, NB * 4 * dmax);
-    tf->gqkv = take(b, NB * 3 * dmax);
-    tf->gatty = take(b, NB * dmax);
-    tf->gq = take(b, NB * dd);
-    tf->gkv = take(b, NB * 2 * dd);
-    tf->genc = take(b, NB * de);
-    tf->scratch = take(b, (size_t)tf->k->attention_scratch_floats(
-                              (int)B, (int)max_sz(He, Hd), (int)L, (int)L, (int)dmax));
+    sz->dec_layers = b->off - mark;
+    sz->attention = b->att;
+    mark = b->off;
+    float *logits = take(b, NT * V), *probs = take(b, NT * V);
+    sz->logits = b->off - mark;
+    /* backward: g1 and g2 alternate over the decoder's rows, g2 then serves the encoder's */
+    mark = b->off;
+    const size_t rows_d = max_sz(NS * de, NT * dd);
+    float *g1 = take(b, NT * dd), *g2 = take(b, rows_d);
+    float *gh = take(b, 4 * rows_d), *gqkv = take(b, 3 * rows_d), *gatty = take(b, rows_d);
+    float *gq = take(b, NT * dd), *gkv = take(b, NS * 2 * dd), *genc = take(b, NS * de);
+    long sc_enc = bs->attention_scratch_floats(maxB, (int)He, Ls, Ls, (int)(de / He));
+    long sc_self = bs->attention_scratch_floats(maxB, (int)Hd, Lt, Lt, (int)(dd / Hd));
+    long sc_cross = bs->attention_scratch_floats(maxB, (int)Hd, Lt, Ls, (int)(dd / Hd));
+    long sc = sc_enc > sc_self ? sc_enc : sc_self;
+    float *scratch = take(b, (size_t)(sc > sc_cross ? sc : sc_cross));
+    sz->backward = b->off - mark;
+    if (tf) {
+        tf->enc_emb = enc_emb;
+        tf->dec_emb = dec_emb;
+        tf->logits = logits;
+        tf->probs = probs;
+        tf->g1 = g1;
+        tf->g2 = g2;
+        tf->gh = gh;
+        tf->gqkv = gqkv;
+        tf->gatty = gatty;
+        tf->gq = gq;
+        tf->gkv = gkv;
+        tf->genc = genc;
+        tf->scratch = scratch;
+    }
+}
+
+/* Token ids and row losses for maxB examples: ints (backend), doubles (backend), and host
+ * bytes (staging: ids, row losses, one position's logits per example). */
+static void token_sizes(const model_config *c, int maxB, int Ls, int Lt, size_t *ints,
+                        size_t *doubles, size_t *host_bytes)
+{
+    const size_t mb = (size_t)maxB, NS = mb * (size_t)Ls, NT = mb * (size_t)Lt;
+    *ints = NS + mb + 2 * NT; /* src, src_len, dec_in, targets */
+    *doubles = NT;            /* row_loss */
+    *host_bytes = *ints * sizeof(int) + NT * sizeof(double) +
+                  mb * (size_t)c->vocab_out * sizeof(float);
 }
 
 transformer *transformer_create(const model_config *cfg, layer_backend *k, int max_batch,
@@ -236,7 +320,9 @@ transformer *transformer_create(const model_config *cfg, layer_backend *k, int m
     tf->cfg = *cfg;
     tf->k = k;
     tf->maxB = max_batch;
-    tf->L = cfg->max_len;
+    tf->Ls = model_src_capacity(cfg);
+    tf->Lt = model_tgt_capacity(cfg);
+    tf->recompute = cfg->recompute;
     tf->np = nparams;
     float **bufs[4] = {&tf->params, &tf->grads, &tf->adam_m, &tf->adam_v};
     for (int i = 0; i < 4; i++) {
@@ -247,24 +333,29 @@ transformer *transformer_create(const model_config *cfg, layer_backend *k, int m
     model_views_bind(&tf->G, cfg, tf->grads);
     tf->enc = lawt_calloc((size_t)cfg->enc_layers, sizeof *tf->enc);
     tf->dec = lawt_calloc((size_t)cfg->dec_layers, sizeof *tf->dec);
+    const backend_sizes bs = {.align_floats = k->align_floats,
+                              .attention_scratch_floats = k->attention_scratch_floats};
+    act_sizes sz;
     bump b = {.align = k->align_floats};
-    carve(tf, &b);
+    carve(cfg, &bs, max_batch, tf->Ls, tf->Lt, tf->enc, tf->dec, NULL, &b, &sz);
     tf->act = k->alloc(b.off * sizeof(float));
     b = (bump){.base = tf->act, .align = k->align_floats};
-    carve(tf, &b);
+    carve(cfg, &bs, max_batch, tf->Ls, tf->Lt, tf->enc, tf->dec, tf, &b, &sz);
 
-    const size_t NB = (size_t)max_batch * (size_t)tf->L, mb = (size_t)max_batch;
-    tf->ints = k->alloc((3 * NB + mb) * sizeof(int));
+    const size_t mb = (size_t)max_batch, NS = mb * (size_t)tf->Ls, NT = mb * (size_t)tf->Lt;
+    size_t ints, doubles, host_bytes;
+    token_sizes(cfg, max_batch, tf->Ls, tf->Lt, &ints, &doubles, &host_bytes);
+    tf->ints = k->alloc(ints * sizeof(int));
     tf->d_src = tf->ints;
-    tf->d_src_len = tf->d_src + NB;
+    tf->d_src_len = tf->d_src + NS;
     tf->d_dec_in = tf->d_src_len + mb;
-    tf->d_targets = tf->d_dec_in + NB;
-    tf->src = k->host_alloc(NB * sizeof(int));
+    tf->d_targets = tf->d_dec_in + NT;
+    tf->src = k->host_alloc(NS * sizeof(int));
     tf->src_len = k->host_alloc(mb * sizeof(int));
-    tf->dec_in = k->host_alloc(NB * sizeof(int));
-    tf->targets = k->host_alloc(NB * sizeof(int));
-    tf->row_loss = k->alloc(NB * sizeof(double));
-    tf->host_row_loss = k->host_alloc(NB * sizeof(double));
+    tf->dec_in = k->host_alloc(NT * sizeof(int));
+    tf->targets = k->host_alloc(NT * sizeof(int));
+    tf->row_loss = k->alloc(doubles * sizeof(double));
+    tf->host_row_loss = k->host_alloc(NT * sizeof(double));
     tf->host_prefix_logits = k->host_alloc(mb * (size_t)cfg->vocab_out * sizeof(float));
     return tf;
 }
@@ -443,12 +534,18 @@ static void cross_attention_block_backward(transformer *tf, float *dinp, float *
 
 /* Feed-forward sub-layer over x (N, d):  h = ReLU(x W1^T + b1) (N,4d);
  * out = LN(x + h W2^T + b2). out may be x itself (decoding). */
-static void ffn_block_forward(transformer *tf, ffn_acts *a, const float *x, ffn_params p, int N,
-                              int d)
+static void ffn_hidden_forward(transformer *tf, ffn_acts *a, const float *x, ffn_params p, int N,
+                               int d)
 {
     layer_backend *k = tf->k;
     k->linear_forward(k, a->h, x, p.fc1.w, p.fc1.b, NULL, N, d, 4 * d);
     k->relu_forward(a->h, a->h, (long)N * 4 * d);
+}
+
+static void ffn_block_forward(transformer *tf, ffn_acts *a, const float *x, ffn_params p, int N,
+                              int d)
+{
+    ffn_hidden_forward(tf, a, x, p, N, d);
     residual_norm_forward(tf, &a->norm, a->h, x, p.fc2, p.ln, N, 4 * d, d);
 }
 
@@ -477,21 +574,48 @@ static const float *dec_out(const transformer *tf)
 }
 
 /* Encoder over d_src (B, S) with d_src_len (B), as uploaded. */
+/* The input of encoder layer l (the embeddings' output for the first). */
+static const float *enc_in(const transformer *tf, int l)
+{
+    return l > 0 ? tf->enc[l - 1].ffn.norm.out : tf->enc_emb.out;
+}
+
+static const float *dec_in(const transformer *tf, int l)
+{
+    return l > 0 ? tf->dec[l - 1].ffn.norm.out : tf->dec_emb.out;
+}
+
+/* Encoder layer l over its input (B*S, de): self-attention, feed-forward. */
+static void encoder_layer_forward(transformer *tf, int l, int B, int S)
+{
+    const model_config *c = &tf->cfg;
+    enc_acts *a = &tf->enc[l];
+    self_attention_block_forward(tf, &a->attn, enc_in(tf, l), enc_attn(&tf->P.enc[l]),
+                                 tf->d_src_len, 0, B, S, c->enc_heads, c->enc_dim);
+    ffn_block_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(&tf->P.enc[l]), B * S, c->enc_dim);
+}
+
+/* Decoder layer l over its input (B*Tq, dd) and the encoder output (B*S, de). */
+static void decoder_layer_forward(transformer *tf, int l, int B, int Tq, int S)
+{
+    const model_config *c = &tf->cfg;
+    const int d = c->dec_dim, H = c->dec_heads;
+    dec_acts *a = &tf->dec[l];
+    self_attention_block_forward(tf, &a->self, dec_in(tf, l), dec_self(&tf->P.dec[l]), NULL, 1,
+                                 B, Tq, H, d);
+    cross_attention_block_forward(tf, &a->cross, a->self.norm.out, enc_out(tf),
+                                  dec_cross(&tf->P.dec[l]), tf->d_src_len, B, Tq, S, H, d,
+                                  c->enc_dim);
+    ffn_block_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(&tf->P.dec[l]), B * Tq, d);
+}
+
 static void encoder_forward(transformer *tf, int B, int S)
 {
     const model_config *c = &tf->cfg;
-    const int d = c->enc_dim, H = c->enc_heads;
     const model_views *P = &tf->P;
     embed_forward(tf, &tf->enc_emb, tf->d_src, P->enc_tok, P->enc_pos,
-                  (wb){P->enc_ln_w, P->enc_ln_b}, B, S, d);
-    const float *x = tf->enc_emb.out;
-    for (int l = 0; l < c->enc_layers; l++) {
-        enc_acts *a = &tf->enc[l];
-        self_attention_block_forward(tf, &a->attn, x, enc_attn(&P->enc[l]), tf->d_src_len, 0, B,
-                                     S, H, d);
-        ffn_block_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[l]), B * S, d);
-        x = a->ffn.norm.out;
-    }
+                  (wb){P->enc_ln_w, P->enc_ln_b}, B, S, c->enc_dim);
+    for (int l = 0; l < c->enc_layers; l++) encoder_layer_forward(tf, l, B, S);
 }
 
 /* Decoder over d_dec_in (B, Tq) against the encoder output of the last encoder_forward
@@ -499,24 +623,14 @@ static void encoder_forward(transformer *tf, int B, int S)
 static void decoder_forward(transformer *tf, int B, int Tq, int S)
 {
     const model_config *c = &tf->cfg;
-    const int d = c->dec_dim, H = c->dec_heads, M = B * Tq;
+    const int d = c->dec_dim, M = B * Tq;
     const model_views *P = &tf->P;
     embed_forward(tf, &tf->dec_emb, tf->d_dec_in, P->dec_tok, P->dec_pos,
                   (wb){P->dec_ln_w, P->dec_ln_b}, B, Tq, d);
-    const float *y = tf->dec_emb.out;
-    for (int l = 0; l < c->dec_layers; l++) {
-        dec_acts *a = &tf->dec[l];
-        self_attention_block_forward(tf, &a->self, y, dec_self(&P->dec[l]), NULL, 1, B, Tq, H,
-                                     d);
-        cross_attention_block_forward(tf, &a->cross, a->self.norm.out, enc_out(tf),
-                                      dec_cross(&P->dec[l]), tf->d_src_len, B, Tq, S, H, d,
-                                      c->enc_dim);
-        ffn_block_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(&P->dec[l]), M, d);
-        y = a->ffn.norm.out;
-    }
+    for (int l = 0; l < c->dec_layers; l++) decoder_layer_forward(tf, l, B, Tq, S);
     /* tied output projection: logits = y E_dec^T + out_bias (M, V) */
-    tf->k->linear_forward(tf->k, tf->logits, y, P->dec_tok, P->out_bias, NULL, M, d,
-                          c->vocab_out);
+    tf->k->linear_forward(tf->k, tf->logits, dec_in(tf, c->dec_layers), P->dec_tok,
+                          P->out_bias, NULL, M, d, c->vocab_out);
 }
 
 static double tf_forward(transformer *tf, const model_batch *bt, long *ntokens)
@@ -579,9 +693,12 @@ static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale
 
     /* decoder layers, last first; X holds the gradient of the layer output */
     for (int l = c->dec_layers - 1; l >= 0; l--) {
-        const dec_acts *a = &tf->dec[l];
-        const float *yin = l > 0 ? tf->dec[l - 1].ffn.norm.out : tf->dec_emb.out;
+        dec_acts *a = &tf->dec[l];
+        const float *yin = dec_in(tf, l);
         const int H = c->dec_heads;
+        if (tf->recompute == MODEL_RECOMPUTE_LAYER) decoder_layer_forward(tf, l, B, Tq, S);
+        else if (tf->recompute == MODEL_RECOMPUTE_FFN)
+            ffn_hidden_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(&P->dec[l]), M, dd);
         ffn_block_backward(tf, Dt, X, &a->ffn, a->cross.norm.out, dec_ffn(&P->dec[l]),
                            dec_ffn(&G->dec[l]), M, dd);
         cross_attention_block_backward(tf, X, tf->genc, l != c->dec_layers - 1, Dt, &a->cross,
@@ -602,8 +719,11 @@ static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale
     X = tf->genc;
     Dt = tf->g2;
     for (int l = c->enc_layers - 1; l >= 0; l--) {
-        const enc_acts *a = &tf->enc[l];
-        const float *xin = l > 0 ? tf->enc[l - 1].ffn.norm.out : tf->enc_emb.out;
+        enc_acts *a = &tf->enc[l];
+        const float *xin = enc_in(tf, l);
+        if (tf->recompute == MODEL_RECOMPUTE_LAYER) encoder_layer_forward(tf, l, B, S);
+        else if (tf->recompute == MODEL_RECOMPUTE_FFN)
+            ffn_hidden_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[l]), N, de);
         ffn_block_backward(tf, Dt, X, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[l]),
                            enc_ffn(&G->enc[l]), N, de);
         self_attention_block_backward(tf, X, Dt, &a->attn, xin, enc_attn(&P->enc[l]),
@@ -635,43 +755,58 @@ static void tf_adam_step(transformer *tf, const adam_hparams *hp, long step, flo
 
 /* ---- decoding ---- */
 
-static void decode_alloc(transformer *tf, int R)
+/* The decoding buffers of R rows (views into b->base, sizes only when it is NULL): per layer
+ * the self-attention key/value cache over Lt positions (and, for beams, its reordering twin),
+ * the cross-attention keys/values over Ls source positions; one step's buffers. */
+static void decode_layout(const model_config *c, bump *b, decode_state *ds, size_t r, size_t Ls,
+                          size_t Lt, int reorder)
+{
+    const size_t dd = (size_t)c->dec_dim;
+    for (int l = 0; l < c->dec_layers; l++) {
+        ds->kc[l] = take(b, r * Lt * dd);
+        ds->vc[l] = take(b, r * Lt * dd);
+        ds->kc2[l] = reorder ? take(b, r * Lt * dd) : NULL;
+        ds->vc2[l] = reorder ? take(b, r * Lt * dd) : NULL;
+        ds->ckv[l] = take(b, r * Ls * 2 * dd);
+    }
+    ds->emb = take(b, r * dd);
+    ds->y = take(b, r * dd);
+    ds->qkv = take(b, r * 3 * dd);
+    ds->atty = take(b, r * dd);
+    ds->res = take(b, r * dd);
+    ds->x = take(b, r * dd);
+    ds->q = take(b, r * dd);
+    ds->h = take(b, r * 4 * dd);
+    ds->mean = take(b, r);
+    ds->rstd = take(b, r);
+    ds->att = take(b, r * (size_t)c->dec_heads * max_sz(Ls, Lt));
+    ds->logits = take(b, r * (size_t)c->vocab_out);
+}
+
+static void decode_views_alloc(decode_state *ds, int layers)
+{
+    ds->kc = lawt_calloc((size_t)layers, sizeof(float *));
+    ds->vc = lawt_calloc((size_t)layers, sizeof(float *));
+    ds->kc2 = lawt_calloc((size_t)layers, sizeof(float *));
+    ds->vc2 = lawt_calloc((size_t)layers, sizeof(float *));
+    ds->ckv = lawt_calloc((size_t)layers, sizeof(float *));
+}
+
+static void decode_alloc(transformer *tf, int R, int reorder)
 {
     decode_state *ds = &tf->ds;
     layer_backend *k = tf->k;
-    if (R <= ds->R_cap) return;
+    if (R <= ds->R_cap && (ds->can_reorder || !reorder)) return;
     decode_free(k, ds);
     const model_config *c = &tf->cfg;
-    const size_t L = (size_t)tf->L, dd = (size_t)c->dec_dim, nl = (size_t)c->dec_layers;
     const size_t r = (size_t)R;
-    ds->kc = lawt_calloc(nl, sizeof(float *));
-    ds->vc = lawt_calloc(nl, sizeof(float *));
-    ds->kc2 = lawt_calloc(nl, sizeof(float *));
-    ds->vc2 = lawt_calloc(nl, sizeof(float *));
-    ds->ckv = lawt_calloc(nl, sizeof(float *));
-    for (int pass = 0; pass < 2; pass++) {
-        bump b = {.base = pass ? ds->mem : NULL, .align = k->align_floats};
-        for (size_t l = 0; l < nl; l++) {
-            ds->kc[l] = take(&b, r * L * dd);
-            ds->vc[l] = take(&b, r * L * dd);
-            ds->kc2[l] = take(&b, r * L * dd);
-            ds->vc2[l] = take(&b, r * L * dd);
-            ds->ckv[l] = take(&b, r * L * 2 * dd);
-        }
-        ds->emb = take(&b, r * dd);
-        ds->y = take(&b, r * dd);
-        ds->qkv = take(&b, r * 3 * dd);
-        ds->atty = take(&b, r * dd);
-        ds->res = take(&b, r * dd);
-        ds->x = take(&b, r * dd);
-        ds->q = take(&b, r * dd);
-        ds->h = take(&b, r * 4 * dd);
-        ds->mean = take(&b, r);
-        ds->rstd = take(&b, r);
-        ds->att = take(&b, r * (size_t)c->dec_heads * L);
-        ds->logits = take(&b, r * (size_t)c->vocab_out);
-        if (!pass) ds->mem = k->alloc(b.off * sizeof(float));
-    }
+    decode_views_alloc(ds, c->dec_layers);
+    bump b = {.align = k->align_floats};
+    decode_layout(c, &b, ds, r, (size_t)tf->Ls, (size_t)tf->Lt, reorder);
+    ds->mem = k->alloc(b.off * sizeof(float));
+    b = (bump){.base = ds->mem, .align = k->align_floats};
+    decode_layout(c, &b, ds, r, (size_t)tf->Ls, (size_t)tf->Lt, reorder);
+    ds->can_reorder = reorder;
     ds->ints = k->alloc(4 * r * sizeof(int));
     ds->d_tokens = ds->ints;
     ds->d_src_len = ds->ints + r;
@@ -690,7 +825,7 @@ static void tf_decode_begin(transformer *tf, const int *src, const int *src_len,
     const model_config *c = &tf->cfg;
     layer_backend *k = tf->k;
     const int R = B * rows_per_src, dd = c->dec_dim, de = c->enc_dim;
-    decode_alloc(tf, R);
+    decode_alloc(tf, R, rows_per_src > 1);
     decode_state *ds = &tf->ds;
     ds->R = R;
     ds->rows_per_src = rows_per_src;
@@ -733,7 +868,7 @@ static const float *tf_decode_step(transformer *tf, const int *tokens, int t)
     const model_config *c = &tf->cfg;
     layer_backend *k = tf->k;
     decode_state *ds = &tf->ds;
-    const int R = ds->R, S = ds->S, d = c->dec_dim, H = c->dec_heads, D = d / H, L = tf->L;
+    const int R = ds->R, S = ds->S, d = c->dec_dim, H = c->dec_heads, D = d / H, L = tf->Lt;
     const model_views *P = &tf->P;
     const size_t fs = sizeof(float);
     for (int r = 0; r < R; r++) ds->key_len[r] = t + 1;
@@ -773,7 +908,9 @@ static void tf_decode_reorder(transformer *tf, const int *parent, int t)
 {
     decode_state *ds = &tf->ds;
     layer_backend *k = tf->k;
-    const long d = tf->cfg.dec_dim, L = tf->L;
+    const long d = tf->cfg.dec_dim, L = tf->Lt;
+    if (!ds->can_reorder)
+        lawt_die("model: decode_reorder needs a decode_begin of several rows a source");
     upload(tf, ds->d_index, parent, (size_t)ds->R * sizeof(int));
     for (int l = 0; l < tf->cfg.dec_layers; l++) {
         k->gather_rows(ds->kc2[l], ds->kc[l], ds->d_index, ds->R, (long)(t + 1) * d, L * d);
@@ -799,6 +936,59 @@ static const float *tf_decode_prefix(transformer *tf, const int *prefix, int t)
     tf->k->copy(tf->host_prefix_logits, (size_t)V * fs, tf->logits + (size_t)t * V,
                 (size_t)Tq * V * fs, (size_t)V * fs, (size_t)B, COPY_DEVICE_TO_HOST);
     return tf->host_prefix_logits;
+}
+
+/* ---- the memory plan: the walks above, sizes only ---- */
+
+void transformer_memory_plan(const model_config *cfg, const backend_sizes *bs, int max_batch,
+                             size_t nparams, int beam, model_memory *out)
+{
+    memset(out, 0, sizeof *out);
+    const int Ls = model_src_capacity(cfg), Lt = model_tgt_capacity(cfg);
+    const size_t fs = sizeof(float), buf = (nparams > 0 ? nparams : 1) * fs;
+    out->params = buf;
+    out->grads = buf;
+    out->adam = 2 * buf;
+    enc_acts *enc = lawt_calloc((size_t)cfg->enc_layers, sizeof *enc);
+    dec_acts *dec = lawt_calloc((size_t)cfg->dec_layers, sizeof *dec);
+    act_sizes sz;
+    bump b = {.align = bs->align_floats};
+    carve(cfg, bs, max_batch, Ls, Lt, enc, dec, NULL, &b, &sz);
+    free(enc);
+    free(dec);
+    out->embeddings = sz.embeddings * fs;
+    out->enc_layer = sz.enc_layer * fs;
+    out->dec_layer = sz.dec_layer * fs;
+    out->enc_layers = sz.enc_layers * fs;
+    out->dec_layers = sz.dec_layers * fs;
+    out->attention = sz.attention * fs;
+    out->logits = sz.logits * fs;
+    out->backward = sz.backward * fs;
+    out->activations = b.off * fs;
+    size_t ints, doubles, host_bytes;
+    token_sizes(cfg, max_batch, Ls, Lt, &ints, &doubles, &host_bytes);
+    out->tokens = ints * sizeof(int) + doubles * sizeof(double);
+    out->host = host_bytes;
+    if (beam > 0) {
+        const size_t r = (size_t)max_batch * (size_t)beam;
+        decode_state ds = {0};
+        decode_views_alloc(&ds, cfg->dec_layers);
+        b = (bump){.align = bs->align_floats};
+        decode_layout(cfg, &b, &ds, r, (size_t)Ls, (size_t)Lt, beam > 1);
+        out->decode = b.off * fs + 4 * r * sizeof(int);
+        out->host += r * (size_t)cfg->vocab_out * fs;
+        free(ds.kc);
+        free(ds.vc);
+        free(ds.kc2);
+        free(ds.vc2);
+        free(ds.ckv);
+    }
+    size_t state_host;
+    bs->state_bytes(cfg, max_batch, nparams, &out->backend_state, &state_host);
+    out->host += state_host;
+    out->workspace = bs->workspace_bytes;
+    out->backend_total = out->params + out->grads + out->adam + out->activations + out->decode +
+                         out->tokens + out->backend_state + out->workspace;
 }
 
 const transformer_ops transformer_model_ops = {

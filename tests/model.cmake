@@ -9,3 +9,9 @@ add_executable(test_model ${CMAKE_SOURCE_DIR}/tests/test_model.c)
 target_link_libraries(test_model PRIVATE lawt_model)
 add_test(NAME model COMMAND test_model)
 set_tests_properties(model_layers model PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=2")
+
+# The memory plan against the CPU backend's allocations; activations sized by max_src/max_tgt.
+add_executable(test_model_memory ${CMAKE_SOURCE_DIR}/tests/test_model_memory.c)
+target_link_libraries(test_model_memory PRIVATE lawt_model)
+add_test(NAME model_memory COMMAND test_model_memory)
+set_tests_properties(model_memory PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=2")

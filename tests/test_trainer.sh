@@ -6,6 +6,9 @@
 #   determinism   two runs of the same config and seed: identical losses, and the final
 #                 parameters and Adam moments bit for bit (h5diff, exact)
 #   mpi LAUNCHER...  np 1 and "LAUNCHER... lawt_dist" (np 2) give the same losses to 1e-5 relative
+#   batch_per_rank LAUNCHER...  np 1 with batch_size = 16 and "LAUNCHER... lawt_dist" (np 4)
+#                 with batch_per_rank = 4 train on the same batches: losses to 1e-5 relative;
+#                 the start-up line names both; setting both keys is refused
 #   resume        N steps, then resume to 2N: the same losses and accuracies as 2N straight;
 #                 retraining from a checkpoint on other sizes
 #   learn INI TOL MIN [ARGS...]   training INI (with lawt_dist ARGS) ends with L1 accuracy >= MIN
@@ -172,6 +175,25 @@ mpi)
           printf "step %d: np1 %s np2 %s rel %.2e\n", $1, $2, $4, rel
           if ($1 != $3 || rel > 1e-5) bad = 1 }
         END { exit bad }' || fail "np 1 and np N losses differ by more than 1e-5"
+    ;;
+batch_per_rank)
+    "$dist" "${SHORT[@]}" --set train.batch_size=16 --set train.threads=1 --run-dir np1 \
+        > np1.log 2>&1 || { fail "np 1"; cat np1.log >&2; }
+    "$@" "$dist" "${SHORT[@]}" --set train.batch_size=0 --set train.batch_per_rank=4 \
+        --set train.threads=1 --run-dir np4 > np4.log 2>&1 || { fail "np 4"; cat np4.log >&2; }
+    grep -q "batch_size 16 = batch_per_rank 4 x 4 ranks" np4.log ||
+        fail "the start-up line does not name both batches: $(grep '^train  batch' np4.log)"
+    grep -q "batch_size = 16" np4/config.ini || fail "the run's config.ini lacks the global batch"
+    losses np1/metrics.jsonl > np1.txt
+    losses np4/metrics.jsonl > np4.txt
+    [ "$(wc -l < np1.txt)" -eq 12 ] || fail "expected 12 losses, got $(wc -l < np1.txt)"
+    paste np1.txt np4.txt | awk '
+        { rel = ($2 - $4) / $2; if (rel < 0) rel = -rel
+          printf "step %d: np1 %s np4 %s rel %.2e\n", $1, $2, $4, rel
+          if ($1 != $3 || rel > 1e-5) bad = 1 }
+        END { exit bad }' || fail "np 1 (batch_size 16) and np 4 (batch_per_rank 4) differ"
+    expect_error "batch_size and batch_per_rank both set" "set one of them" \
+        "${SHORT[@]}" --set train.batch_size=16 --set train.batch_per_rank=4 --dry-run
     ;;
 resume)
     RUN=(--config "$src/jobs/quickstart.ini" --set train.log_every=1 --set train.threads=1

@@ -33,7 +33,7 @@ static void test_defaults(void)
 {
     trainer_config cfg;
     CHECK(parse(&cfg, "") == 0);
-    CHECK(cfg.batch_size == 64);
+    CHECK(cfg.batch_size == 0 && cfg.batch_per_rank == 0); /* 64 once resolved */
     CHECK(cfg.epoch_size == 300000);
     CHECK(cfg.lr == 1e-4 && cfg.lr_min == 1e-5 && cfg.warmup == 10000);
     CHECK(cfg.schedule == SCHEDULE_COSINE && cfg.clip == 5.0);
@@ -198,14 +198,16 @@ static void test_refused_files(void)
     CHECK(err_has("[eval] size"));
 
     /* A model that cannot fit in memory is refused before any allocation, its keys named. */
-    CHECK(parse(&cfg, "") == 0 && config_check_memory(&cfg, 1, err, sizeof err) == 0);
+    CHECK(parse(&cfg, "") == 0 && config_resolve_batch(&cfg, 1, err, sizeof err) == 0);
+    CHECK(config_check_memory(&cfg, 1, err, sizeof err) == 0);
     CHECK(parse(&cfg, "[model]\ndim = 65536\nheads = 1\n") == 0);
+    CHECK(config_resolve_batch(&cfg, 1, err, sizeof err) == 0);
     CHECK(config_check_memory(&cfg, 1, err, sizeof err) < 0);
     CHECK(err_has("enc_dim = 65536, dec_dim = 65536") && err_has("bytes") &&
           err_has("lower model.dim"));
     CHECK(parse(&cfg, "[model]\ndim = 64\nheads = 1\n[train]\nbatch_size = 16000000\n") == 0);
     CHECK(config_check_memory(&cfg, 1, err, sizeof err) < 0);
-    CHECK(err_has("16000000 examples") && err_has("lower train.batch_size"));
+    CHECK(err_has("16000000 examples a rank") && err_has("lower train.batch_size"));
 }
 
 static int accepts(const char *key, const char *value)
@@ -340,6 +342,27 @@ static void test_data_order(void)
     CHECK(parse(&cfg, "[data]\ndim = 0\n") < 0 && err_has("test.ini:2") && err_has("dim"));
 }
 
+/* train.batch_size or train.batch_per_rank, settled for a number of ranks. */
+static void test_batch_resolution(void)
+{
+    trainer_config cfg;
+    CHECK(parse(&cfg, "") == 0 && config_resolve_batch(&cfg, 4, err, sizeof err) == 0);
+    CHECK(cfg.batch_size == 64);
+    CHECK(parse(&cfg, "[train]\nbatch_per_rank = 64\n") == 0);
+    CHECK(config_resolve_batch(&cfg, 4, err, sizeof err) == 0);
+    CHECK(cfg.batch_size == 256 && cfg.batch_per_rank == 0);
+    /* the resolved text is the global batch, as a checkpoint keeps it */
+    char *text = config_to_ini(&cfg);
+    CHECK(strstr(text, "batch_size = 256") && strstr(text, "batch_per_rank = 0"));
+    free(text);
+    CHECK(parse(&cfg, "[train]\nbatch_per_rank = 4\nbatch_size = 16\n") == 0);
+    CHECK(config_resolve_batch(&cfg, 4, err, sizeof err) < 0 && err_has("batch_per_rank = 4") &&
+          err_has("set one of them"));
+    CHECK(parse(&cfg, "[train]\nbatch_size = 10\n") == 0);
+    CHECK(config_resolve_batch(&cfg, 4, err, sizeof err) < 0 && err_has("batch_size = 10") &&
+          err_has("4 ranks"));
+}
+
 int main(void)
 {
     test_data_order();
@@ -350,5 +373,6 @@ int main(void)
     test_allowed_text_matches_check();
     test_round_trip();
     test_schedule();
+    test_batch_resolution();
     return test_report("test_trainer_config");
 }

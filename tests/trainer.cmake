@@ -24,7 +24,10 @@ lawt_trainer_test(resume resume)
 if(LAWT_WITH_MPI)
   lawt_trainer_test(mpi mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
   lawt_trainer_test(mpi4 mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 4 ${MPIEXEC_PREFLAGS})
-  set_tests_properties(trainer_mpi trainer_mpi4 PROPERTIES LABELS "trainer;mpi" PROCESSORS 2
+  lawt_trainer_test(batch_per_rank batch_per_rank ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 4
+                    ${MPIEXEC_PREFLAGS})
+  set_tests_properties(trainer_mpi trainer_mpi4 trainer_batch_per_rank PROPERTIES
+                       LABELS "trainer;mpi" PROCESSORS 2
                        ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
 endif()
 
@@ -49,3 +52,20 @@ add_executable(test_batch_source test_batch_source.c)
 target_link_libraries(test_batch_source PRIVATE lawt_trainer)
 add_test(NAME trainer_batch_source COMMAND test_batch_source)
 set_tests_properties(trainer_batch_source PROPERTIES LABELS trainer)
+
+# The installed tree: cmake --install into a temporary prefix, then the installed lawt_dist on
+# 2 ranks finds the bare job name inversion.ini in PREFIX/share/lawt/jobs (--dry-run).
+if(LAWT_WITH_MPI)
+  set(lawt_install_launcher ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
+endif()
+add_test(NAME trainer_install
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_install.sh ${CMAKE_BINARY_DIR}
+                 ${CMAKE_CURRENT_BINARY_DIR}/trainer_install ${lawt_install_launcher})
+set_tests_properties(trainer_install PROPERTIES LABELS "trainer;mpi" PROCESSORS 2 TIMEOUT 300
+                     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0;OPENBLAS_NUM_THREADS=1")
+
+# jobs/README.md's memory table is what scripts/memory_table.sh makes from lawt_dist's plans.
+add_test(NAME trainer_memory_table
+         COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/memory_table.sh $<TARGET_FILE:lawt_dist> --check)
+set_tests_properties(trainer_memory_table PROPERTIES LABELS trainer TIMEOUT 300
+                     ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")

@@ -82,11 +82,19 @@ static const config_key KEYS[] = {
      "Encoder attention heads."},
     {"model", "dec_heads", KEY_INT, "8", F(dec_heads), 1, 1024, 0, NULL,
      "Decoder attention heads."},
+    {"model", "recompute", KEY_CHOICE, "none", F(recompute), 0, 0, 0, "none|ffn|layer",
+     "Activation recomputation, for models that do not fit otherwise: ffn recomputes the "
+     "feed-forward hidden units in backward, layer every layer's activations from its input "
+     "(each layer keeps only its output); same gradients, less memory, more time."},
 
     {"train", "seed", KEY_SEED, "0", F(seed), 0, 0, 0, NULL,
      "Seed of the data streams and of the initial weights."},
-    {"train", "batch_size", KEY_INT, "64", F(batch_size), 1, 1 << 24, 0, NULL,
-     "Global batch (examples per optimizer step), split evenly over the ranks."},
+    {"train", "batch_size", KEY_INT, "0", F(batch_size), 0, 1 << 24, 0, NULL,
+     "Global batch (examples per optimizer step), split evenly over the ranks; 0: not given "
+     "(batch_per_rank x ranks, or " CONFIG_DEFAULT_BATCH " when neither is given)."},
+    {"train", "batch_per_rank", KEY_INT, "0", F(batch_per_rank), 0, 1 << 24, 0, NULL,
+     "Examples per rank and step, instead of batch_size (set one of the two): the global "
+     "batch is batch_per_rank x ranks (the paper's 4-GPU runs: 64 a GPU)."},
     {"train", "epoch_size", KEY_LONG, "300000", F(epoch_size), 1, BIG, 0, NULL,
      "Examples per epoch (rounded up to whole batches)."},
     {"train", "epochs", KEY_INT, "100", F(epochs), 1, 1e9, 0, NULL,
@@ -129,8 +137,8 @@ static const config_key KEYS[] = {
     {"eval", "every", KEY_INT, "1", F(eval_every), 0, 1e9, 0, NULL,
      "Evaluate every N epochs (0: only at the end of the run, which always evaluates)."},
     {"eval", "batch_size", KEY_INT, "64", F(eval_batch), 1, 1 << 20, 0, NULL,
-     "Examples decoded together, per rank; the model's activations are sized for the larger "
-     "of this and the per-rank training batch."},
+     "Examples generated and decoded together, per rank; the model decodes them in chunks of "
+     "at most the per-rank training batch, which alone sizes its activations."},
 
     {"run", "dir", KEY_TEXT, "", F(dir), 0, 0, 0, NULL,
      "Run directory (--run-dir): config.ini, train.log, metrics.jsonl, checkpoints; empty: "
@@ -643,58 +651,24 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
         return fail(err, errcap, &src, "[train] lr_min = %g is above lr = %g", cfg->lr_min,
                     cfg->lr);
     /* The trainer counts steps, examples (step x batch_size) and test examples (eval.size an
-     * evaluation, at most one an epoch plus the last) in 64-bit integers. */
-    long steps_per_epoch = (cfg->epoch_size - 1) / cfg->batch_size + 1, total_steps, examples,
-         test_examples;
+     * evaluation, at most one an epoch plus the last) in 64-bit integers. The global batch is
+     * settled later, with the number of ranks (config_resolve_batch): the smallest it can be
+     * gives the most steps. */
+    const long batch = cfg->batch_size > 0      ? cfg->batch_size
+                       : cfg->batch_per_rank > 0 ? cfg->batch_per_rank
+                                                 : atol(CONFIG_DEFAULT_BATCH);
+    long steps_per_epoch = (cfg->epoch_size - 1) / batch + 1, total_steps, examples, test_examples;
     if (__builtin_mul_overflow(steps_per_epoch, (long)cfg->epochs, &total_steps) ||
-        __builtin_mul_overflow(total_steps, (long)cfg->batch_size, &examples) ||
-        examples > LONG_MAX - cfg->batch_size)
+        __builtin_mul_overflow(total_steps, batch, &examples) || examples > LONG_MAX - batch)
         return fail(err, errcap, &src, "[train] epoch_size = %ld x epochs = %d: the run's "
                     "examples (rounded up to whole batches of %d) overflow a 64-bit counter; "
                     "lower train.epoch_size or train.epochs", cfg->epoch_size, cfg->epochs,
-                    cfg->batch_size);
+                    (int)batch);
     if (__builtin_mul_overflow(cfg->eval_size, (long)cfg->epochs + 1, &test_examples))
         return fail(err, errcap, &src, "[eval] size = %ld x (train.epochs = %d + 1) evaluations: "
                     "the test examples overflow a 64-bit counter; lower eval.size",
                     cfg->eval_size, cfg->epochs);
     return 0;
-}
-
-int config_check_memory(const trainer_config *cfg, int ranks, char *err, size_t errcap)
-{
-    value_source src = {"configuration", 0, 0};
-    lawt_encoding in, out;
-    encoding_from_name(cfg->encoding, &in);
-    encoding_from_name(cfg->out_encoding[0] ? cfg->out_encoding : cfg->encoding, &out);
-    lawt_vocab vin, vout;
-    vocab_init(&vin, &in);
-    vocab_init(&vout, &out);
-    int src_len = datagen_max_src_len(&cfg->data, &in), tgt_len = datagen_max_tgt_len(&cfg->data, &out);
-    model_config mc = {cfg->enc_layers, cfg->dec_layers, cfg->enc_dim, cfg->dec_dim,
-                       cfg->enc_heads, cfg->dec_heads, vin.size, vout.size,
-                       src_len > tgt_len ? src_len : tgt_len};
-    vocab_free(&vin);
-    vocab_free(&vout);
-    int local_batch = cfg->batch_size / (ranks > 0 ? ranks : 1);
-    int max_batch = local_batch > cfg->eval_batch ? local_batch : cfg->eval_batch;
-    double state, activations;
-    model_memory_need(&mc, max_batch, &state, &activations);
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    double memory = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
-    if (memory == 0 || state + activations <= memory) return 0;
-    const double gb = 1e9;
-    return fail(err, errcap, &src,
-                "the model cannot fit in this machine's %.1f GB of memory: it needs at least "
-                "%.0f bytes (%.1f GB): %.1f GB for its %zu parameters x 16 bytes (weights, "
-                "gradients, both Adam moments: [model] enc_dim = %d, dec_dim = %d, enc_layers = "
-                "%d, dec_layers = %d, vocabularies %d and %d) and %.1f GB of activations (%d "
-                "examples, the larger of train.batch_size / %d ranks and eval.batch_size, of up to "
-                "%d tokens from [data] dim); lower %s",
-                memory / gb, state + activations, (state + activations) / gb, state / gb,
-                model_param_count(&mc), mc.enc_dim, mc.dec_dim, mc.enc_layers, mc.dec_layers,
-                mc.vocab_in, mc.vocab_out, activations / gb, max_batch, ranks, mc.max_len,
-                state > activations ? "model.dim (enc_dim, dec_dim) or the layers"
-                                    : "train.batch_size or eval.batch_size");
 }
 
 char *config_to_ini(const trainer_config *cfg)

@@ -1,18 +1,26 @@
 /* lawt_dist: trains a transformer on generated linear-algebra problems, on one process or many
  * (mpirun / srun). Rank 0 reads and checks the configuration and broadcasts the resolved text;
  * every rank parses that same text, so all ranks run the same experiment. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "checkpoint/checkpoint.h"
 #include "comm/comm.h"
 #include "model/model.h"
 #include "trainer/trainer.h"
 
+#ifdef LAWT_JOBS_DIR
+#define JOBS_DIR_HELP " (then " LAWT_JOBS_DIR ")"
+#else
+#define JOBS_DIR_HELP ""
+#endif
+
 static const char USAGE[] =
     "usage: lawt_dist --config FILE [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
-    "                 [--resume [CHECKPOINT]] [--dry-run]\n"
+    "                 [--resume [CHECKPOINT]] [--dry-run] [--memory-plan [cpu|cuda]]\n"
     "       lawt_dist --evaluate CHECKPOINT [--config FILE] [--set SECTION.KEY=VALUE]...\n"
     "       lawt_dist --help | --help-config [--markdown]\n"
     "\n"
@@ -20,13 +28,20 @@ static const char USAGE[] =
     "it at the end of every epoch. Under mpirun or srun, each rank makes its share of every\n"
     "global batch; results do not depend on the number of ranks.\n"
     "\n"
-    "  --config FILE        the experiment (INI; keys: --help-config, or jobs/README.md)\n"
+    "  --config FILE        the experiment (INI; keys: --help-config, or jobs/README.md); a\n"
+    "                       bare name (inversion.ini) not in the current directory is looked\n"
+    "                       up in the installed jobs, PREFIX/share/lawt/jobs next to this\n"
+    "                       program's PREFIX/bin" JOBS_DIR_HELP "\n"
     "  --set S.K=V          overrides key K of section [S] (repeatable, applied in order)\n"
     "  --run-dir DIR        same as --set run.dir=DIR: config.ini, train.log, metrics.jsonl and\n"
     "                       checkpoints go there\n"
     "  --resume [FILE]      continues from a checkpoint (default: the latest step-*.h5 of the\n"
     "                       run directory); without --config, the checkpoint's configuration\n"
-    "  --dry-run            builds data and model, prints the summary and exits\n"
+    "  --dry-run            builds data and model, prints the summary (with the memory plan)\n"
+    "                       and exits\n"
+    "  --memory-plan [B]    prints the bytes each rank will hold (parameters, gradients, Adam,\n"
+    "                       activations, decoding, buffers) on backend B (default: the one a\n"
+    "                       run would use) and exits, building nothing: a CPU plans a GPU run\n"
     "  --evaluate FILE      evaluates the weights of a checkpoint on the first eval.size\n"
     "                       examples of the test stream and exits: the configuration's data\n"
     "                       (out of distribution with --set data.*), or without --config the\n"
@@ -45,7 +60,33 @@ typedef struct {
     const char *resume_file;
     const char *evaluate;
     int dry_run, help, help_config, markdown;
+    int memory_plan; /* trainer_options.memory_plan: 0, or 1 + the backend; -1: the run's */
+    char config_path[PATH_MAX];
 } cli_args;
+
+/* A bare job name (no '/') not in the current directory: the installed jobs, found from this
+ * program's own place (PREFIX/bin/lawt_dist -> PREFIX/share/lawt/jobs), then the install
+ * prefix it was configured with (LAWT_JOBS_DIR, not in a relocatable build). */
+static const char *find_job(const char *name, char *path, size_t cap)
+{
+    if (strchr(name, '/') || access(name, F_OK) == 0) return name;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            int w = snprintf(path, cap, "%s/../share/lawt/jobs/%s", exe, name);
+            if (w > 0 && (size_t)w < cap && access(path, F_OK) == 0) return path;
+        }
+    }
+#ifdef LAWT_JOBS_DIR
+    int w = snprintf(path, cap, "%s/%s", LAWT_JOBS_DIR, name);
+    if (w > 0 && (size_t)w < cap && access(path, F_OK) == 0) return path;
+#endif
+    return name; /* the error names the file as given */
+}
 
 static int parse_args(int argc, char **argv, cli_args *a, char *err, size_t errcap)
 {
@@ -57,7 +98,15 @@ static int parse_args(int argc, char **argv, cli_args *a, char *err, size_t errc
         else if (strcmp(arg, "--help-config") == 0) a->help_config = 1;
         else if (strcmp(arg, "--markdown") == 0) a->markdown = 1;
         else if (strcmp(arg, "--dry-run") == 0) a->dry_run = 1;
-        else if (strcmp(arg, "--config") == 0 && has_value) a->config = argv[++i];
+        else if (strcmp(arg, "--config") == 0 && has_value)
+            a->config = find_job(argv[++i], a->config_path, sizeof a->config_path);
+        else if (strcmp(arg, "--memory-plan") == 0) {
+            a->memory_plan = -1;
+            if (has_value && strcmp(argv[i + 1], "cpu") == 0)
+                a->memory_plan = 1 + BACKEND_CPU, i++;
+            else if (has_value && strcmp(argv[i + 1], "cuda") == 0)
+                a->memory_plan = 1 + BACKEND_CUDA, i++;
+        }
         else if (strcmp(arg, "--run-dir") == 0 && has_value) a->run_dir = argv[++i];
         else if (strcmp(arg, "--evaluate") == 0 && has_value) a->evaluate = argv[++i];
         else if (strcmp(arg, "--set") == 0 && has_value) {
@@ -137,7 +186,7 @@ static int resolve_config(const cli_args *a, int ranks, trainer_config *cfg, cha
         }
     }
     if (config_finish(cfg, err, errcap)) return -1;
-    if (cfg->device == DEVICE_CUDA && !model_cuda_available()) {
+    if (cfg->device == DEVICE_CUDA && !model_cuda_available() && !a->memory_plan) {
         snprintf(err, errcap, "[run] device = cuda, but %s; use device = auto (the GPU when "
                  "there is one) or cpu",
                  model_cuda_built() ? "no CUDA device is visible (no GPU, or no driver)"
@@ -145,11 +194,7 @@ static int resolve_config(const cli_args *a, int ranks, trainer_config *cfg, cha
                                       "nvcc when CMake configured it)");
         return -1;
     }
-    if (cfg->batch_size % ranks) {
-        snprintf(err, errcap, "[train] batch_size = %d cannot be split evenly over %d ranks",
-                 cfg->batch_size, ranks);
-        return -1;
-    }
+    if (config_resolve_batch(cfg, ranks, err, errcap)) return -1;
     return config_check_memory(cfg, ranks, err, errcap);
 }
 
@@ -166,8 +211,8 @@ int main(int argc, char **argv)
      * configuration: reported once, before any work, with a clean exit everywhere). */
     struct {
         int exit_status;
-        int dry_run;
-    } decision = {-1, 0};
+        int dry_run, memory_plan;
+    } decision = {-1, 0, 0};
     if (rank == 0) {
         cli_args a;
         char err[2048];
@@ -187,6 +232,7 @@ int main(int argc, char **argv)
         } else {
             text = config_to_ini(cfg);
             decision.dry_run = a.dry_run;
+            decision.memory_plan = a.memory_plan;
             if (a.evaluate) snprintf(evaluate_path, sizeof evaluate_path, "%s", a.evaluate);
         }
     }
@@ -206,7 +252,8 @@ int main(int argc, char **argv)
         config_finish(cfg, err, sizeof err))
         comm_abort(c, 1, "%s", err);
     trainer_options opt = {shared_text, shared_resume[0] ? shared_resume : NULL,
-                           shared_evaluate[0] ? shared_evaluate : NULL, decision.dry_run};
+                           shared_evaluate[0] ? shared_evaluate : NULL, decision.dry_run,
+                           decision.memory_plan};
     int status = trainer_run(cfg, &opt, c);
 
     free(text);

@@ -512,6 +512,16 @@ static void open_run_dir(run_state *r)
     fflush(r->metrics_file);
 }
 
+static void say_memory_plan(run_state *r, const model_config *mc, model_backend backend,
+                            int host_gradients)
+{
+    run_shape shape = {r->cfg,      mc,        backend,   r->local_batch,
+                       r->max_src,  r->max_tgt, r->max_out, host_gradients};
+    char text[2048];
+    memory_plan_describe(&shape, text, sizeof text);
+    say(r, "%s", text);
+}
+
 static void print_summary(run_state *r, const model_config *mc)
 {
     const trainer_config *cfg = r->cfg;
@@ -541,9 +551,10 @@ static void print_summary(run_state *r, const model_config *mc)
         "%zu parameters (Appendix G formula: %zu)",
         mc->enc_layers, mc->enc_dim, mc->enc_heads, mc->dec_layers, mc->dec_dim, mc->dec_heads,
         mc->vocab_in, mc->vocab_out, model_num_params(r->model), model_param_count(mc));
-    say(r, "train  batch %d (%d per rank) | %ld steps an epoch x %d epochs = %ld steps%s | lr %g, "
-        "%s, warm-up %ld | seed %llu",
-        cfg->batch_size, r->local_batch, r->steps_per_epoch, cfg->epochs, r->total_steps,
+    say(r, "train  batch_size %d = batch_per_rank %d x %d rank%s | %ld steps an epoch x %d epochs "
+        "= %ld steps%s | lr %g, %s, warm-up %ld | seed %llu",
+        cfg->batch_size, r->local_batch, r->ranks, r->ranks > 1 ? "s" : "", r->steps_per_epoch,
+        cfg->epochs, r->total_steps,
         r->last_step < r->total_steps ? " (max_steps stops earlier)" : "", cfg->lr,
         enum_name(&LR_SCHEDULE_TABLE, cfg->schedule), cfg->warmup, (unsigned long long)cfg->seed);
     if (r->step > 0)
@@ -643,9 +654,7 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     r->max_tgt = datagen_max_tgt_len(&cfg->data, &enc_out);
     r->max_out = r->max_tgt - 2;
 
-    model_config mc = {cfg->enc_layers, cfg->dec_layers, cfg->enc_dim, cfg->dec_dim,
-                       cfg->enc_heads, cfg->dec_heads, r->vin.size, r->vout.size,
-                       r->max_src > r->max_tgt ? r->max_src : r->max_tgt};
+    model_config mc = config_model(cfg);
     char err[1024];
     if (model_config_validate(&mc, err, sizeof err)) comm_abort(c, 2, "[model]: %s", err);
     r->local_batch = cfg->batch_size / r->ranks;
@@ -653,8 +662,15 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     r->total_steps = r->steps_per_epoch * cfg->epochs;
     r->last_step = cfg->max_steps > 0 && cfg->max_steps < r->total_steps ? cfg->max_steps
                                                                           : r->total_steps;
-    int max_batch = r->local_batch > cfg->eval_batch ? r->local_batch : cfg->eval_batch;
     model_backend backend = choose_backend(r);
+    if (opt->memory_plan) {
+        if (opt->memory_plan > 0) backend = (model_backend)(opt->memory_plan - 1);
+        say_memory_plan(r, &mc, backend, backend == BACKEND_CUDA && r->ranks > 1 &&
+                                             !comm_nccl_built());
+        vocab_free(&r->vin);
+        vocab_free(&r->vout);
+        return 0;
+    }
     if (backend == BACKEND_CUDA) {
         model_set_cuda_precision((model_precision)cfg->precision);
         /* One GPU a process: comm_nccl_init picks it from the local rank, and so does the model
@@ -662,7 +678,8 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
         model_set_cuda_device_for_rank(comm_local_rank(c));
         if (r->ranks > 1 && comm_nccl_built()) r->nccl = comm_nccl_init(c);
     }
-    r->model = model_create(&mc, backend, max_batch);
+    /* evaluation decodes in chunks of the training batch: it does not size the activations */
+    r->model = model_create(&mc, backend, r->local_batch);
     model_init_params(r->model, cfg->seed);
     r->batch_spec = (batch_spec){&cfg->data, &r->vin, &r->vout, cfg->seed, cfg->batch_size,
                                  r->rank, r->local_batch, r->max_src, r->max_tgt};
@@ -678,6 +695,7 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     }
     open_run_dir(r);
     print_summary(r, &mc);
+    say_memory_plan(r, &mc, backend, r->grads != NULL);
 
     if (opt->evaluate_path) {
         say(r, "evaluating %s on examples 0 to %ld of the test stream (seed %llu)",

@@ -16,6 +16,7 @@
 #include "comm/comm.h"
 #include "datagen/datagen.h"
 #include "eval/eval.h"
+#include "model/model.h"
 
 /* The enumerations of the configuration, one table each (common.h), names as the INI spells
  * them: the config keys' choices are made from these lists. */
@@ -53,9 +54,11 @@ typedef struct {
     char out_encoding[CONFIG_TEXT_MAX]; /* output encoding; empty: same as the input's */
     /* [model] */
     int enc_layers, dec_layers, enc_dim, dec_dim, enc_heads, dec_heads;
+    int recompute; /* model_recompute of model.h, in the same order */
     /* [train] */
     uint64_t seed;
-    int batch_size; /* global: split evenly over the ranks */
+    int batch_size;     /* global: split evenly over the ranks; 0 until config_resolve_batch */
+    int batch_per_rank; /* 0: not given (batch_size is) */
     long epoch_size;
     int epochs;
     long max_steps; /* 0: no limit */
@@ -95,16 +98,38 @@ int config_parse_string(trainer_config *cfg, const char *text, const char *origi
 /* "section.key=value", as given to --set. */
 int config_set_assignment(trainer_config *cfg, const char *assignment, char *err, size_t errcap);
 int config_finish(trainer_config *cfg, char *err, size_t errcap);
-/* Refuses a configuration whose model (parameters, gradients, Adam moments and activations for
- * the per-rank batch) cannot fit in this machine's physical memory, before anything is
- * allocated: the message gives the bytes needed and the keys that set them. After
- * config_finish. */
+/* The model a configuration builds (memory_plan.c): vocabularies from its encodings, positions
+ * from its data's longest framed source and target. */
+model_config config_model(const trainer_config *cfg);
+/* Refuses a configuration whose rank (model_memory_plan's bytes for the CPU backend at the
+ * per-rank batch; on the host only, for run.device = cuda) cannot fit in this machine's
+ * physical memory, before anything is allocated: the message gives the bytes needed and the
+ * keys that set them. After config_resolve_batch (memory_plan.c). */
 int config_check_memory(const trainer_config *cfg, int ranks, char *err, size_t errcap);
 /* The resolved INI text (malloc'd). */
 char *config_to_ini(const trainer_config *cfg);
 /* The table of every key: type, default, allowed values, meaning. markdown: as the table of
  * jobs/README.md; otherwise aligned plain text for a terminal. */
 void config_print_help(FILE *f, int markdown);
+
+/* The global batch when neither train.batch_size nor train.batch_per_rank is given. */
+#define CONFIG_DEFAULT_BATCH "64"
+/* Settles the batch for a run on `ranks` ranks (memory_plan.c): batch_per_rank x ranks, or
+ * batch_size, or CONFIG_DEFAULT_BATCH; setting both is an error, and so is a global batch the
+ * ranks cannot share evenly. Afterwards batch_size holds the global batch and batch_per_rank 0,
+ * in the fields and in the text config_to_ini writes. */
+int config_resolve_batch(trainer_config *cfg, int ranks, char *err, size_t errcap);
+
+/* The shape of one rank of a run, and the memory it will hold there. */
+typedef struct {
+    const trainer_config *cfg;
+    const model_config *model;
+    model_backend backend;
+    int local_batch, max_src, max_tgt, max_out;
+    int host_gradients; /* the all-reduce goes through a host copy of the gradients */
+} run_shape;
+/* Two lines: the bytes per rank by what they hold, in GiB, and the same as key=value bytes. */
+void memory_plan_describe(const run_shape *s, char *text, size_t cap);
 
 /* Learning rate of optimizer step `step` (counted from 1) of a run of total_steps steps:
  * linear warm-up from 0 over `warmup` steps, then cosine decay to lr_min at total_steps,
@@ -116,6 +141,9 @@ typedef struct {
     const char *resume_path; /* a checkpoint to continue from, or NULL */
     const char *evaluate_path; /* a checkpoint to evaluate (no training), or NULL */
     int dry_run;             /* build everything, print the summary, train nothing */
+    /* > 0: print the memory plan of a rank for this backend (1 + model_backend) and exit,
+     * building nothing (no model, no data, no device needed) */
+    int memory_plan;
 } trainer_options;
 
 /* Builds vocabularies, data and model from cfg, trains (every rank of c runs this), evaluates

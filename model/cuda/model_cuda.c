@@ -25,7 +25,7 @@
 typedef struct {
     layer_backend k;
     blas_cuda blas;
-    int *rows[2], *start[2];     /* host: (max_batch * max_len), (vocab + 1) */
+    int *rows[2], *start[2];     /* host: (max_batch * longest sequence), (vocab + 1) */
     int *ints;                   /* device: d_rows and d_start of both tables */
     int *d_rows[2], *d_start[2];
     double *partials;
@@ -135,12 +135,6 @@ static void linear_bwd(layer_backend *k, float *dinp, float *dweight, float *dbi
                          accumulate);
 }
 
-static long attention_scratch(int B, int H, int T, int S, int D)
-{
-    (void)D;
-    return attention_scratch_floats_cuda(B, H, T, S);
-}
-
 static double sumsq(layer_backend *k, const float *x, size_t n)
 {
     return sumsq_cuda(x, n, cuda(k)->partials);
@@ -168,9 +162,15 @@ layer_backend *model_cuda_backend(const model_config *cfg, int max_batch, size_t
     c->blas.compute = prec == PRECISION_TF32   ? CUBLAS_COMPUTE_32F_FAST_TF32
                       : prec == PRECISION_BF16 ? CUBLAS_COMPUTE_32F_FAST_16BF
                                                 : CUBLAS_COMPUTE_32F;
-    const size_t NB = (size_t)max_batch * (size_t)cfg->max_len;
+    /* model_memory_plan counts this backend from sizes_cuda.c: the kernels must agree */
+    if (model_cuda_sizes.attention_scratch_floats(3, 5, 7, 11, 13) !=
+            attention_scratch_floats_cuda(3, 5, 7, 11) ||
+        model_cuda_sumsq_partials(nparams) != sumsq_partials_cuda(nparams))
+        lawt_die("model: internal error: sizes_cuda.c disagrees with layers_cuda.cu");
+    const int src = model_src_capacity(cfg), tgt = model_tgt_capacity(cfg);
+    const size_t NB = (size_t)max_batch * (size_t)(src > tgt ? src : tgt);
     const size_t vocab[2] = {(size_t)cfg->vocab_in + 1, (size_t)cfg->vocab_out + 1};
-    c->ints = dev_alloc((2 * NB + vocab[0] + vocab[1]) * sizeof(int));
+    c->ints = dev_alloc(model_cuda_index_ints(cfg, max_batch) * sizeof(int));
     int *p = c->ints;
     for (int t = 0; t < 2; t++) {
         c->rows[t] = lawt_malloc(NB * sizeof(int));
@@ -179,7 +179,7 @@ layer_backend *model_cuda_backend(const model_config *cfg, int max_batch, size_t
         c->d_start[t] = p, p += vocab[t];
     }
     c->partials = dev_alloc(sumsq_partials_cuda(nparams) * sizeof(double));
-    c->k = (layer_backend){.name = "cuda", .align_floats = 64 /* 256-byte aligned views */,
+    c->k = (layer_backend){.name = "cuda", .align_floats = model_cuda_sizes.align_floats,
                            .destroy = destroy,
                            /* memory: the device's; page-locked host memory for transfers */
                            .alloc = dev_alloc, .free = dev_free, .host_alloc = pinned_alloc,
@@ -195,7 +195,7 @@ layer_backend *model_cuda_backend(const model_config *cfg, int max_batch, size_t
                            .relu_forward = relu_forward_cuda, .relu_backward = relu_backward_cuda,
                            .attention_forward = attention_forward_cuda,
                            .attention_backward = attention_backward_cuda,
-                           .attention_scratch_floats = attention_scratch,
+                           .attention_scratch_floats = model_cuda_sizes.attention_scratch_floats,
                            .crossentropy_forward = crossentropy_forward_cuda,
                            .crossentropy_backward = crossentropy_backward_cuda,
                            /* optimizer */
