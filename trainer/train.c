@@ -243,12 +243,9 @@ int trainer_claim_run_dir(const char *dir, int new_run, char *err, size_t errcap
         snprintf(err, errcap, "writing %s failed: %s (errno %d)", path, strerror(e), e);
         return TRAINER_EXIT_WRITE_FAILED;
     }
-    struct stat st;
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    if (new_run && stat(path, &st) == 0 && st.st_size > 0) {
-        snprintf(err, errcap, "the run directory %s already holds a run (%s, %lld bytes): "
-                 "continue it with --resume, or choose another --run-dir", dir, path,
-                 (long long)st.st_size);
+    if (new_run && checkpoint_latest(dir, path, sizeof path) == 0) {
+        snprintf(err, errcap, "the run directory %s already holds a run (%s): continue it with "
+                 "--resume, or choose another --run-dir", dir, path);
         return TRAINER_EXIT_USAGE;
     }
     return 0;
@@ -610,7 +607,8 @@ static int open_for_append(run_state *r, const char *name)
 {
     char path[CONFIG_TEXT_MAX + 64];
     snprintf(path, sizeof path, "%s/%s", r->cfg->dir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    /* Read too: the last byte tells whether the file ends inside a line. */
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) comm_abort(r->comm, 1, "cannot open %s: %s", path, strerror(errno));
     return fd;
 }
@@ -698,7 +696,8 @@ static void open_run_dir(run_state *r)
     off_t size = ends_inside_line(r->metrics_fd, &torn);
     if (size == 0 && r->metrics.text)
         append_to(r, &r->metrics_fd, "metrics.jsonl", r->metrics.text, r->metrics.len);
-    if (r->opt->resume_path) {
+    /* A resume, or a new run after one that left no checkpoint to resume from. */
+    if (r->opt->resume_path || (size > 0 && !r->opt->evaluate_path)) {
         char json[512];
         snprintf(json, sizeof json, "{\"type\":\"resume\",\"step\":%ld,\"examples\":%ld}", r->step,
                  r->step * (long)r->cfg->batch_size);

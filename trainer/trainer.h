@@ -97,7 +97,7 @@ typedef struct {
     X(TRAINER_EXIT_DONE, 0, "done")                                                            \
     X(TRAINER_EXIT_ERROR, 1, "an error, named on stderr (a damaged checkpoint, a failed rank)") \
     X(TRAINER_EXIT_USAGE, 2, "a bad command line or configuration, or a new run in a run "     \
-                             "directory that holds one: refused before any work")             \
+                             "directory with checkpoints: refused before any work")          \
     X(TRAINER_EXIT_DIVERGED, 65, "the loss became NaN or infinite: stopped at that step, no "  \
                                  "checkpoint written (the earlier ones stay)")                \
     X(TRAINER_EXIT_LOCKED, 73, "the run directory is in use by another lawt_dist (run.lock; "  \
@@ -120,7 +120,7 @@ void trainer_print_exit_statuses(FILE *f);
  * told to write there): creates it and locks it: run.lock, held with flock until the process
  * exits, says "host H, PID P" of the holder, and a second lawt_dist on the same directory is
  * refused naming them. A new training run (new_run: not resuming) is refused in a directory
- * that already holds a run's history (a non-empty metrics.jsonl). Returns 0, or an exit
+ * that holds a checkpoint (step-*.h5): its history would mix with another run's. Returns 0, or an exit
  * status (TRAINER_EXIT_LOCKED, TRAINER_EXIT_USAGE, ...) with the message in err. */
 int trainer_claim_run_dir(const char *dir, int new_run, char *err, size_t errcap);
 
@@ -131,8 +131,9 @@ int trainer_claim_run_dir(const char *dir, int new_run, char *err, size_t errcap
  * exit status (trainer_exit_status), the same on every rank.
  *
  * Nothing in the run directory is ever truncated: train.log and metrics.jsonl are appended to
- * (a resume adds a {"type":"resume"} record; records an earlier segment wrote after its last
- * checkpoint stay, so a reader keeps the last record of each step); a last line cut short
+ * (a resume adds a {"type":"resume"} record, step 0 for a new run after one that left no
+ * checkpoint; records an earlier segment wrote after its last checkpoint stay, so a reader
+ * keeps the last record of each step); a last line cut short
  * (a killed process, a full disk) gets its '\n' and stays as a line that does not parse,
  * which readers skip; config.ini is written once, and a later segment with another
  * configuration appends it as comment lines. The stop signals are handled from the start:
