@@ -192,9 +192,28 @@ static int make_dirs(const char *path)
     }
 }
 
+/* "  STATUS  meaning", the meaning wrapped at 90 columns under itself. */
+static void print_exit_status(FILE *f, int status, const char *meaning)
+{
+    enum { INDENT = 7, WIDTH = 90 };
+    fprintf(f, "  %3d ", status);
+    int col = INDENT - 1;
+    for (const char *p = meaning; *p;) {
+        int n = (int)strcspn(p, " ");
+        if (col + 1 + n > WIDTH) {
+            fprintf(f, "\n%*s", INDENT - 1, "");
+            col = INDENT - 1;
+        }
+        col += fprintf(f, " %.*s", n, p);
+        p += n;
+        while (*p == ' ') p++;
+    }
+    fputc('\n', f);
+}
+
 void trainer_print_exit_statuses(FILE *f)
 {
-#define PRINT_EXIT_STATUS(name, value, meaning) fprintf(f, "  %3d  %s\n", value, meaning);
+#define PRINT_EXIT_STATUS(name, value, meaning) print_exit_status(f, value, meaning);
     TRAINER_EXIT_STATUSES(PRINT_EXIT_STATUS)
 #undef PRINT_EXIT_STATUS
 }
