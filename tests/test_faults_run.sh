@@ -14,7 +14,8 @@
 #               checkpoint after step 10, which resumes to the end
 #   startup     SIGTERM while the model is built (fresh) or a checkpoint loads (--resume):
 #               status 75 and a message, not 143
-#   evaluate    --evaluate without --run-dir writes no file, with --config or without; with
+#   evaluate    --evaluate without --run-dir writes no file, with --config (naming the run's
+#               directory in run.dir) or without; with
 #               --run-dir it appends, never rewriting a byte of the history
 #   lock        a second lawt_dist on a run directory in use: status 73 naming host and PID;
 #               a new run in a directory with history: refused (2)
@@ -45,11 +46,12 @@ losses() {
         awk '{ last[$1] = $2 } END { for (s in last) print s, last[s] }' | sort -n
 }
 
-# The 290k-parameter quick-start model (3.5 MB checkpoints), one thread.
-QUICK=(--config "$src/jobs/quickstart.ini" --set train.threads=1 --set train.log_every=1
-       --set train.warmup=3)
+# The quick-start task on a 52k-parameter model (670 kB checkpoints), batches of 4, one
+# thread: a step takes milliseconds here, and a tenth of a second under the sanitizers.
+QUICK=(--config "$src/jobs/quickstart.ini" --set model.dim=16 --set model.heads=2
+       --set train.batch_size=4 --set train.threads=1 --set train.log_every=1 --set train.warmup=3)
 # One step an epoch, so a checkpoint (eval.size=0: no evaluation) after every step.
-EVERY_STEP=("${QUICK[@]}" --set train.epoch_size=64 --set train.epochs=1000 --set eval.size=0)
+EVERY_STEP=("${QUICK[@]}" --set train.epoch_size=4 --set train.epochs=1000 --set eval.size=0)
 
 # wait_for FILE REGEX SECONDS: until a line of FILE matches.
 wait_for() {
@@ -113,14 +115,10 @@ killwrite)
             stray=
             echo "trial $trial: killed between writes"
         fi
-        latest=$(ls run/step-*.h5 2> /dev/null | tail -n 1)
-        # Killed in its first write: the next trial starts afresh (and removes the .tmp).
-        [ -n "$latest" ] || { next_stray[$trial]=$stray; continue; }
-        # The next start must load it (and say it removed the stray .tmp).
-        rc=0
-        "$dist" --evaluate "$latest" --set eval.size=1 > "check$trial.log" 2>&1 || rc=$?
-        [ "$rc" = 0 ] || { fail "trial $trial: the latest checkpoint $latest does not load"; cat "check$trial.log" >&2; }
+        # The next start must resume from the latest checkpoint (it waits for a step after
+        # it: the load worked) and say it removed the stray .tmp.
         next_stray[$trial]=$stray
+        next_latest[$trial]=$(ls run/step-*.h5 2> /dev/null | tail -n 1)
     done
     rc=0
     resume=()
@@ -128,14 +126,18 @@ killwrite)
     "$dist" "${EVERY_STEP[@]}" --set train.max_steps=$N --run-dir run "${resume[@]}" > final.log 2>&1 ||
         rc=$?
     [ "$rc" = 0 ] || { fail "the final resume: status $rc"; tail -n 5 final.log >&2; }
-    # The start after each hit names the stray file it removed.
+    # The start after each kill resumed from the latest checkpoint, and named the stray file
+    # it removed.
     for trial in $(seq 1 10); do
-        s=${next_stray[$trial]:-}
-        [ -n "$s" ] || continue
         next=$((trial + 1))
         log=trial$next.log
         [ $next -le 10 ] || log=final.log
-        grep -q "removed .*temporary file.*$s" "$log" || fail "the start after trial $trial did not remove $s"
+        latest=${next_latest[$trial]:-}
+        [ -z "$latest" ] || grep -q "^resume from $latest at step" "$log" ||
+            fail "the start after trial $trial did not resume from $latest"
+        s=${next_stray[$trial]:-}
+        [ -z "$s" ] || grep -q "removed .*temporary file.*$s" "$log" ||
+            fail "the start after trial $trial did not remove $s"
     done
     compgen -G "run/*.tmp" > /dev/null && fail "temporary files left: $(ls run/*.tmp)"
     echo "$hits of 10 kills hit a checkpoint write"
@@ -146,9 +148,13 @@ killwrite)
     cmp -s straight.txt run.txt || { fail "the losses after 10 kills differ from a straight run"; diff straight.txt run.txt >&2; }
     ;;
 diskfull)
-    # 1. The checkpoint of step 2 fails mid-write (3.5 MB files; the first takes ~3.5 MB).
+    # The size of a checkpoint, from a 1-step run.
+    "$dist" "${EVERY_STEP[@]}" --set train.max_steps=1 --run-dir probe > probe.log 2>&1 ||
+        fail "a 1-step run"
+    size=$(stat -c %s probe/step-000000001.h5)
+    # 1. Room for one checkpoint and a half: the second fails mid-write.
     rc=0
-    LAWT_FAULT_WRITE_FAIL_AFTER=5000000 "$dist" "${EVERY_STEP[@]}" --set train.max_steps=5 \
+    LAWT_FAULT_WRITE_FAIL_AFTER=$((size * 3 / 2)) "$dist" "${EVERY_STEP[@]}" --set train.max_steps=5 \
         --run-dir full > full.log 2>&1 || rc=$?
     expect_status "checkpoint write fails" 74 \
         'error: checkpoint full/step-000000002.h5: writing full/step-000000002.h5.tmp .*No space left on device \(errno 28\)' full.log
@@ -164,7 +170,7 @@ diskfull)
         --run-dir logs > logs.log 2>&1 || rc=$?
     expect_status "log write fails" 74 'error: writing logs/(train.log|metrics.jsonl) failed: No space left on device \(errno 28\)' logs.log
     # 3. SIGTERM, and the checkpoint it writes does not fit: 74, not 139 nor 75.
-    LAWT_FAULT_WRITE_FAIL_AFTER=100000 "$dist" "${QUICK[@]}" --set eval.size=0 --run-dir term \
+    LAWT_FAULT_WRITE_FAIL_AFTER=$((size / 2)) "$dist" "${QUICK[@]}" --set eval.size=0 --run-dir term \
         > term.log 2>&1 &
     pid=$!
     wait_for term.log '^train ' 60 || fail "no training line before SIGTERM"
@@ -184,9 +190,9 @@ diskfull)
         fail "the history before the torn record changed"
     [ "$(head -c $((torn_size + 1)) full/metrics.jsonl | tail -c 1 | od -An -c | tr -d ' ')" = '\n' ] ||
         fail "the torn record was not ended with a newline"
-    # 5. A real full disk: a 6 MB tmpfs (root, where mount is allowed; skipped elsewhere).
+    # 5. A real full disk: a tmpfs of one checkpoint and a half (root, where mount is allowed; skipped elsewhere).
     mkdir -p tmpfs
-    if mount -t tmpfs -o size=6m lawt-test tmpfs 2> /dev/null; then
+    if mount -t tmpfs -o size=$((size * 3 / 2 / 1024))k lawt-test tmpfs 2> /dev/null; then
         rc=0
         "$dist" "${EVERY_STEP[@]}" --set train.max_steps=5 --run-dir tmpfs/run > tmpfs.log 2>&1 ||
             rc=$?
@@ -230,7 +236,7 @@ mpikill)
     ;;
 nan)
     rc=0
-    LAWT_FAULT_NAN_AT_STEP=14 "$dist" "${QUICK[@]}" --set train.epoch_size=640 --set eval.size=0 \
+    LAWT_FAULT_NAN_AT_STEP=14 "$dist" "${QUICK[@]}" --set train.epoch_size=40 --set eval.size=0 \
         --set train.max_steps=20 --run-dir run > nan.log 2>&1 || rc=$?
     expect_status "NaN loss" 65 "error: the loss is nan at step 14: .*no checkpoint written \(the latest: run/step-000000010.h5\)" nan.log
     [ "$(ls run/*.h5)" = run/step-000000010.h5 ] || fail "checkpoints after the NaN: $(ls run/*.h5)"
@@ -240,8 +246,8 @@ nan)
     expect_status "resume after the NaN" 0 "^done: 20 steps" resume.log
     ;;
 startup)
-    # A bigger model (31M parameters) takes a moment to build: the signal comes in it.
-    BIG=("${QUICK[@]}" --set model.dim=512 --set model.layers=4 --set eval.size=0)
+    # A bigger model (4M parameters) takes a moment to build: the signal comes in it.
+    BIG=("${QUICK[@]}" --set model.dim=256 --set model.heads=4 --set model.layers=2 --set eval.size=0)
     "$dist" "${BIG[@]}" --run-dir fresh > fresh.log 2>&1 &
     pid=$!
     wait_handler "$pid" || fail "the stop handler was never installed"
@@ -249,8 +255,8 @@ startup)
     rc=0
     wait "$pid" || rc=$?
     expect_status "SIGTERM while building" 75 "stopping before training on signal 15" fresh.log
-    # 4M parameters: a 50 MB checkpoint takes a moment to load.
-    "$dist" "${QUICK[@]}" --set model.dim=256 --set model.layers=2 --set eval.size=0 \
+    # 1M parameters: a 12 MB checkpoint takes a moment to load.
+    "$dist" "${QUICK[@]}" --set model.dim=128 --set model.heads=4 --set model.layers=2 --set eval.size=0 \
         --set train.max_steps=2 --run-dir run > run.log 2>&1 || fail "a 2-step run"
     "$dist" --resume --run-dir run --set train.max_steps=4 > resume.log 2>&1 &
     pid=$!
@@ -263,11 +269,11 @@ startup)
 evaluate)
     "$dist" "${QUICK[@]}" --set eval.size=20 --set train.max_steps=4 --run-dir run > run.log 2>&1 ||
         fail "a 4-step run"
-    { cat "$src/jobs/quickstart.ini"; printf '\n[run]\ndir = run\n'; } > with_dir.ini
     find . -type f ! -name '*.log' ! -name '*.txt' | sort | xargs md5sum > before.txt
     "$dist" --evaluate run/step-000000004.h5 --set eval.size=20 > e1.log 2>&1 || fail "--evaluate"
-    "$dist" --evaluate run/step-000000004.h5 --config with_dir.ini --set eval.size=20 > e2.log 2>&1 ||
-        fail "--evaluate --config (run.dir = run)"
+    # The run's own resolved configuration says dir = run.
+    "$dist" --evaluate run/step-000000004.h5 --config run/config.ini --set eval.size=20 > e2.log 2>&1 ||
+        fail "--evaluate --config run/config.ini (run.dir = run)"
     find . -type f ! -name '*.log' ! -name '*.txt' | sort | xargs md5sum > after.txt
     diff before.txt after.txt > /dev/null ||
         { fail "--evaluate without --run-dir changed files"; diff before.txt after.txt >&2; }

@@ -677,9 +677,15 @@ static void write_config_ini(run_state *r)
     int torn;
     off_t size = ends_inside_line(fd, &torn);
     if (size > 0) {
-        char head[CONFIG_TEXT_MAX + 128];
+        char head[2 * CONFIG_TEXT_MAX + 128], what[2 * CONFIG_TEXT_MAX];
+        if (r->opt->evaluate_path)
+            snprintf(what, sizeof what, "an evaluation of %s", r->opt->evaluate_path);
+        else if (r->opt->resume_path)
+            snprintf(what, sizeof what, "resumed at step %ld", r->step);
+        else
+            snprintf(what, sizeof what, "a new run (the one before left no checkpoint)");
         snprintf(head, sizeof head, "%s;\n; ---- %s, with this configuration:\n", torn ? "\n" : "",
-                 r->opt->evaluate_path ? "an evaluation of a checkpoint" : "resumed");
+                 what);
         append_to(r, &fd, "config.ini", head, strlen(head));
         for (const char *p = text; *p && fd >= 0;) {
             size_t n = strcspn(p, "\n");
