@@ -157,7 +157,7 @@ typedef struct {
 
 static void measure_training(train_row *row, int vocab, int warmup, double seconds,
                              model_backend backend, int threads, const py_setup *ps,
-                             int use_pytorch)
+                             int use_pytorch, int py_modes)
 {
     const bench_shape *sh = &row->shape;
     char why[128];
@@ -173,7 +173,7 @@ static void measure_training(train_row *row, int vocab, int warmup, double secon
     }
     /* On the CPU only eager fp32: bf16 autocast there is emulated (minutes a step) and the
      * image's torch has no compile; the other modes are GPU measurements. */
-    for (int k = 0; use_pytorch && k < (backend == BACKEND_CPU ? 1 : NPY); k++) {
+    for (int k = 0; use_pytorch && k < (backend == BACKEND_CPU ? 1 : py_modes); k++) {
         py_setup p = *ps;
         p.amp = k % 2 ? "bf16" : "none";
         p.compile = k >= 2;
@@ -286,6 +286,8 @@ static void usage(FILE *f)
             "                     pytorch_reference.py, then ../shared/bench/... from the cwd)\n"
             "  --python PATH      interpreter (default /usr/bin/python3)\n"
             "  --no-pytorch       lawt only\n"
+            "  --no-compile       PyTorch eager and eager bf16 only (torch.compile takes\n"
+            "                     minutes; the GPU kit's short run leaves it out)\n"
             "  --results PATH     where to append the tables (default %s)\n"
             "  --no-results       print only\n"
             "  --help             this text\n",
@@ -295,7 +297,7 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     double seconds = 20;
-    int warmup = 5, large_batch = 1024, decode_batch = 1024, use_pytorch = 1;
+    int warmup = 5, large_batch = 1024, decode_batch = 1024, use_pytorch = 1, py_modes = NPY;
     int do_peak = 1, do_a = 1, do_large = 1, do_c = 1, do_decode = 1;
     model_backend backend = BACKEND_CUDA;
     const char *results = LAWT_BENCH_RESULTS, *script = NULL, *python = "/usr/bin/python3";
@@ -307,6 +309,8 @@ int main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--no-pytorch") == 0) {
             use_pytorch = 0;
+        } else if (strcmp(a, "--no-compile") == 0) {
+            py_modes = 2; /* PY_NAMES: eager, eager bf16 */
         } else if (strcmp(a, "--no-results") == 0) {
             results = NULL;
         } else if (!v) {
@@ -394,7 +398,7 @@ int main(int argc, char **argv)
             row->shape.batch = large_batch;
             row->shape.name = "(a')";
         }
-        measure_training(row, V, warmup, seconds, backend, threads, &ps, use_pytorch);
+        measure_training(row, V, warmup, seconds, backend, threads, &ps, use_pytorch, py_modes);
     }
     decode_row drows[2] = {{.batch = 1}, {.batch = decode_batch}};
     if (do_decode)

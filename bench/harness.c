@@ -380,6 +380,21 @@ py_result pytorch_shape(const py_setup *ps, const bench_shape *sh, int vocab, in
 
 int file_exists(const char *path) { return access(path, R_OK) == 0; }
 
+/* The GPU kit's copy (scripts/gpu-kit.sh): bench/pytorch_reference.py beside the program's
+ * bin/ folder. */
+static int kit_script(char *buf, size_t cap)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return 0;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return 0;
+    *slash = '\0';
+    snprintf(buf, cap, "%.3000s/../bench/pytorch_reference.py", exe);
+    return file_exists(buf);
+}
+
 const char *find_pytorch_script(const char *explicit_path, const char *python, char *note,
                                 size_t notecap)
 {
@@ -391,6 +406,7 @@ const char *find_pytorch_script(const char *explicit_path, const char *python, c
         if (file_exists(found)) script = found;
         else if (file_exists("../shared/bench/pytorch_reference.py"))
             script = "../shared/bench/pytorch_reference.py";
+        else if (kit_script(found, sizeof found)) script = found;
     }
     if (!script || !file_exists(script))
         snprintf(note, notecap, "PyTorch skipped: %.400s not found.",

@@ -109,7 +109,7 @@ py_result pytorch_shape(const py_setup *ps, const bench_shape *sh, int vocab, in
                         int batch, int tgt_len, double seconds, char *why, size_t whycap);
 
 /* Finds the reference script: explicit, else <repo>/../shared/bench/pytorch_reference.py, else
- * ../shared/bench/... from the cwd. Returns NULL and writes why to note when it (or python) is
+ * ../shared/bench/... from the cwd, else the GPU kit's <program's folder>/../bench/... Returns NULL and writes why to note when it (or python) is
  * missing. */
 const char *find_pytorch_script(const char *explicit_path, const char *python, char *note,
                                 size_t notecap);

@@ -51,10 +51,17 @@ void run_stamp_now(run_stamp *s)
     strftime(s->date, sizeof s->date, "%Y-%m-%d %H:%M", localtime(&now));
     if (gethostname(s->host, sizeof s->host) != 0) snprintf(s->host, sizeof s->host, "unknown");
     s->host[sizeof s->host - 1] = '\0';
+#ifdef LAWT_BUILD_COMMIT
+    /* A relocatable build (the GPU kit) runs away from its source tree: the commit it was
+     * configured from. */
+    snprintf(s->commit, sizeof s->commit, "%s", LAWT_BUILD_COMMIT);
+    s->dirty = LAWT_BUILD_DIRTY ? " + uncommitted changes" : "";
+#else
     first_line_of("git -C " LAWT_SOURCE_DIR " rev-parse --short HEAD 2>/dev/null", s->commit,
                   sizeof s->commit);
     char dirty[64];
     first_line_of("git -C " LAWT_SOURCE_DIR " status --porcelain 2>/dev/null | head -1", dirty,
                   sizeof dirty);
     s->dirty = strcmp(dirty, "unknown") ? " + uncommitted changes" : "";
+#endif
 }

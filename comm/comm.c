@@ -7,7 +7,6 @@
 #include "comm/comm.h"
 
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -231,34 +230,4 @@ int comm_any(comm *c, int flag)
     MPI_CHECK(c, MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, c->world));
     c->seconds += lawt_now() - t0;
     return v;
-}
-
-/* ---- stop signals ---- */
-
-static volatile sig_atomic_t stop_signal_seen;
-
-static void on_stop_signal(int signo)
-{
-    stop_signal_seen = signo;
-}
-
-void comm_install_stop_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART; /* a blocking read or MPI wait is not interrupted with EINTR */
-    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0)
-        comm_abort(NULL, 1, "comm_install_stop_signals: sigaction failed");
-}
-
-int comm_stop_requested(void)
-{
-    return stop_signal_seen != 0;
-}
-
-int comm_stop_signal(void)
-{
-    return (int)stop_signal_seen;
 }

@@ -1,6 +1,7 @@
-/* comm.h: the process group of a data-parallel run. The MPI implementation works for one
- * process started without mpirun too (a singleton); a NCCL implementation of the buffer
- * reductions plugs in behind the same functions for GPU buffers.
+/* comm.h: the process group of a data-parallel run. The MPI implementation (comm.c) works for
+ * one process started without mpirun too (a singleton); a build without MPI (LAWT_WITH_MPI=OFF)
+ * has comm_single.c instead: one process, rank 0 of 1. NCCL reductions of GPU buffers sit
+ * beside it (comm_nccl.h).
  * Every call is checked: an MPI error aborts the whole job with file, line and MPI's message. */
 #ifndef LAWT_COMM_H
 #define LAWT_COMM_H

@@ -1,9 +1,10 @@
-/* kernels.c: see kernels.h. small_gemm has a plain C definition (the reference) and, when the
- * compiler targets AVX2 + FMA (the project builds with -march=x86-64-v3), a register-blocked
- * version computing 4 x 16 tiles of C with eight accumulators; both sum over k in increasing
- * order with fused multiply-adds. */
+/* kernels.c: see kernels.h. small_gemm has a plain C definition (small_gemm_ref, the
+ * reference) and, when the compiler targets AVX2 + FMA (the project builds with
+ * -march=x86-64-v3), a register-blocked version computing 4 x 16 tiles of C with eight
+ * accumulators; both sum over k in increasing order with fused multiply-adds. */
 #include "model/kernels.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,36 @@ void transpose_scaled(float *restrict dst, int ldd, const float *restrict src, i
         }
 }
 
+/* The plain loops, A[i][k] at A + i * ars + k * aks (ars = lda, aks = 1 for A; ars = 1,
+ * aks = lda for A^T): the definition of both products, the fallback without AVX2 + FMA, and the
+ * twin the tests hold the vectorised version to, bit for bit: the same fused multiply-adds in
+ * the same order (fmaf, not s += a * b, which a vectorising compiler may split into a rounded
+ * product and a sum). */
+static void gemm_plain(int M, int N, int K, const float *A, size_t ars, size_t aks,
+                       const float *B, int ldb, float *C, int ldc, int accumulate)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = 0.0f;
+            for (int k = 0; k < K; k++)
+                s = fmaf(A[(size_t)i * ars + (size_t)k * aks], B[(size_t)k * ldb + j], s);
+            float *c = C + (size_t)i * ldc + j;
+            *c = accumulate ? *c + s : s;
+        }
+}
+
+void small_gemm_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc, int accumulate)
+{
+    gemm_plain(M, N, K, A, (size_t)lda, 1, B, ldb, C, ldc, accumulate);
+}
+
+void small_gemm_tn_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc, int accumulate)
+{
+    gemm_plain(M, N, K, A, 1, (size_t)lda, B, ldb, C, ldc, accumulate);
+}
+
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 
@@ -29,7 +60,7 @@ static inline __m256i lanes_below(int n)
 }
 
 /* C[0..rows, 0..w) (+)= A B[0..K, 0..w), rows <= 4, w <= 16, where A[r][k] is at
- * A + r * ars + k * aks (ars = lda, aks = 1 for A; ars = 1, aks = lda for A^T). Rows past
+ * A + r * ars + k * aks (as in gemm_plain). Rows past
  * `rows` recompute the last row and are not stored. */
 static void tile(int rows, int w, int K, const float *A, size_t ars, size_t aks, const float *B,
                  int ldb, float *C, int ldc, int accumulate)
@@ -128,25 +159,13 @@ void small_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B,
 void small_gemm(int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
                 int ldc, int accumulate)
 {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            float s = 0.0f;
-            for (int k = 0; k < K; k++) s += A[(size_t)i * lda + k] * B[(size_t)k * ldb + j];
-            float *c = C + (size_t)i * ldc + j;
-            *c = accumulate ? *c + s : s;
-        }
+    small_gemm_ref(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
 void small_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc, int accumulate)
 {
-    for (int i = 0; i < M; i++)
-        for (int j = 0; j < N; j++) {
-            float s = 0.0f;
-            for (int k = 0; k < K; k++) s += A[(size_t)k * lda + i] * B[(size_t)k * ldb + j];
-            float *c = C + (size_t)i * ldc + j;
-            *c = accumulate ? *c + s : s;
-        }
+    small_gemm_tn_ref(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 }
 
 #endif

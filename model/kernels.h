@@ -13,6 +13,12 @@ void small_gemm(int M, int N, int K, const float *A, int lda, const float *B, in
 void small_gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc, int accumulate);
 
+/* The plain-loop twins of the two above (what they compute, element for element). */
+void small_gemm_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc, int accumulate);
+void small_gemm_tn_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                       float *C, int ldc, int accumulate);
+
 /* dst (cols, rows) = scale * src (rows, cols)^T; leading dimensions lds and ldd. */
 void transpose_scaled(float *dst, int ldd, const float *src, int lds, int rows, int cols,
                       float scale);

@@ -13,7 +13,8 @@
 #ifndef LAWT_MODEL_LAYERS_H
 #define LAWT_MODEL_LAYERS_H
 
-#define LAYERNORM_EPS 1e-5f
+/* The paper's code (XLM's transformer) uses 1e-12. */
+#define LAYERNORM_EPS 1e-12f
 
 /* out[b,t,:] = tok_emb[tokens[b,t], :] + pos_emb[t, :]
  * out (B, T, C); tokens (B, T); tok_emb (V, C); pos_emb (>= T, C). */

@@ -1,6 +1,6 @@
-/* model.c: the backend-independent part of the model: configuration, the parameter layout and
- * its named views, initialisation, the dispatch to a backend (model_backend_ops), and greedy
- * and beam decoding on top of the backends' decoding primitives. */
+/* model.c: the public face of the model: configuration, the parameter layout and its named
+ * views, initialisation, the choice of a layer backend, and greedy and beam decoding on top of
+ * the decoding primitives of the transformer (transformer.c, through transformer_ops). */
 #include "model/model.h"
 
 #include <math.h>
@@ -17,8 +17,8 @@
 struct model {
     model_config cfg;
     model_backend backend;
-    const model_backend_ops *ops;
-    void *impl;
+    const transformer_ops *ops;
+    transformer *impl;
     size_t nparams;
     int max_batch;
 };
@@ -62,21 +62,37 @@ int model_config_validate(const model_config *c, char *err, size_t errcap)
 
 /* ---- the parameter layout: one walk defines names, shapes, offsets, views and init ---- */
 
-enum { INIT_NORMAL, INIT_ZERO, INIT_ONE };
+/* How each kind of tensor starts, as the paper's code (PyTorch) starts it, so that lawt learns
+ * as fast per example (issue 18: with GPT-2's N(0, 0.02^2) everywhere it needed about twice
+ * the examples):
+ *   INIT_EMBEDDING  position embeddings: N(0, 1/d), d = the row width (nn.init.normal_ with
+ *                   std d^-0.5)
+ *   INIT_TOKEN_EMBEDDING  token embeddings, hence the tied output projection: the same, but
+ *                   the padding token's row starts at 0 (nn.Embedding's padding_idx)
+ *   INIT_LINEAR     weights (out, in) and biases (out) of every linear layer: U(-1/sqrt(in),
+ *                   1/sqrt(in)), nn.Linear's default (kaiming_uniform_(a = sqrt(5)))
+ *   INIT_ZERO, INIT_ONE  layer-norm biases and weights */
+enum { INIT_EMBEDDING, INIT_TOKEN_EMBEDDING, INIT_LINEAR, INIT_ZERO, INIT_ONE };
+
+typedef struct {
+    unsigned char kind; /* INIT_* */
+    int fan_in;         /* INIT_LINEAR: inputs of the layer the tensor belongs to */
+} tensor_init;
 
 typedef struct {
     model_tensor *out; /* may be NULL */
     int cap, n;
     size_t off;
-    float *base;         /* when set, views are bound into it */
-    unsigned char *init; /* may be NULL: per tensor INIT_* (cap entries) */
+    float *base;       /* when set, views are bound into it */
+    tensor_init *init; /* may be NULL: per tensor (cap entries) */
 } layout_walk;
 
-static void add(layout_walk *w, float **view, int init, int d0, int d1, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
+static void add(layout_walk *w, float **view, tensor_init init, int d0, int d1, const char *fmt,
+                ...) __attribute__((format(printf, 6, 7)));
 
 #include <stdarg.h>
-static void add(layout_walk *w, float **view, int init, int d0, int d1, const char *fmt, ...)
+static void add(layout_walk *w, float **view, tensor_init init, int d0, int d1, const char *fmt,
+                ...)
 {
     if (w->out && w->n < w->cap) {
         model_tensor *t = &w->out[w->n];
@@ -90,7 +106,7 @@ static void add(layout_walk *w, float **view, int init, int d0, int d1, const ch
         t->shape[1] = d1;
         t->shape[2] = 0;
     }
-    if (w->init && w->n < w->cap) w->init[w->n] = (unsigned char)init;
+    if (w->init && w->n < w->cap) w->init[w->n] = init;
     if (w->base && view) *view = w->base + w->off;
     w->off += (size_t)d0 * (size_t)(d1 ? d1 : 1);
     w->n++;
@@ -100,53 +116,57 @@ static void add(layout_walk *w, float **view, int init, int d0, int d1, const ch
 static void walk_layout(layout_walk *w, const model_config *c, model_views *v)
 {
     const int de = c->enc_dim, dd = c->dec_dim;
+    const tensor_init TOKENS = {INIT_TOKEN_EMBEDDING, 0}, POSITIONS = {INIT_EMBEDDING, 0},
+                      ONE = {INIT_ONE, 0}, ZERO = {INIT_ZERO, 0};
+    const tensor_init FROM_ENC = {INIT_LINEAR, de}, FROM_DEC = {INIT_LINEAR, dd},
+                      FROM_ENC_FFN = {INIT_LINEAR, 4 * de}, FROM_DEC_FFN = {INIT_LINEAR, 4 * dd};
 #define V(field) (v ? &v->field : NULL)
 #define VL(arr, i, field) (v ? &v->arr[i].field : NULL)
-    add(w, V(enc_tok), INIT_NORMAL, c->vocab_in, de, "enc.tok_emb.weight");
-    add(w, V(enc_pos), INIT_NORMAL, c->max_len, de, "enc.pos_emb.weight");
-    add(w, V(enc_ln_w), INIT_ONE, de, 0, "enc.emb_ln.weight");
-    add(w, V(enc_ln_b), INIT_ZERO, de, 0, "enc.emb_ln.bias");
+    add(w, V(enc_tok), TOKENS, c->vocab_in, de, "enc.tok_emb.weight");
+    add(w, V(enc_pos), POSITIONS, c->max_len, de, "enc.pos_emb.weight");
+    add(w, V(enc_ln_w), ONE, de, 0, "enc.emb_ln.weight");
+    add(w, V(enc_ln_b), ZERO, de, 0, "enc.emb_ln.bias");
     for (int i = 0; i < c->enc_layers; i++) {
-        add(w, VL(enc, i, qkv_w), INIT_NORMAL, 3 * de, de, "enc.layer%d.attn.qkv.weight", i);
-        add(w, VL(enc, i, qkv_b), INIT_ZERO, 3 * de, 0, "enc.layer%d.attn.qkv.bias", i);
-        add(w, VL(enc, i, out_w), INIT_NORMAL, de, de, "enc.layer%d.attn.out.weight", i);
-        add(w, VL(enc, i, out_b), INIT_ZERO, de, 0, "enc.layer%d.attn.out.bias", i);
-        add(w, VL(enc, i, ln1_w), INIT_ONE, de, 0, "enc.layer%d.ln1.weight", i);
-        add(w, VL(enc, i, ln1_b), INIT_ZERO, de, 0, "enc.layer%d.ln1.bias", i);
-        add(w, VL(enc, i, fc1_w), INIT_NORMAL, 4 * de, de, "enc.layer%d.ffn.fc1.weight", i);
-        add(w, VL(enc, i, fc1_b), INIT_ZERO, 4 * de, 0, "enc.layer%d.ffn.fc1.bias", i);
-        add(w, VL(enc, i, fc2_w), INIT_NORMAL, de, 4 * de, "enc.layer%d.ffn.fc2.weight", i);
-        add(w, VL(enc, i, fc2_b), INIT_ZERO, de, 0, "enc.layer%d.ffn.fc2.bias", i);
-        add(w, VL(enc, i, ln2_w), INIT_ONE, de, 0, "enc.layer%d.ln2.weight", i);
-        add(w, VL(enc, i, ln2_b), INIT_ZERO, de, 0, "enc.layer%d.ln2.bias", i);
+        add(w, VL(enc, i, qkv_w), FROM_ENC, 3 * de, de, "enc.layer%d.attn.qkv.weight", i);
+        add(w, VL(enc, i, qkv_b), FROM_ENC, 3 * de, 0, "enc.layer%d.attn.qkv.bias", i);
+        add(w, VL(enc, i, out_w), FROM_ENC, de, de, "enc.layer%d.attn.out.weight", i);
+        add(w, VL(enc, i, out_b), FROM_ENC, de, 0, "enc.layer%d.attn.out.bias", i);
+        add(w, VL(enc, i, ln1_w), ONE, de, 0, "enc.layer%d.ln1.weight", i);
+        add(w, VL(enc, i, ln1_b), ZERO, de, 0, "enc.layer%d.ln1.bias", i);
+        add(w, VL(enc, i, fc1_w), FROM_ENC, 4 * de, de, "enc.layer%d.ffn.fc1.weight", i);
+        add(w, VL(enc, i, fc1_b), FROM_ENC, 4 * de, 0, "enc.layer%d.ffn.fc1.bias", i);
+        add(w, VL(enc, i, fc2_w), FROM_ENC_FFN, de, 4 * de, "enc.layer%d.ffn.fc2.weight", i);
+        add(w, VL(enc, i, fc2_b), FROM_ENC_FFN, de, 0, "enc.layer%d.ffn.fc2.bias", i);
+        add(w, VL(enc, i, ln2_w), ONE, de, 0, "enc.layer%d.ln2.weight", i);
+        add(w, VL(enc, i, ln2_b), ZERO, de, 0, "enc.layer%d.ln2.bias", i);
     }
-    add(w, V(dec_tok), INIT_NORMAL, c->vocab_out, dd, "dec.tok_emb.weight");
-    add(w, V(dec_pos), INIT_NORMAL, c->max_len, dd, "dec.pos_emb.weight");
-    add(w, V(dec_ln_w), INIT_ONE, dd, 0, "dec.emb_ln.weight");
-    add(w, V(dec_ln_b), INIT_ZERO, dd, 0, "dec.emb_ln.bias");
+    add(w, V(dec_tok), TOKENS, c->vocab_out, dd, "dec.tok_emb.weight");
+    add(w, V(dec_pos), POSITIONS, c->max_len, dd, "dec.pos_emb.weight");
+    add(w, V(dec_ln_w), ONE, dd, 0, "dec.emb_ln.weight");
+    add(w, V(dec_ln_b), ZERO, dd, 0, "dec.emb_ln.bias");
     for (int i = 0; i < c->dec_layers; i++) {
-        add(w, VL(dec, i, qkv_w), INIT_NORMAL, 3 * dd, dd, "dec.layer%d.self_attn.qkv.weight", i);
-        add(w, VL(dec, i, qkv_b), INIT_ZERO, 3 * dd, 0, "dec.layer%d.self_attn.qkv.bias", i);
-        add(w, VL(dec, i, out_w), INIT_NORMAL, dd, dd, "dec.layer%d.self_attn.out.weight", i);
-        add(w, VL(dec, i, out_b), INIT_ZERO, dd, 0, "dec.layer%d.self_attn.out.bias", i);
-        add(w, VL(dec, i, ln1_w), INIT_ONE, dd, 0, "dec.layer%d.ln1.weight", i);
-        add(w, VL(dec, i, ln1_b), INIT_ZERO, dd, 0, "dec.layer%d.ln1.bias", i);
-        add(w, VL(dec, i, cq_w), INIT_NORMAL, dd, dd, "dec.layer%d.cross_attn.q.weight", i);
-        add(w, VL(dec, i, cq_b), INIT_ZERO, dd, 0, "dec.layer%d.cross_attn.q.bias", i);
-        add(w, VL(dec, i, ckv_w), INIT_NORMAL, 2 * dd, de, "dec.layer%d.cross_attn.kv.weight", i);
-        add(w, VL(dec, i, ckv_b), INIT_ZERO, 2 * dd, 0, "dec.layer%d.cross_attn.kv.bias", i);
-        add(w, VL(dec, i, cout_w), INIT_NORMAL, dd, dd, "dec.layer%d.cross_attn.out.weight", i);
-        add(w, VL(dec, i, cout_b), INIT_ZERO, dd, 0, "dec.layer%d.cross_attn.out.bias", i);
-        add(w, VL(dec, i, ln2_w), INIT_ONE, dd, 0, "dec.layer%d.ln2.weight", i);
-        add(w, VL(dec, i, ln2_b), INIT_ZERO, dd, 0, "dec.layer%d.ln2.bias", i);
-        add(w, VL(dec, i, fc1_w), INIT_NORMAL, 4 * dd, dd, "dec.layer%d.ffn.fc1.weight", i);
-        add(w, VL(dec, i, fc1_b), INIT_ZERO, 4 * dd, 0, "dec.layer%d.ffn.fc1.bias", i);
-        add(w, VL(dec, i, fc2_w), INIT_NORMAL, dd, 4 * dd, "dec.layer%d.ffn.fc2.weight", i);
-        add(w, VL(dec, i, fc2_b), INIT_ZERO, dd, 0, "dec.layer%d.ffn.fc2.bias", i);
-        add(w, VL(dec, i, ln3_w), INIT_ONE, dd, 0, "dec.layer%d.ln3.weight", i);
-        add(w, VL(dec, i, ln3_b), INIT_ZERO, dd, 0, "dec.layer%d.ln3.bias", i);
+        add(w, VL(dec, i, qkv_w), FROM_DEC, 3 * dd, dd, "dec.layer%d.self_attn.qkv.weight", i);
+        add(w, VL(dec, i, qkv_b), FROM_DEC, 3 * dd, 0, "dec.layer%d.self_attn.qkv.bias", i);
+        add(w, VL(dec, i, out_w), FROM_DEC, dd, dd, "dec.layer%d.self_attn.out.weight", i);
+        add(w, VL(dec, i, out_b), FROM_DEC, dd, 0, "dec.layer%d.self_attn.out.bias", i);
+        add(w, VL(dec, i, ln1_w), ONE, dd, 0, "dec.layer%d.ln1.weight", i);
+        add(w, VL(dec, i, ln1_b), ZERO, dd, 0, "dec.layer%d.ln1.bias", i);
+        add(w, VL(dec, i, cq_w), FROM_DEC, dd, dd, "dec.layer%d.cross_attn.q.weight", i);
+        add(w, VL(dec, i, cq_b), FROM_DEC, dd, 0, "dec.layer%d.cross_attn.q.bias", i);
+        add(w, VL(dec, i, ckv_w), FROM_ENC, 2 * dd, de, "dec.layer%d.cross_attn.kv.weight", i);
+        add(w, VL(dec, i, ckv_b), FROM_ENC, 2 * dd, 0, "dec.layer%d.cross_attn.kv.bias", i);
+        add(w, VL(dec, i, cout_w), FROM_DEC, dd, dd, "dec.layer%d.cross_attn.out.weight", i);
+        add(w, VL(dec, i, cout_b), FROM_DEC, dd, 0, "dec.layer%d.cross_attn.out.bias", i);
+        add(w, VL(dec, i, ln2_w), ONE, dd, 0, "dec.layer%d.ln2.weight", i);
+        add(w, VL(dec, i, ln2_b), ZERO, dd, 0, "dec.layer%d.ln2.bias", i);
+        add(w, VL(dec, i, fc1_w), FROM_DEC, 4 * dd, dd, "dec.layer%d.ffn.fc1.weight", i);
+        add(w, VL(dec, i, fc1_b), FROM_DEC, 4 * dd, 0, "dec.layer%d.ffn.fc1.bias", i);
+        add(w, VL(dec, i, fc2_w), FROM_DEC_FFN, dd, 4 * dd, "dec.layer%d.ffn.fc2.weight", i);
+        add(w, VL(dec, i, fc2_b), FROM_DEC_FFN, dd, 0, "dec.layer%d.ffn.fc2.bias", i);
+        add(w, VL(dec, i, ln3_w), ONE, dd, 0, "dec.layer%d.ln3.weight", i);
+        add(w, VL(dec, i, ln3_b), ZERO, dd, 0, "dec.layer%d.ln3.bias", i);
     }
-    add(w, V(out_bias), INIT_ZERO, c->vocab_out, 0, "dec.out_bias");
+    add(w, V(out_bias), FROM_DEC, c->vocab_out, 0, "dec.out_bias");
 #undef V
 #undef VL
 }
@@ -184,17 +204,15 @@ void model_views_free(model_views *v)
 
 /* ---- creation and dispatch ---- */
 
-static const model_backend_ops *backend_ops(model_backend backend)
+static layer_backend *backend_create(model_backend backend, const model_config *cfg,
+                                     int max_batch, size_t nparams)
 {
     switch (backend) {
     case BACKEND_CPU:
-        return &model_cpu_ops;
+        return model_cpu_backend(cfg, max_batch, nparams);
     case BACKEND_CUDA:
 #ifdef LAWT_MODEL_HAVE_CUDA
-        {
-            extern const model_backend_ops model_cuda_ops;
-            return &model_cuda_ops;
-        }
+        return model_cuda_backend(cfg, max_batch, nparams);
 #else
         lawt_die("model: the CUDA backend is not built in this binary (no CUDA model backend "
                  "was compiled); use the CPU backend");
@@ -215,7 +233,6 @@ model *model_create(const model_config *cfg, model_backend backend, int max_batc
     char err[256];
     if (model_config_validate(cfg, err, sizeof err)) lawt_die("model: %s", err);
     if (max_batch < 1) lawt_die("model: max_batch must be >= 1 (got %d)", max_batch);
-    const model_backend_ops *ops = backend_ops(backend);
     size_t n = layout_size(cfg);
     if (n != model_param_count(cfg))
         lawt_die("model: internal error: layout has %zu parameters, Appendix G formula %zu", n,
@@ -223,10 +240,10 @@ model *model_create(const model_config *cfg, model_backend backend, int max_batc
     model *m = lawt_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->backend = backend;
-    m->ops = ops;
+    m->ops = &transformer_model_ops;
     m->nparams = n;
     m->max_batch = max_batch;
-    m->impl = ops->create(cfg, max_batch, n);
+    m->impl = transformer_create(cfg, backend_create(backend, cfg, max_batch, n), max_batch, n);
     return m;
 }
 
@@ -250,35 +267,53 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-/* Initialisation: every weight matrix and embedding N(0, 0.02^2) (GPT-2 style; the output
- * projection is the decoder embedding); biases 0; layer norms weight 1, bias 0. The pair
- * (2j, 2j+1) of a tensor comes from one Box-Muller transform of two uniforms hashed from
- * (seed, tensor index, j). Adam moments and gradients are zeroed. */
+/* Uniform in [0, 1) and (0, 1) from 24 bits each of one hash. */
+static double hash_unit(uint64_t r) { return (double)(r & 0xffffffULL) / 16777216.0; }
+static double hash_unit_open(uint64_t r) { return ((double)(r >> 40) + 0.5) / 16777216.0; }
+
+/* Initialisation per tensor kind (tensor_init above). Value j of tensor i comes from hashes of
+ * (seed, i, j), so a GPU could reproduce it; a normal pair (2j, 2j+1) is one Box-Muller
+ * transform. Adam moments and gradients are zeroed. */
 void model_init_params(model *m, uint64_t seed)
 {
     int nt = model_tensors(&m->cfg, NULL, 0);
     model_tensor *t = lawt_malloc((size_t)nt * sizeof *t);
-    unsigned char *init = lawt_malloc((size_t)nt);
+    tensor_init *init = lawt_malloc((size_t)nt * sizeof *init);
     layout_walk w = {.out = t, .cap = nt, .init = init};
     walk_layout(&w, &m->cfg, NULL);
     float *p = lawt_malloc(m->nparams * sizeof(float));
     for (int i = 0; i < nt; i++) {
-        size_t n = (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
+        const size_t rows = (size_t)t[i].shape[0];
+        const size_t cols = t[i].ndim == 2 ? (size_t)t[i].shape[1] : 1, n = rows * cols;
         float *x = p + t[i].offset;
-        if (init[i] == INIT_ZERO) {
-            memset(x, 0, n * sizeof(float));
-        } else if (init[i] == INIT_ONE) {
+        const uint64_t key = mix64(seed ^ mix64((uint64_t)i + 0x1234567ULL));
+        switch (init[i].kind) {
+        case INIT_ZERO: memset(x, 0, n * sizeof(float)); break;
+        case INIT_ONE:
             for (size_t j = 0; j < n; j++) x[j] = 1.0f;
-        } else {
-            uint64_t key = mix64(seed ^ mix64((uint64_t)i + 0x1234567ULL));
+            break;
+        case INIT_LINEAR: {
+            const double bound = 1.0 / sqrt((double)init[i].fan_in);
+            for (size_t j = 0; j < n; j++) {
+                uint64_t r = mix64(key ^ (uint64_t)j * 0xd1b54a32d192ed03ULL);
+                x[j] = (float)(bound * (2.0 * hash_unit(r) - 1.0));
+            }
+            break;
+        }
+        case INIT_EMBEDDING:
+        case INIT_TOKEN_EMBEDDING: {
+            const double std = 1.0 / sqrt((double)cols);
             for (size_t j = 0; j < n; j += 2) {
                 uint64_t r = mix64(key ^ (uint64_t)(j / 2) * 0xd1b54a32d192ed03ULL);
-                double u1 = ((double)(r >> 40) + 0.5) / 16777216.0; /* (0, 1) */
-                double u2 = (double)(r & 0xffffffULL) / 16777216.0; /* [0, 1) */
-                double rad = sqrt(-2.0 * log(u1));
-                x[j] = (float)(0.02 * rad * cos(2.0 * MODEL_PI * u2));
-                if (j + 1 < n) x[j + 1] = (float)(0.02 * rad * sin(2.0 * MODEL_PI * u2));
+                double rad = std * sqrt(-2.0 * log(hash_unit_open(r)));
+                double angle = 2.0 * MODEL_PI * hash_unit(r);
+                x[j] = (float)(rad * cos(angle));
+                if (j + 1 < n) x[j + 1] = (float)(rad * sin(angle));
             }
+            if (init[i].kind == INIT_TOKEN_EMBEDDING)
+                memset(x + (size_t)TOK_PAD * cols, 0, cols * sizeof(float));
+            break;
+        }
         }
     }
     m->ops->copy_in(m->impl, BUF_PARAMS, p);
@@ -351,7 +386,12 @@ double model_grad_norm(const model *m) { return m->ops->grad_norm(m->impl); }
 void model_adam_step(model *m, const adam_hparams *h, long step, float grad_scale)
 {
     if (step < 1) lawt_die("model: Adam step must count from 1 (got %ld)", step);
-    m->ops->adam_step(m->impl, h, step, grad_scale);
+    /* The backends compute m_hat / (sqrt(v_hat) + eps'). The paper's code adds eps to sqrt(v)
+     * before the bias correction, lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), which is
+     * the same with eps' = eps / sqrt(1 - b2^t). */
+    adam_hparams hc = *h;
+    hc.eps = (float)(h->eps / sqrt(1.0 - pow(h->beta2, (double)step)));
+    m->ops->adam_step(m->impl, &hc, step, grad_scale);
 }
 
 /* ---- decoding ---- */

@@ -104,8 +104,9 @@ void model_free(model *m);
 const model_config *model_get_config(const model *m);
 size_t model_num_params(const model *m);
 
-/* Deterministic initialisation from seed: weights N(0, 0.02) style (documented in the
- * implementation), biases 0, layer norms (1, 0); moments zero. */
+/* Deterministic initialisation from seed, as the paper's code (PyTorch) starts each kind of
+ * tensor: token and position embeddings N(0, 1/d) (the padding token's row 0), linear weights
+ * and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)), layer norms (1, 0); moments zero. */
 void model_init_params(model *m, uint64_t seed);
 
 typedef enum { BUF_PARAMS, BUF_GRADS, BUF_ADAM_M, BUF_ADAM_V } model_buffer;
@@ -137,7 +138,8 @@ typedef struct {
 } adam_hparams;
 /* L2 norm of the gradient buffer. */
 double model_grad_norm(const model *m);
-/* One Adam step (bias-corrected, step counted from 1) on grad_scale * gradients;
+/* One Adam step (step counted from 1) on grad_scale * gradients, as the paper's code does it:
+ * p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps) (eps before the bias correction);
  * the trainer uses grad_scale for norm clipping and gradient averaging. */
 void model_adam_step(model *m, const adam_hparams *h, long step, float grad_scale);
 

@@ -1,8 +1,11 @@
-/* model_internal.h: what model.c shares with the backends: the named views of the parameter
- * layout and the backend boundary (one struct of function pointers). A backend owns its four
- * flat buffers (parameters, gradients, Adam moments, in model_tensors() order) and its
- * activations; model.c owns the configuration, the layout, initialisation and the decoding
- * logic (greedy and beam search on top of three decoding primitives). */
+/* model_internal.h: what the parts of the model component share:
+ *   model.c          configuration, the parameter layout and its named views (below),
+ *                    initialisation, greedy and beam search; it drives
+ *   transformer.c    the transformer itself, written once: the activation layout, forward,
+ *                    backward, the optimizer and the decoding primitives, over
+ *   a layer backend  (layer_backend below): memory and the layers of layers.h on one kind of
+ *                    device; model_cpu.c (host memory, layers.c) and cuda/model_cuda.c
+ *                    (device memory, cuda/layers_cuda.cu) supply one each, nothing else. */
 #ifndef LAWT_MODEL_INTERNAL_H
 #define LAWT_MODEL_INTERNAL_H
 
@@ -46,36 +49,119 @@ typedef struct {
 void model_views_bind(model_views *v, const model_config *cfg, float *base);
 void model_views_free(model_views *v);
 
-typedef struct model_backend_ops {
+/* ---- the backend boundary: memory and layers on one kind of device ----
+ * Pointers are the backend's memory (host for the CPU, device for CUDA) unless they say host.
+ * The layers are those of layers.h, with its shapes and conventions (forward overwrites;
+ * backward accumulates parameter gradients). A backend embeds this struct as its first member
+ * and gets it back as k in the few operations that need its own state. */
+typedef enum { COPY_HOST_TO_DEVICE, COPY_DEVICE_TO_HOST, COPY_DEVICE_TO_DEVICE } copy_kind;
+/* The two embedding tables, for the backends that prepare embedding_backward per batch. */
+enum { EMB_ENC, EMB_DEC };
+
+typedef struct layer_backend layer_backend;
+struct layer_backend {
     const char *name;
-    /* State for cfg with activations for max_batch examples; buffers of nparams floats. */
-    void *(*create)(const model_config *cfg, int max_batch, size_t nparams);
-    void (*destroy)(void *impl);
-    void (*copy_out)(const void *impl, model_buffer which, float *dst);
-    void (*copy_in)(void *impl, model_buffer which, const float *src);
+    size_t align_floats; /* views into an activation buffer start at multiples of this */
+    void (*destroy)(layer_backend *k);
+
+    /* memory */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void *(*host_alloc)(size_t bytes); /* host memory for transfers (pinned for CUDA) */
+    void (*host_free)(void *p);
+    /* rows rows of width bytes, row pitches dpitch and spitch bytes (cudaMemcpy2D) */
+    void (*copy)(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width,
+                 size_t rows, copy_kind kind);
+    void (*zero)(float *x, size_t n);
+    /* dst[r, 0..n) = src[index[r], 0..n) for r < rows, row strides ld (index in backend
+     * memory) */
+    void (*gather_rows)(float *dst, const float *src, const int *index, int rows, long n,
+                        long ld);
+
+    /* layers */
+    void (*embedding_forward)(float *out, const int *tokens, const float *tok_emb,
+                              const float *pos_emb, int B, int T, int C);
+    /* Optional (NULL): called at the start of backward with the batch's tokens (N, host) of
+     * table EMB_ENC or EMB_DEC, before the layers' work, so that a backend can prepare and
+     * upload what its embedding_backward of that table needs while the device computes. */
+    void (*embedding_backward_prepare)(layer_backend *k, int table, const int *tokens_host,
+                                       int N, int V);
+    void (*embedding_backward)(layer_backend *k, int table, float *dtok_emb, float *dpos_emb,
+                               const float *dout, const int *tokens, int B, int T, int C, int V);
+    void (*layernorm_forward)(float *out, float *mean, float *rstd, const float *inp,
+                              const float *weight, const float *bias, int N, int C);
+    void (*layernorm_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
+                               const float *inp, const float *weight, const float *mean,
+                               const float *rstd, int N, int C);
+    void (*linear_forward)(layer_backend *k, float *out, const float *inp, const float *weight,
+                           const float *bias, const float *residual, int N, int C, int OC);
+    void (*linear_backward)(layer_backend *k, float *dinp, float *dweight, float *dbias,
+                            const float *dout, const float *inp, const float *weight, int N,
+                            int C, int OC, int accumulate);
+    void (*relu_forward)(float *out, const float *inp, long n);
+    void (*relu_backward)(float *dinp, const float *dout, const float *out, long n);
+    void (*attention_forward)(float *out, float *att, float *scratch, const float *q,
+                              const float *k, const float *v, int ldq, int ldkv,
+                              const int *key_len, int causal, int B, int T, int S, int H, int D);
+    void (*attention_backward)(float *dq, float *dk, float *dv, float *scratch,
+                               const float *dout, const float *att, const float *q,
+                               const float *k, const float *v, int ldq, int ldkv,
+                               const int *key_len, int causal, int B, int T, int S, int H,
+                               int D);
+    /* scratch floats for any attention call of up to B sequences, H heads, T queries, S keys,
+     * D head dimensions */
+    long (*attention_scratch_floats)(int B, int H, int T, int S, int D);
+    /* host_row_loss: N doubles of host memory the backend may stage the row losses in */
+    double (*crossentropy_forward)(float *probs, double *row_loss, const float *logits,
+                                   const int *targets, int N, int V, double *host_row_loss);
+    void (*crossentropy_backward)(float *dlogits_probs, const int *targets, float scale, int N,
+                                  int V);
+
+    /* optimizer: the sum of squares of x (n <= the nparams the backend was made for), in a
+     * fixed order; the Adam update (ib1, ib2: the bias corrections 1 / (1 - beta^step)) */
+    double (*sumsq)(layer_backend *k, const float *x, size_t n);
+    void (*adam_update)(float *params, float *m, float *v, const float *grads, size_t n,
+                        float lr, float beta1, float beta2, float eps, float ib1, float ib2,
+                        float grad_scale);
+};
+
+/* A backend for models of cfg with batches up to max_batch and nparams parameters. */
+layer_backend *model_cpu_backend(const model_config *cfg, int max_batch, size_t nparams);
+layer_backend *model_cuda_backend(const model_config *cfg, int max_batch, size_t nparams);
+
+/* ---- the transformer (transformer.c) over a backend; model.c calls it through this table ---- */
+typedef struct transformer transformer;
+/* Takes ownership of k. Parameters, gradients and moments start at zero. */
+transformer *transformer_create(const model_config *cfg, layer_backend *k, int max_batch,
+                                size_t nparams);
+
+typedef struct {
+    void (*destroy)(transformer *tf);
+    void (*copy_out)(const transformer *tf, model_buffer which, float *dst);
+    void (*copy_in)(transformer *tf, model_buffer which, const float *src);
     /* The gradient buffer itself, in the backend's memory. */
-    float *(*grads)(void *impl);
-    void (*zero_grad)(void *impl);
-    double (*forward)(void *impl, const model_batch *batch, long *ntokens);
-    void (*backward)(void *impl, const model_batch *batch, float loss_scale);
-    void (*copy_logits)(const void *impl, float *dst);
-    double (*grad_norm)(const void *impl);
-    void (*adam_step)(void *impl, const adam_hparams *h, long step, float grad_scale);
+    float *(*grads)(transformer *tf);
+    void (*zero_grad)(transformer *tf);
+    double (*forward)(transformer *tf, const model_batch *batch, long *ntokens);
+    void (*backward)(transformer *tf, const model_batch *batch, float loss_scale);
+    void (*copy_logits)(const transformer *tf, float *dst);
+    double (*grad_norm)(const transformer *tf);
+    void (*adam_step)(transformer *tf, const adam_hparams *h, long step, float grad_scale);
     /* Decoding primitives (they reuse the training activations: a decode invalidates the last
      * forward). decode_begin encodes src (B, S) and prepares R = B * rows_per_src decoder rows
      * (row r reads source r / rows_per_src) with an empty key/value cache. */
-    void (*decode_begin)(void *impl, const int *src, const int *src_len, int B, int S,
+    void (*decode_begin)(transformer *tf, const int *src, const int *src_len, int B, int S,
                          int rows_per_src);
     /* Feeds tokens (R) at position t (the cache holds positions < t) and returns the logits
      * (R, vocab_out) in host memory, valid until the next call. */
-    const float *(*decode_step)(void *impl, const int *tokens, int t);
+    const float *(*decode_step)(transformer *tf, const int *tokens, int t);
     /* Row r of the cache (positions 0 .. t) becomes a copy of row parent[r]. */
-    void (*decode_reorder)(void *impl, const int *parent, int t);
+    void (*decode_reorder)(transformer *tf, const int *parent, int t);
     /* No cache: runs the whole decoder on prefix (R, t + 1) and returns the logits of the last
      * position (R, vocab_out) in host memory. */
-    const float *(*decode_prefix)(void *impl, const int *prefix, int t);
-} model_backend_ops;
+    const float *(*decode_prefix)(transformer *tf, const int *prefix, int t);
+} transformer_ops;
 
-extern const model_backend_ops model_cpu_ops;
+extern const transformer_ops transformer_model_ops;
 
 #endif

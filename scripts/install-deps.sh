@@ -3,7 +3,10 @@
 # nothing but a dpkg query when everything is there.
 set -euo pipefail
 PACKAGES=(cmake make gcc pkg-config openmpi-bin libopenmpi-dev libhdf5-dev hdf5-tools
-          liblapacke-dev libopenblas-dev libopenblas0-pthread librandom123-dev libinih-dev)
+          liblapacke-dev libopenblas-dev libopenblas0-pthread librandom123-dev libinih-dev
+          libopenblas-pthread-dev libaec-dev zlib1g-dev libgfortran-12-dev xz-utils binutils)
+# The last six: the static archives (OpenBLAS, libsz/libaec, libz, libgfortran) and the packing (xz,
+# strip) of the GPU kit, scripts/gpu-kit.sh.
 # Slurm is only needed by the local-Slurm test; it is skipped when absent.
 if [ "${LAWT_WITH_SLURM:-1}" = 1 ]; then
     PACKAGES+=(slurmctld slurmd slurm-client munge)

@@ -1,11 +1,28 @@
 # comm: collectives at np 1, 2, 4 (and as a singleton), and the failure modes of a rank
 # (comm_abort, lawt_die, SIGKILL, an MPI error) ending the whole np=2 job within seconds,
 # non-zero, with a message naming the rank; a stop signal sent to the launcher reaching
-# every rank.
+# every rank. Without MPI (LAWT_WITH_MPI=OFF) the single-process group's own tests instead.
 add_executable(test_comm test_comm.c)
 target_link_libraries(test_comm PRIVATE lawt_comm lawt_common)
 add_executable(test_comm_fail test_comm_fail.c)
 target_link_libraries(test_comm_fail PRIVATE lawt_comm lawt_common)
+
+if(NOT LAWT_WITH_MPI)
+  # One process (comm_single.c): the same collectives at np 1, a broadcast from a root that
+  # does not exist refused naming it, and a stop signal agreed on and ending with status 75.
+  add_test(NAME comm_single COMMAND test_comm)
+  set_tests_properties(comm_single PROPERTIES TIMEOUT 60 LABELS comm)
+  add_test(NAME comm_single_badroot
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_comm_fail.sh mpierror nonzero 10
+                   "^lawt: rank 0 .*: comm_broadcast: root 4, but the only rank is 0$" --
+                   $<TARGET_FILE:test_comm_fail> mpierror)
+  add_test(NAME comm_single_stop
+           COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_comm_fail.sh stop 75 10
+                   "^rank 0: stop signal 10 \\(here: 1\\) agreed at step [0-9]+$"
+                   "^rank 0: checkpoint done$" -- $<TARGET_FILE:test_comm_fail> stop)
+  set_tests_properties(comm_single_badroot comm_single_stop PROPERTIES TIMEOUT 60 LABELS comm)
+  return()
+endif()
 
 # Open MPI leaks memory it allocates in MPI_Init (in its dlopen'ed components, which
 # LeakSanitizer cannot suppress by name): leak detection is off for the MPI programs; AddressSanitizer

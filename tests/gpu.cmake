@@ -12,9 +12,13 @@ endif()
 
 # NCCL all-reduce of device buffers, as a singleton (one GPU); tests/gpu/run.sh also runs it at
 # np = number of GPUs when there are several.
-if(LAWT_HAVE_CUDA AND TARGET NCCL::nccl)
+if(LAWT_HAVE_NCCL)
   add_executable(test_nccl ${CMAKE_SOURCE_DIR}/tests/gpu/test_nccl.c)
-  target_link_libraries(test_nccl PRIVATE lawt_comm_nccl)
+  target_link_libraries(test_nccl PRIVATE lawt_comm_nccl lawt_model)
   add_test(NAME gpu_nccl COMMAND test_nccl)
   set_tests_properties(gpu_nccl PROPERTIES SKIP_RETURN_CODE 77)
+  # every GPU in one process: all-reduce, and data-parallel training against one GPU (the
+  # model, hence lawt_model); skipped below 2 GPUs
+  add_test(NAME gpu_nccl_devices COMMAND test_nccl --devices)
+  set_tests_properties(gpu_nccl_devices PROPERTIES SKIP_RETURN_CODE 77)
 endif()

@@ -1,6 +1,8 @@
 /* test_datagen_determinism: example i is a pure function of (seed, stream, i): the same bits
  * from 1, 2 or 4 producer threads (contiguous or interleaved index ranges, either order), from
  * call to call; different streams and seeds give different examples. */
+#include <cblas.h>
+
 #include "datagen/datagen.h"
 #include "tests/test.h"
 
@@ -95,11 +97,14 @@ static int same_input(const record *a, const record *b)
            memcmp(a->in, b->in, sizeof(double) * (size_t)a->in_rows * a->in_cols) == 0;
 }
 
-/* FNV-1a of the unrounded outputs of eigenvectors and SVD at 30x30, whose LAPACK calls go
- * through the BLAS level 2 that OpenBLAS threads: the datagen_openblas_threads test compares
- * it between processes started with OPENBLAS_NUM_THREADS=1 and 2. */
+/* Prints OpenBLAS's thread count before datagen's first call, after it, then FNV-1a of the
+ * unrounded outputs of eigenvectors and SVD at 30x30, whose LAPACK calls go through the BLAS
+ * level 2 that OpenBLAS threads. The datagen_openblas_threads test runs it with
+ * OPENBLAS_NUM_THREADS=1 and 2: the second must start with two threads (else there is nothing
+ * to compare), datagen must leave one, and the hashes must agree. */
 static int print_hash(void)
 {
+    int threads_before = openblas_get_num_threads();
     static double in[30 * 30], out[61 * 30];
     uint64_t h = 1469598103934665603ull;
     for (int t = 0; t < 2; t++) {
@@ -119,7 +124,8 @@ static int print_hash(void)
             }
         }
     }
-    printf("%016llx\n", (unsigned long long)h);
+    printf("%d %d %016llx\n", threads_before, openblas_get_num_threads(),
+           (unsigned long long)h);
     return 0;
 }
 

@@ -441,8 +441,8 @@ static void test_tokens(void)
                         dec_out = {0, 0, dout};
             lawt_task task;
             int sl, tl;
-            CHECK(datagen_tokens(&cfg, &vin, &vout, 3, STREAM_TEST, i, src, &sl, tgt, &tl, &in,
-                                 &out, &task) == 0);
+            datagen_tokens(&cfg, &vin, &vout, 3, STREAM_TEST, i, src, &sl, tgt, &tl, &in, &out,
+                           &task);
             bad += sl > src_cap || tl > tgt_cap || src[0] != TOK_EOS || src[sl - 1] != TOK_EOS ||
                    tgt[0] != TOK_EOS || tgt[tl - 1] != TOK_EOS;
             if (task_tok) bad += src[1] != vocab_task_token(&vin, task);

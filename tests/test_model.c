@@ -630,8 +630,9 @@ static void test_adam(void)
         /* the hyperparameters as the float struct holds them */
         double b1 = h.beta1, b2 = h.beta2, lr = h.lr, eps = h.eps;
         double mi = b1 * mm[i] + (1 - b1) * gi, vi = b2 * vv[i] + (1 - b2) * gi * gi;
-        double mh = mi / (1 - pow(b1, 7)), vh = vi / (1 - pow(b2, 7));
-        double upd = lr * mh / (sqrt(vh) + eps), expect = p[i] - upd;
+        /* the paper's code: eps added to sqrt(v) before the bias correction */
+        double step_size = lr * sqrt(1 - pow(b2, 7)) / (1 - pow(b1, 7));
+        double upd = step_size * mi / (sqrt(vi) + eps), expect = p[i] - upd;
         /* float rounding: relative to the parameter and to the update (large where v ~ 0) */
         worst = fmax(worst, fabs(p2[i] - expect) / fmax(1.0, fabs(upd)));
     }
@@ -693,21 +694,55 @@ static void test_determinism(void)
     model_copy_out(a, BUF_PARAMS, pa);
     model_copy_out(b, BUF_PARAMS, pb);
     CHECK(!bitwise_equal(pa, pb, n));
-    /* the initialisation: layer norms (1, 0), biases 0, weights with std ~0.02 */
+    /* the initialisation, kind by kind (model.h): layer norms (1, 0); linear weights and
+     * biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)); embeddings N(0, 1/d), the padding row 0 */
     model_init_params(a, 42);
     model_copy_out(a, BUF_PARAMS, pa);
     int nt_ = model_tensors(&c, NULL, 0);
     model_tensor *t = malloc(sizeof *t * (size_t)nt_);
     model_tensors(&c, t, nt_);
-    int ln = find_tensor(t, nt_, "enc.layer1.ln2.weight"), bias = find_tensor(t, nt_, "dec.out_bias");
-    int w = find_tensor(t, nt_, "enc.layer0.ffn.fc1.weight");
+    int ln = find_tensor(t, nt_, "enc.layer1.ln2.weight");
+    int lnb = find_tensor(t, nt_, "dec.layer0.ln3.bias");
     CHECK(pa[t[ln].offset] == 1.0f && pa[t[ln].offset + 127] == 1.0f);
-    CHECK(pa[t[bias].offset] == 0.0f && pa[t[bias].offset + 13] == 0.0f);
-    double s2 = 0, s1 = 0;
-    size_t nw = tensor_size(&t[w]);
-    for (size_t i = 0; i < nw; i++) s1 += pa[t[w].offset + i], s2 += pow(pa[t[w].offset + i], 2);
-    CHECK_CLOSE(sqrt(s2 / nw), 0.02, 0.05);
-    CHECK(fabs(s1 / nw) < 0.002);
+    CHECK(pa[t[lnb].offset] == 0.0f && pa[t[lnb].offset + 63] == 0.0f);
+    static const struct {
+        const char *name;
+        double std;       /* expected standard deviation */
+        double bound;     /* uniform: every |x| <= bound; 0: normal */
+    } KINDS[] = {
+        {"enc.layer0.ffn.fc1.weight", 1 / sqrt(3 * 128.0), 1 / sqrt(128.0)},
+        {"enc.layer1.ffn.fc2.weight", 1 / sqrt(3 * 512.0), 1 / sqrt(512.0)},
+        {"dec.layer0.cross_attn.kv.weight", 1 / sqrt(3 * 128.0), 1 / sqrt(128.0)},
+        {"dec.layer0.self_attn.qkv.weight", 1 / sqrt(3 * 64.0), 1 / sqrt(64.0)},
+        {"dec.layer0.ffn.fc1.bias", 1 / sqrt(3 * 64.0), 1 / sqrt(64.0)},
+        {"dec.out_bias", 1 / sqrt(3 * 64.0), 1 / sqrt(64.0)},
+        {"enc.tok_emb.weight", 1 / sqrt(128.0), 0},
+        {"enc.pos_emb.weight", 1 / sqrt(128.0), 0},
+        {"dec.tok_emb.weight", 1 / sqrt(64.0), 0},
+    };
+    for (size_t k = 0; k < sizeof KINDS / sizeof KINDS[0]; k++) {
+        int w = find_tensor(t, nt_, KINDS[k].name);
+        const float *x = pa + t[w].offset;
+        size_t nw = tensor_size(&t[w]), skip = 0, beyond = 0;
+        /* a token embedding's padding row (row 0) starts at 0 and is left out of the std */
+        if (strstr(KINDS[k].name, "tok_emb")) {
+            for (int j = 0; j < t[w].shape[1]; j++) CHECK(x[j] == 0.0f);
+            skip = (size_t)t[w].shape[1];
+        }
+        double s2 = 0, s1 = 0;
+        for (size_t i = skip; i < nw; i++) {
+            s1 += x[i], s2 += (double)x[i] * x[i];
+            if (KINDS[k].bound > 0 && fabs(x[i]) > KINDS[k].bound) beyond++;
+        }
+        double n = (double)(nw - skip), std = sqrt(s2 / n - (s1 / n) * (s1 / n));
+        /* std of the sample std is about std / sqrt(2n) for a normal, less for a uniform */
+        double tol = 5 / sqrt(2 * n);
+        CHECK_MSG(fabs(std / KINDS[k].std - 1) < tol, "%s: std %.5f, expected %.5f (+-%.1f%%)",
+                  KINDS[k].name, std, KINDS[k].std, 100 * tol);
+        CHECK_MSG(fabs(s1 / n) < 5 * KINDS[k].std / sqrt(n), "%s: mean %g", KINDS[k].name, s1 / n);
+        CHECK_MSG(beyond == 0, "%s: %zu values beyond the bound %g", KINDS[k].name, beyond,
+                  KINDS[k].bound);
+    }
     free(t);
     free(pa), free(pb);
     for (int i = 0; i < 3; i++) batch_free(&bs[i]);

@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/fastmath.h"
 #include "model/kernels.h"
 #include "model/layers.h"
+#include "model/model.h"
 #include "model/parallel.h"
 #include "tests/test.h"
 
@@ -46,40 +48,40 @@ static double dot_d(const float *a, const float *b, long n)
 /* The loss of the layer under test, recomputing its forward. */
 typedef double (*loss_fn)(void *ctx);
 
-/* Compares the analytic gradient g (n) of x (n) with central differences of loss(ctx). */
+/* Compares the analytic gradient g (n) of x (n) with central differences of loss(ctx): every
+ * element up to FD_MAX_CHECKED of them, else a spread of FD_MAX_CHECKED elements (every
+ * stride-th from a varying offset, so that every chunk a pool splits the work into is hit). */
+#define FD_MAX_CHECKED 512
 static void check_grad(const char *what, loss_fn loss, void *ctx, float *x, const float *g,
                        long n, float eps, double tol)
 {
-    double err2 = 0, ref2 = 0, gmax = 0, worst = 0;
-    long worst_i = -1;
-    double *fd = malloc((size_t)n * sizeof(double));
-    for (long i = 0; i < n; i++) {
+    double err2 = 0, ref2 = 0, gmax = 0, worst = 0, worst_fd = 0;
+    long worst_i = -1, stride = n > FD_MAX_CHECKED ? n / FD_MAX_CHECKED : 1, checked = 0;
+    for (long j = 0; j < n && checked < FD_MAX_CHECKED; j += stride, checked++) {
+        long i = stride > 1 ? j + (checked * 7919) % stride : j;
         float save = x[i];
         x[i] = save + eps;
         double lp = loss(ctx);
         x[i] = save - eps;
         double lm = loss(ctx);
         x[i] = save;
-        fd[i] = (lp - lm) / (2.0 * eps);
-        err2 += (fd[i] - g[i]) * (fd[i] - g[i]);
+        double fd = (lp - lm) / (2.0 * eps), e = fabs(fd - g[i]);
+        err2 += e * e;
         ref2 += (double)g[i] * g[i];
         if (fabs(g[i]) > gmax) gmax = fabs(g[i]);
-    }
-    for (long i = 0; i < n; i++) {
-        double e = fabs(fd[i] - g[i]);
         if (e > worst) {
             worst = e;
             worst_i = i;
+            worst_fd = fd;
         }
     }
     double rel = sqrt(err2) / (sqrt(ref2) + 1e-30);
     CHECK_MSG(ref2 > 0, "%s: zero gradient (nothing tested)", what);
     CHECK_MSG(rel <= tol, "%s: normwise relative error %.3g > %.3g", what, rel, tol);
     CHECK_MSG(worst <= 1e-4 + 10 * tol * gmax,
-              "%s: element %ld: finite difference %.6g, backward %.6g", what, worst_i,
-              worst_i >= 0 ? fd[worst_i] : 0.0, worst_i >= 0 ? g[worst_i] : 0.0);
-    printf("  %-34s n=%-5ld rel err %.2e\n", what, n, rel);
-    free(fd);
+              "%s: element %ld: finite difference %.6g, backward %.6g", what, worst_i, worst_fd,
+              worst_i >= 0 ? g[worst_i] : 0.0);
+    printf("  %-34s n=%-6ld checked %-4ld rel err %.2e\n", what, n, checked, rel);
 }
 
 /* ---- linear ---- */
@@ -93,9 +95,12 @@ static double lin_loss(void *p)
     linear_forward(c->out, c->x, c->w, c->b, c->res, c->N, c->C, c->OC);
     return dot_d(c->out, c->up, (long)c->N * c->OC);
 }
-static void test_linear(void)
+static void test_linear(int N, int C, int OC)
 {
-    lin_ctx c = {.N = 7, .C = 5, .OC = 6};
+    lin_ctx c = {.N = N, .C = C, .OC = OC};
+    char name[80];
+    snprintf(name, sizeof name, "linear %dx%d->%d", N, C, OC);
+    printf("  %s\n", name);
     c.x = randv(c.N * c.C, 1);
     c.w = randv(c.OC * c.C, 0.5f);
     c.b = randv(c.OC, 0.5f);
@@ -147,9 +152,9 @@ static double ln_loss(void *p)
     layernorm_forward(c->out, c->mean, c->rstd, c->x, c->w, c->b, c->N, c->C);
     return dot_d(c->out, c->up, (long)c->N * c->C);
 }
-static void test_layernorm(int C)
+static void test_layernorm(int N, int C)
 {
-    ln_ctx c = {.N = 5, .C = C};
+    ln_ctx c = {.N = N, .C = C};
     c.x = randv(c.N * C, 2);
     for (int i = 0; i < c.N * C; i++) c.x[i] += 0.5f; /* a non-zero mean */
     c.w = randv(C, 1);
@@ -169,11 +174,11 @@ static void test_layernorm(int C)
     float *dx = zeros(c.N * C), *dw = zeros(C), *db = zeros(C);
     layernorm_backward(dx, dw, db, c.up, c.x, c.w, c.mean, c.rstd, c.N, C);
     char name[64];
-    snprintf(name, sizeof name, "layernorm C=%d d(input)", C);
+    snprintf(name, sizeof name, "layernorm %dx%d d(input)", N, C);
     check_grad(name, ln_loss, &c, c.x, dx, c.N * C, 1e-2f, 2e-3);
-    snprintf(name, sizeof name, "layernorm C=%d d(weight)", C);
+    snprintf(name, sizeof name, "layernorm %dx%d d(weight)", N, C);
     check_grad(name, ln_loss, &c, c.w, dw, C, 1e-2f, 2e-3);
-    snprintf(name, sizeof name, "layernorm C=%d d(bias)", C);
+    snprintf(name, sizeof name, "layernorm %dx%d d(bias)", N, C);
     check_grad(name, ln_loss, &c, c.b, db, C, 1e-2f, 2e-3);
     free(c.x), free(c.w), free(c.b), free(c.out), free(c.mean), free(c.rstd), free(c.up);
     free(dx), free(dw), free(db);
@@ -219,9 +224,9 @@ static double relu_loss(void *p)
     relu_forward(c->out, c->x, c->n);
     return dot_d(c->out, c->up, c->n);
 }
-static void test_relu(void)
+static void test_relu(long n)
 {
-    relu_ctx c = {.n = 40};
+    relu_ctx c = {.n = n};
     c.x = randv(c.n, 1);
     for (long i = 0; i < c.n; i++) c.x[i] += c.x[i] > 0 ? 0.1f : -0.1f; /* away from the kink */
     c.out = zeros(c.n);
@@ -229,7 +234,9 @@ static void test_relu(void)
     float *dx = zeros(c.n);
     relu_loss(&c);
     relu_backward(dx, c.up, c.out, c.n);
-    check_grad("relu d(input)", relu_loss, &c, c.x, dx, c.n, 1e-2f, 1e-4);
+    char name[64];
+    snprintf(name, sizeof name, "relu n=%ld d(input)", n);
+    check_grad(name, relu_loss, &c, c.x, dx, c.n, 1e-2f, 1e-4);
     free(c.x), free(c.out), free(c.up), free(dx);
 }
 
@@ -382,7 +389,7 @@ static void test_small_gemm(void)
 {
     const int shapes[][3] = {{1, 1, 1}, {4, 16, 8}, {5, 17, 3}, {3, 7, 31}, {79, 79, 64},
                              {31, 16, 31}, {8, 33, 1}, {2, 40, 9}};
-    int ok_all = 1;
+    int ok_all = 1, twin_equal = 1;
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         int M = shapes[i][0], N = shapes[i][1], K = shapes[i][2];
         int lda = K + 3, ldb = N + 2, ldc = N + 5;
@@ -393,8 +400,19 @@ static void test_small_gemm(void)
         float *At = randv((long)K * (M + 3), 1);
         for (int acc = 0; acc < 4; acc++) {
             int tn = acc >= 2;
-            if (tn) small_gemm_tn(M, N, K, At, M + 3, B, ldb, C, ldc, acc & 1);
-            else small_gemm(M, N, K, A, lda, B, ldb, C, ldc, acc & 1);
+            /* the plain-loop twin first, on a copy: the vectorised kernel must match it bit
+             * for bit */
+            float *Cref = malloc(sizeof(float) * M * ldc);
+            memcpy(Cref, C, sizeof(float) * M * ldc);
+            if (tn) {
+                small_gemm_tn_ref(M, N, K, At, M + 3, B, ldb, Cref, ldc, acc & 1);
+                small_gemm_tn(M, N, K, At, M + 3, B, ldb, C, ldc, acc & 1);
+            } else {
+                small_gemm_ref(M, N, K, A, lda, B, ldb, Cref, ldc, acc & 1);
+                small_gemm(M, N, K, A, lda, B, ldb, C, ldc, acc & 1);
+            }
+            twin_equal &= memcmp(C, Cref, sizeof(float) * M * ldc) == 0;
+            free(Cref);
             for (int r = 0; r < M; r++)
                 for (int c = 0; c < ldc; c++) {
                     double ref = C0[r * ldc + c];
@@ -413,6 +431,49 @@ static void test_small_gemm(void)
         free(A), free(At), free(B), free(C), free(C0);
     }
     CHECK_MSG(ok_all, "small_gemm / small_gemm_tn differ from the triple loop");
+    CHECK_MSG(twin_equal, "small_gemm / small_gemm_tn differ from their plain twins");
+}
+
+/* ---- fastmath.h's lane-parallel helpers against plain loops ---- */
+static void test_fastmath(void)
+{
+    int ok_sum = 1, ok_dev = 1, ok_max = 1, ok_soft = 1;
+    for (int n = 1; n <= 300; n += (n < 20 ? 1 : 37)) {
+        float *x = randv(n, 3), *p = malloc(sizeof(float) * (size_t)n);
+        double sum = 0, mx = x[0], dev = 0, abs_sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += x[i];
+            abs_sum += fabs(x[i]);
+            mx = x[i] > mx ? x[i] : mx;
+        }
+        float m = (float)(sum / n);
+        for (int i = 0; i < n; i++) dev += ((double)x[i] - m) * ((double)x[i] - m);
+        /* reorderings of a float sum: within n ulps of the sum of magnitudes */
+        ok_sum &= fabs(fm_sum(x, n) - sum) <= n * 6e-8 * abs_sum;
+        ok_dev &= fabs(fm_sum_sq_dev(x, m, n) - dev) <= n * 1.2e-7 * dev + 1e-30;
+        ok_max &= fm_max(x, n) == (float)mx;
+        fm_softmax(p, x, n);
+        double z = 0;
+        for (int i = 0; i < n; i++) z += exp((double)x[i] - mx);
+        for (int i = 0; i < n; i++) {
+            double ref = exp((double)x[i] - mx) / z;
+            ok_soft &= fabs(p[i] - ref) <= 1e-6 * ref + 1e-9;
+        }
+        free(x), free(p);
+    }
+    CHECK_MSG(ok_sum, "fm_sum differs from the plain sum");
+    CHECK_MSG(ok_dev, "fm_sum_sq_dev differs from the plain sum of squared deviations");
+    CHECK_MSG(ok_max, "fm_max differs from the plain maximum");
+    CHECK_MSG(ok_soft, "fm_softmax differs from the plain softmax");
+    /* fm_expf against expf over its whole clamped range, and the clamps */
+    double worst = 0;
+    for (float x = -87.0f; x <= 88.0f; x += 0.0137f) {
+        double ref = exp((double)x), e = fabs(fm_expf(x) - ref) / ref;
+        worst = e > worst ? e : worst;
+    }
+    printf("  fm_expf: worst relative error %.2e over [-87, 88]\n", worst);
+    CHECK_MSG(worst < 3e-7, "fm_expf: relative error %.3g (documented ~2e-7)", worst);
+    CHECK(fm_expf(-1000.0f) == fm_expf(-87.0f) && fm_expf(1000.0f) == fm_expf(88.0f));
 }
 
 /* ---- the thread pool: every task exactly once, in the documented chunks ---- */
@@ -452,19 +513,30 @@ static void test_pool(void)
 
 int main(void)
 {
+    model_set_threads(2);
+    CHECK_MSG(par_threads() >= 2, "the pool must have two threads to test split work");
     test_pool();
     test_small_gemm();
-    test_linear();
-    test_layernorm(7);
-    test_layernorm(24);
+    test_fastmath();
+    /* Small sizes run on one thread; the larger ones are split among the pool's threads (two
+     * at least, model_set_threads below): the products by row blocks and the bias gradient by
+     * columns (linear), rows and columns (layer norm), 1024-float blocks (ReLU), (example, head)
+     * pairs (attention). */
+    test_linear(7, 5, 6);
+    test_linear(256, 64, 256);
+    test_layernorm(5, 7);
+    test_layernorm(5, 24);
+    test_layernorm(2800, 24);
     test_embedding();
-    test_relu();
+    test_relu(40);
+    test_relu(40000);
     const int key_len[3] = {5, 2, 1};
     test_attention("self-attention", 1, 0, NULL, 2, 5, 0, 2, 3);
     test_attention("self-attention padded", 1, 0, key_len, 3, 5, 0, 2, 4);
     test_attention("causal self-attention", 1, 1, NULL, 2, 6, 0, 3, 2);
     test_attention("cross-attention padded", 0, 0, key_len, 3, 4, 5, 2, 3);
     test_attention("cross-attention T=1", 0, 0, key_len, 3, 1, 5, 2, 8);
+    test_attention("causal self-attention 64x2 heads", 1, 1, NULL, 64, 8, 0, 2, 8);
     test_crossentropy();
     return test_report("test_model_layers");
 }

@@ -3,7 +3,8 @@
 #   errors        bad configurations exit non-zero before any work, naming file, line and key
 #   jobs          every jobs/*.ini builds data and model (--dry-run)
 #   readme        jobs/README.md's key table is what --help-config --markdown prints
-#   determinism   two runs of the same config and seed: identical losses, bit for bit
+#   determinism   two runs of the same config and seed: identical losses, and the final
+#                 parameters and Adam moments bit for bit (h5diff, exact)
 #   mpi LAUNCHER...  np 1 and "LAUNCHER... lawt_dist" (np 2) give the same losses to 1e-5 relative
 #   resume        N steps, then resume to 2N: the same losses and accuracies as 2N straight;
 #                 retraining from a checkpoint on other sizes
@@ -13,6 +14,10 @@
 #                 number, from the configuration file or the checkpoint's, and its analysis by
 #                 condition number adds up to it; other data runs; a
 #                 checkpoint that does not fit the model, or --resume with it, is refused
+#   like_reference SEEDS...  the learning-efficiency check (issue 18): jobs/reference_eigenvalues_3x3.ini
+#                 for 400,000 examples per seed (the seeds side by side, one thread each); the
+#                 mean L1 accuracy at 5% is at least the paper's code's mean at 400,000 examples
+#                 (bench/reference_eigenvalues_3x3.tsv) minus 5 points
 #   backends A B  checkpoints cross devices: 10 steps on run.device A resumed for 10 on B give
 #                 the losses of 20 straight steps on A (bit for bit when A = B, else to 1e-3)
 set -uo pipefail
@@ -49,6 +54,12 @@ losses() {
 last_accuracy() {
     grep '"type":"eval"' "$1" | tail -n 1 | grep -o '"acc":{[^}]*}' | grep -o "\"$2\":[0-9.]*" |
         cut -d: -f2
+}
+
+# The L1 accuracy at tolerance $3 of metrics file $1's evaluation after $2 examples.
+accuracy_at() {
+    grep '"type":"eval"' "$1" | grep "\"examples\":$2," | grep -o '"acc":{[^}]*}' |
+        grep -o "\"$3\":[0-9.]*" | cut -d: -f2
 }
 
 # A short run of the quick-start model, at the full learning rate after 3 steps.
@@ -122,6 +133,17 @@ determinism)
     [ "$(wc -l < a.txt)" -eq 12 ] || fail "expected 12 losses, got $(wc -l < a.txt)"
     cmp -s a.txt b.txt || { fail "the losses differ"; diff a.txt b.txt >&2; }
     cmp -s a.txt c.txt || { fail "the losses differ with train.prefetch=on"; diff a.txt c.txt >&2; }
+    # The losses above are %.9g text; the weights are the exact record of every step.
+    if command -v h5diff > /dev/null; then
+        for run in b c; do
+            for group in /params /adam; do
+                h5diff a/step-000000012.h5 "$run/step-000000012.h5" "$group" "$group" > /dev/null ||
+                    fail "run $run: $group differs from run a's (h5diff, exact)"
+            done
+        done
+    else
+        echo "NOTE: no h5diff (hdf5-tools): final weights not compared bit for bit" >&2
+    fi
     ;;
 mpi)
     # Global batch 64: one rank of 64 against N ranks of 64 / N, over 20 steps.
@@ -211,6 +233,31 @@ evaluate)
         --evaluate "$ck" --set model.dim=128
     expect_error "--evaluate with --resume" "--evaluate and --resume do not go together" \
         --evaluate "$ck" --resume "$ck"
+    ;;
+like_reference)
+    examples=400000 margin=5
+    ref=$(awk -v e="$examples" '!/^#/ && $2 == e { s += $3; n++ } END { if (n) printf "%.3f", s / n }' \
+          "$src/bench/reference_eigenvalues_3x3.tsv")
+    [ -n "$ref" ] || fail "no reference accuracy at $examples examples"
+    start=$(date +%s)
+    for seed in "$@"; do
+        OPENBLAS_NUM_THREADS=1 "$dist" --config "$src/jobs/reference_eigenvalues_3x3.ini" \
+            --set train.seed="$seed" --set train.threads=1 \
+            --set train.max_steps=$((examples / 64)) --run-dir "seed$seed" > "seed$seed.log" 2>&1 &
+    done
+    wait
+    sum=0
+    for seed in "$@"; do
+        acc=$(accuracy_at "seed$seed/metrics.jsonl" "$examples" 5)
+        [ -n "$acc" ] || { fail "seed $seed: no evaluation at $examples examples"; tail -n 20 "seed$seed.log" >&2; }
+        echo "seed $seed: L1 accuracy at 5% after $examples examples = ${acc:-none}"
+        grep '"type":"eval"' "seed$seed/metrics.jsonl" | cut -c1-160
+        sum=$(awk -v s="$sum" -v a="${acc:-0}" 'BEGIN { print s + a }')
+    done
+    mean=$(awk -v s="$sum" -v n=$# 'BEGIN { printf "%.2f", s / n }')
+    echo "lawt mean $mean, the paper's code $ref (required >= $ref - $margin) after $(($(date +%s) - start)) s"
+    awk -v a="$mean" -v r="${ref:-100}" -v m="$margin" 'BEGIN { exit !(a >= r - m) }' ||
+        fail "lawt learns slower per example than the paper's code: $mean < $ref - $margin"
     ;;
 backends)
     a=$1 b=$2

@@ -1,8 +1,9 @@
 /* layers_cuda.cu: the CUDA twins of model/layers.c (see layers_cuda.h; the math is documented
  * in layers.h). Straightforward kernels written for correctness first: one thread per element
- * for elementwise work, one warp per row for layer norm, one block per row for softmaxes, one
- * thread per column for the sums over rows (parameter gradients), cuBLAS for the linear layers.
- * No atomics anywhere: every reduction has one fixed order, so results are deterministic. */
+ * for elementwise work, one warp per row for layer norm, one block per row for softmaxes, a
+ * two-stage column sum for the sums over token rows (parameter gradients), cuBLAS for the linear
+ * layers. No atomics anywhere: every reduction has one fixed order, so results are
+ * deterministic. */
 #include "model/cuda/layers_cuda.h"
 
 #include <math.h>
@@ -90,6 +91,134 @@ __device__ float block_max(float x, float *red)
     return red[0];
 }
 
+/* ---- column sums over token rows: out[j] += sum_n term(n, j), in two stages ----
+ * Layer norm's dweight and dbias, a linear layer's dbias and the position embedding's dpos all
+ * sum a (rows, cols) matrix over its rows. Block (x, y) of COLSUM_TILE x COLSUM_LANES threads
+ * sums the columns of tile x over the rows of chunk y: thread (tx, ty) takes rows
+ * lo + ty, lo + ty + COLSUM_LANES, ... of the chunk in order, then a fixed tree adds the lanes.
+ * With one chunk the block adds its sums into out itself; with several, stage 1 writes one
+ * partial per (chunk, term, column) into colsum_partials and stage 2 adds them into out in
+ * chunk order. The plan depends on the shapes only, so every sum has one fixed order.
+ *
+ * Why colsum_partials is big enough: with two chunks or more, chunks <= ceil(TARGET / tiles)
+ * >= 2 means tiles < TARGET, so chunks * tiles <= TARGET + tiles - 1 < 2 TARGET and
+ * chunks * terms * cols <= 2 TARGET * COLSUM_TILE * COLSUM_MAX_TERMS. It is a static device
+ * array: one per device, no allocation, nothing to free; calls on one device are ordered on
+ * the legacy default stream (see layers_cuda.h). */
+
+#define COLSUM_TILE 32
+#define COLSUM_LANES 8
+#define COLSUM_TARGET_BLOCKS 1024
+#define COLSUM_MIN_ROWS 64
+#define COLSUM_MAX_TERMS 2
+#define COLSUM_PARTIALS (2 * COLSUM_TARGET_BLOCKS * COLSUM_TILE * COLSUM_MAX_TERMS)
+
+__device__ float colsum_partials[COLSUM_PARTIALS];
+
+extern "C" colsum_plan colsum_plan_cuda(int rows, long cols)
+{
+    colsum_plan p;
+    p.col_tiles = (cols + COLSUM_TILE - 1) / COLSUM_TILE;
+    long chunks = p.col_tiles > 0 ? (COLSUM_TARGET_BLOCKS + p.col_tiles - 1) / p.col_tiles : 1;
+    const long most = ((long)rows + COLSUM_MIN_ROWS - 1) / COLSUM_MIN_ROWS;
+    if (chunks > most) chunks = most;
+    if (chunks < 1) chunks = 1;
+    long per = ((long)rows + chunks - 1) / chunks;
+    p.rows_per_chunk = per < 1 ? 1 : (int)per;
+    chunks = ((long)rows + p.rows_per_chunk - 1) / p.rows_per_chunk;
+    p.chunks = chunks < 1 ? 1 : (int)chunks;
+    p.tile = COLSUM_TILE;
+    p.lanes = COLSUM_LANES;
+    p.partials = COLSUM_PARTIALS;
+    return p;
+}
+
+/* The K terms of row n, column j: K = 1, a linear layer's dbias or dpos: dout[n, j];
+ * K = 2, layer norm: dout[n, j] * xhat[n, j] (dweight) and dout[n, j] (dbias). */
+template <int K>
+__device__ __forceinline__ void colsum_terms(float t[K], const float *dout, const float *inp,
+                                             const float *mean, const float *rstd, long n,
+                                             long ld, long j)
+{
+    const float d = dout[n * ld + j];
+    if constexpr (K == 2) {
+        t[0] = d * ((inp[n * ld + j] - mean[n]) * rstd[n]);
+        t[1] = d;
+    } else {
+        t[0] = d;
+    }
+}
+
+/* Stage 1 (see above); direct: one chunk, add into out0 (and out1) */
+template <int K>
+__global__ void colsum_chunk_kernel(float *out0, float *out1, const float *dout,
+                                    const float *inp, const float *mean, const float *rstd,
+                                    int rows, long cols, long ld, int rows_per_chunk, int direct)
+{
+    __shared__ float lanes[K][COLSUM_LANES][COLSUM_TILE];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const long j = (long)blockIdx.x * COLSUM_TILE + tx;
+    const long lo = (long)blockIdx.y * rows_per_chunk;
+    const long hi = lo + rows_per_chunk < rows ? lo + rows_per_chunk : rows;
+    float acc[K];
+    for (int k = 0; k < K; k++) acc[k] = 0.0f;
+    if (j < cols)
+        for (long n = lo + ty; n < hi; n += COLSUM_LANES) {
+            float t[K];
+            colsum_terms<K>(t, dout, inp, mean, rstd, n, ld, j);
+            for (int k = 0; k < K; k++) acc[k] += t[k];
+        }
+    for (int k = 0; k < K; k++) lanes[k][ty][tx] = acc[k];
+    __syncthreads();
+    for (int s = COLSUM_LANES / 2; s > 0; s >>= 1) {
+        if (ty < s)
+            for (int k = 0; k < K; k++) lanes[k][ty][tx] += lanes[k][ty + s][tx];
+        __syncthreads();
+    }
+    if (ty != 0 || j >= cols) return;
+    for (int k = 0; k < K; k++) {
+        float *out = k == 0 ? out0 : out1;
+        if (direct) out[j] += lanes[k][0][tx];
+        else colsum_partials[((long)blockIdx.y * K + k) * cols + j] = lanes[k][0][tx];
+    }
+}
+
+/* Stage 2: out_k[j] += the chunks' partials of (k, j), in chunk order */
+template <int K>
+__global__ void colsum_add_chunks_kernel(float *out0, float *out1, long cols, int chunks)
+{
+    GRID_STRIDE(i, K * cols)
+    {
+        const int k = (int)(i / cols);
+        const long j = i % cols;
+        float s = 0.0f;
+        for (int c = 0; c < chunks; c++) s += colsum_partials[((long)c * K + k) * cols + j];
+        float *out = k == 0 ? out0 : out1;
+        out[j] += s;
+    }
+}
+
+/* out0 (and out1 when K = 2) [j] += sum over the rows of colsum_terms, for j < cols; the
+ * (rows, cols) matrices have row stride ld. */
+template <int K>
+static void colsum(float *out0, float *out1, const float *dout, const float *inp,
+                   const float *mean, const float *rstd, int rows, long cols, long ld)
+{
+    if (cols <= 0) return;
+    const colsum_plan p = colsum_plan_cuda(rows, cols);
+    if (p.chunks > 1 && (long)p.chunks * K * cols > COLSUM_PARTIALS)
+        lawt_die("model: column sum of %d x %ld needs %ld partials (> %d)", rows, cols,
+                 (long)p.chunks * K * cols, COLSUM_PARTIALS);
+    const dim3 grid((unsigned)p.col_tiles, (unsigned)p.chunks), block(COLSUM_TILE, COLSUM_LANES);
+    colsum_chunk_kernel<K><<<grid, block>>>(out0, out1, dout, inp, mean, rstd, rows, cols, ld,
+                                            p.rows_per_chunk, p.chunks == 1);
+    CUDA_CHECK_LAUNCH();
+    if (p.chunks == 1) return;
+    colsum_add_chunks_kernel<K><<<grid_for(K * cols, ELEM_THREADS), ELEM_THREADS>>>(
+        out0, out1, cols, p.chunks);
+    CUDA_CHECK_LAUNCH();
+}
+
 /* ---- embedding ---- */
 
 __global__ void embedding_forward_kernel(float *out, const int *tokens, const float *tok_emb,
@@ -112,19 +241,6 @@ extern "C" void embedding_forward_cuda(float *out, const int *tokens, const floa
     CUDA_CHECK_LAUNCH();
 }
 
-/* dpos[t, c] += sum over b, in order of b */
-__global__ void embedding_backward_pos_kernel(float *dpos_emb, const float *dout, int B, int T,
-                                              int C)
-{
-    GRID_STRIDE(i, (long)T * C)
-    {
-        int t = (int)(i / C), c = (int)(i % C);
-        float acc = dpos_emb[i];
-        for (int b = 0; b < B; b++) acc += dout[((long)b * T + t) * C + c];
-        dpos_emb[i] = acc;
-    }
-}
-
 /* One block per vocabulary row: dtok[v, c] += dout[n, c] over the rows n of token v, in order */
 __global__ void embedding_backward_tok_kernel(float *dtok_emb, const float *dout,
                                               const int *token_rows, const int *token_start,
@@ -143,10 +259,9 @@ extern "C" void embedding_backward_cuda(float *dtok_emb, float *dpos_emb, const 
                                         const int *token_rows, const int *token_start, int B,
                                         int T, int C, int V)
 {
-    long tc = (long)T * C;
-    embedding_backward_pos_kernel<<<grid_for(tc, ELEM_THREADS), ELEM_THREADS>>>(dpos_emb, dout,
-                                                                                B, T, C);
-    CUDA_CHECK_LAUNCH();
+    /* dpos (T*C) is the column sum of dout seen as B rows of T*C */
+    const long tc = (long)T * C;
+    colsum<1>(dpos_emb, NULL, dout, NULL, NULL, NULL, B, tc, tc);
     embedding_backward_tok_kernel<<<V, ROW_THREADS>>>(dtok_emb, dout, token_rows, token_start,
                                                       C);
     CUDA_CHECK_LAUNCH();
@@ -229,23 +344,6 @@ __global__ void layernorm_backward_rows_kernel(float *dinp, const float *dout, c
     }
 }
 
-__global__ void layernorm_backward_cols_kernel(float *dweight, float *dbias, const float *dout,
-                                               const float *inp, const float *mean,
-                                               const float *rstd, int N, int C)
-{
-    GRID_STRIDE(c, C)
-    {
-        float dw = dweight[c], db = dbias[c];
-        for (int n = 0; n < N; n++) {
-            float d = dout[(long)n * C + c];
-            dw += d * ((inp[(long)n * C + c] - mean[n]) * rstd[n]);
-            db += d;
-        }
-        dweight[c] = dw;
-        dbias[c] = db;
-    }
-}
-
 extern "C" void layernorm_backward_cuda(float *dinp, float *dweight, float *dbias,
                                         const float *dout, const float *inp, const float *weight,
                                         const float *mean, const float *rstd, int N, int C)
@@ -254,9 +352,7 @@ extern "C" void layernorm_backward_cuda(float *dinp, float *dweight, float *dbia
     layernorm_backward_rows_kernel<<<blocks, 32 * LN_WARPS>>>(dinp, dout, inp, weight, mean,
                                                               rstd, N, C);
     CUDA_CHECK_LAUNCH();
-    layernorm_backward_cols_kernel<<<grid_for(C, ROW_THREADS), ROW_THREADS>>>(
-        dweight, dbias, dout, inp, mean, rstd, N, C);
-    CUDA_CHECK_LAUNCH();
+    colsum<2>(dweight, dbias, dout, inp, mean, rstd, N, C, C);
 }
 
 /* ---- linear layers (cuBLAS is column-major: a row-major (R, C) matrix is its transpose) ---- */
@@ -299,17 +395,6 @@ extern "C" void linear_forward_cuda(const blas_cuda *blas, float *out, const flo
     gemm_f32(blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, alpha, weight, C, inp, C, beta, out, OC);
 }
 
-/* dbias[j] += sum over rows in order */
-__global__ void bias_grad_kernel(float *dbias, const float *dout, int N, int OC)
-{
-    GRID_STRIDE(j, OC)
-    {
-        float acc = dbias[j];
-        for (int n = 0; n < N; n++) acc += dout[(long)n * OC + j];
-        dbias[j] = acc;
-    }
-}
-
 extern "C" void linear_backward_cuda(const blas_cuda *blas, float *dinp, float *dweight,
                                      float *dbias, const float *dout, const float *inp,
                                      const float *weight, int N, int C, int OC, int accumulate)
@@ -320,10 +405,7 @@ extern "C" void linear_backward_cuda(const blas_cuda *blas, float *dinp, float *
                  C);
     /* dW^T (C, OC) += inp^T (C, N) dout (N, OC) */
     gemm_f32(blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, one, inp, C, dout, OC, one, dweight, C);
-    if (dbias) {
-        bias_grad_kernel<<<grid_for(OC, ROW_THREADS), ROW_THREADS>>>(dbias, dout, N, OC);
-        CUDA_CHECK_LAUNCH();
-    }
+    if (dbias) colsum<1>(dbias, NULL, dout, NULL, NULL, NULL, N, OC, OC);
 }
 
 /* ---- ReLU ---- */

@@ -9,8 +9,10 @@
  * default stream (stream 0, which is also the stream of the cuBLAS handles the backend makes),
  * so calls are ordered; nothing here synchronises except where a host result is returned.
  * Reductions never use atomics: every sum has one fixed order, so results are bit-identical
- * from run to run on one GPU and binary. tests/gpu/test_cuda_parity.c holds every pair against
- * its CPU reference on random inputs. */
+ * from run to run on one GPU and binary. The sums over token rows (layer norm's dweight and
+ * dbias, dbias, dpos) run in two stages through one static device buffer per device, so calls
+ * for one device must come from one host thread at a time (the backend's own rule).
+ * tests/gpu/test_cuda_parity.c holds every pair against its CPU reference on random inputs. */
 #ifndef LAWT_MODEL_LAYERS_CUDA_H
 #define LAWT_MODEL_LAYERS_CUDA_H
 
@@ -28,7 +30,8 @@ void embedding_forward_cuda(float *out, const int *tokens, const float *tok_emb,
 /* dtok_emb[tokens[b,t], :] += dout[b,t,:];  dpos_emb[t, :] += dout[b,t,:]
  * Deterministic without atomics: the token rows come grouped by token, an index built on the
  * host by embedding_index_build (token_rows (B*T), token_start (V+1), both on the device); each
- * table row then sums its rows in increasing row order, as the CPU reference does. */
+ * table row then sums its rows in increasing row order, as the CPU reference does. dpos is a
+ * column sum (colsum_plan_cuda) over the B examples. */
 void embedding_backward_cuda(float *dtok_emb, float *dpos_emb, const float *dout,
                              const int *token_rows, const int *token_start, int B, int T, int C,
                              int V);
@@ -37,8 +40,8 @@ void embedding_backward_cuda(float *dtok_emb, float *dpos_emb, const float *dout
  * token_start[v+1]). */
 void embedding_index_build(int *token_rows, int *token_start, const int *tokens, int N, int V);
 
-/* As layernorm_forward / layernorm_backward (one warp per row; dweight and dbias one thread per
- * column, summed over the rows in order). */
+/* As layernorm_forward / layernorm_backward (one warp per row; dweight and dbias are column
+ * sums, colsum_plan_cuda). */
 void layernorm_forward_cuda(float *out, float *mean, float *rstd, const float *inp,
                             const float *weight, const float *bias, int N, int C);
 void layernorm_backward_cuda(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -58,7 +61,8 @@ typedef struct {
  * residual may be out itself. */
 void linear_forward_cuda(const blas_cuda *blas, float *out, const float *inp, const float *weight,
                          const float *bias, const float *residual, int N, int C, int OC);
-/* dinp (=, or += when accumulate) dout weight;  dweight += dout^T inp;  dbias += sum_n dout. */
+/* dinp (=, or += when accumulate) dout weight;  dweight += dout^T inp;  dbias += sum_n dout
+ * (a column sum, colsum_plan_cuda). */
 void linear_backward_cuda(const blas_cuda *blas, float *dinp, float *dweight, float *dbias,
                           const float *dout, const float *inp, const float *weight, int N, int C,
                           int OC, int accumulate);
@@ -99,6 +103,20 @@ void adam_update_cuda(float *params, float *m, float *v, const float *grads, siz
 #define SUMSQ_BLOCK 16384
 double sumsq_cuda(const float *x, size_t n, double *partials);
 size_t sumsq_partials_cuda(size_t n);
+
+/* How a sum over the rows of a (rows, cols) matrix is split (the gradients above that sum over
+ * token rows): blocks of tile columns x lanes threads; block (x, y) sums columns
+ * [x tile, (x+1) tile) over the rows [y rows_per_chunk, (y+1) rows_per_chunk) of chunk y, lane l
+ * taking every lanes-th row from the chunk's first + l. One chunk: the blocks add into the
+ * gradient; more: partial sums (chunks x terms x cols <= partials floats, terms 2 for layer
+ * norm, else 1) then one pass adding them in chunk order. A function of the shapes alone, so
+ * the order of every sum is fixed; exposed so that a test can check the coverage on the host. */
+typedef struct {
+    long col_tiles;
+    int chunks, rows_per_chunk;
+    int tile, lanes, partials;
+} colsum_plan;
+colsum_plan colsum_plan_cuda(int rows, long cols);
 
 /* dst[r, 0..n) = src[index[r], 0..n) for r < rows, row strides ld (device index (rows)). Used to
  * reorder beams' key/value caches. */

@@ -15,7 +15,20 @@
 #      every tolerance; the paper: 100%, Table 2).
 # Usage: tests/gpu/run.sh [build-dir]      (default: build-gpu at the repository root)
 # The log is kept in <build-dir>/gpu-run.log, for bench/RESULTS.md.
+#
+#        tests/gpu/run.sh --kit KIT.tar.xz
+# On a machine with no MPI, HDF5 or OpenBLAS (the lent H200): unpacks the kit that
+# scripts/gpu-kit.sh built elsewhere into $LAWT_KIT_DIR (default $TMPDIR/lawt-gpu-kit-run) and
+# runs its own run.sh (tests/gpu/kit_run.sh: the same checks from the kit's prebuilt programs,
+# single-process, the reduced benchmark, logs under $OUT).
 set -uo pipefail
+if [ "${1:-}" = --kit ]; then
+    [ $# -eq 2 ] && [ -f "$2" ] || { echo "usage: $0 --kit KIT.tar.xz (a file)" >&2; exit 2; }
+    dir=${LAWT_KIT_DIR:-${TMPDIR:-/tmp}/lawt-gpu-kit-run}
+    rm -rf "$dir" && mkdir -p "$dir" && tar -xJf "$2" -C "$dir" ||
+        { echo "gpu/run.sh: cannot unpack $2 into $dir" >&2; exit 1; }
+    exec bash "$dir/lawt-gpu-kit/run.sh"
+fi
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-$root/build-gpu}
 arch=${CUDA_ARCH:-90}
