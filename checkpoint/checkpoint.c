@@ -328,7 +328,8 @@ out:
  * leaves a file identifier behind that crashes the library's shutdown at exit. The driver's
  * memory goes through these callbacks so that the closed file's bytes stay ours
  * (H5Fget_file_image would copy them, and its copy of a version-2 superblock fails its
- * checksum in HDF5 1.10). On success *image (malloc'd) holds *size bytes. */
+ * checksum in HDF5 1.10). The price: the file's bytes in memory during a save, beside the
+ * three host copies of the buffers. On success *image (malloc'd) holds *size bytes. */
 typedef struct {
     void *kept; /* the driver's buffer when the file closed */
 } image_owner;
