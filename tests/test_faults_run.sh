@@ -4,8 +4,8 @@
 #   killwrite   10 trials of kill -9 aimed at a checkpoint write (the moment a .tmp exists):
 #               every restart resumes from the latest complete checkpoint, removes the stray
 #               .tmp naming it, and the run ends with the losses of a straight run, bit for bit
-#   diskfull    writes failing with ENOSPC (LAWT_FAULT_WRITE_FAIL_AFTER, and a real 6 MB
-#               tmpfs where mount works): status 74, file and errno named, no .tmp left, the
+#   diskfull    writes failing with ENOSPC (LAWT_FAULT_WRITE_FAIL_AFTER, and a real tmpfs of
+#               1.5 checkpoints where mount works): status 74, file and errno named, no .tmp left, the
 #               earlier checkpoint intact and resumable; a SIGTERM whose checkpoint cannot be
 #               written: 74 too; a torn last line of metrics.jsonl is ended and kept on resume
 #   mpikill LAUNCHER...  rank 1 killed (-9) under the launcher: the job ends non-zero within
@@ -14,11 +14,11 @@
 #               checkpoint after step 10, which resumes to the end
 #   startup     SIGTERM while the model is built (fresh) or a checkpoint loads (--resume):
 #               status 75 and a message, not 143
-#   evaluate    --evaluate without --run-dir writes no file, with --config (naming the run's
-#               directory in run.dir) or without; with
-#               --run-dir it appends, never rewriting a byte of the history
+#   evaluate    --evaluate without --run-dir writes no file, with --config (the run's own
+#               config.ini, run.dir naming it) or without; with --run-dir it appends, never
+#               rewriting a byte of the history
 #   lock        a second lawt_dist on a run directory in use: status 73 naming host and PID;
-#               a new run in a directory with history: refused (2)
+#               a new run in a directory with checkpoints: refused (2)
 set -uo pipefail
 mode=$1 dist=$2 src=$3 work=$4
 shift 4
