@@ -12,8 +12,8 @@
 #               10 s, no lawt_dist left; rank 1's SIGTERM: rank 0 names "another rank"
 #   nan         the loss NaN at step 14 (LAWT_FAULT_NAN_AT_STEP): status 65, the step named, no
 #               checkpoint after step 10, which resumes to the end
-#   startup     SIGTERM while the model is built (fresh) or a checkpoint loads (--resume):
-#               status 75 and a message, not 143
+#   startup     SIGTERM while the model is built (fresh) or a checkpoint loads (--resume), or
+#               during a long --evaluate: status 75 and a message, not 143
 #   evaluate    --evaluate without --run-dir writes no file, with --config (the run's own
 #               config.ini, run.dir naming it) or without; with --run-dir it appends, never
 #               rewriting a byte of the history
@@ -265,6 +265,15 @@ startup)
     rc=0
     wait "$pid" || rc=$?
     expect_status "SIGUSR1 while resuming" 75 "stopping (before training|at step [0-9]+) on signal 10" resume.log
+    # A long --evaluate (5000 examples in batches of 100) stops between two batches.
+    "$dist" --evaluate run/step-000000002.h5 --set eval.size=5000 --set eval.batch_size=100 \
+        > evaluate.log 2>&1 &
+    pid=$!
+    wait_for evaluate.log '^evaluating ' 60 || fail "the evaluation never started"
+    kill -TERM "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    expect_status "SIGTERM during --evaluate" 75 "stopping the evaluation on signal 15 \(Terminated\): no result recorded" evaluate.log
     ;;
 evaluate)
     "$dist" "${QUICK[@]}" --set eval.size=20 --set train.max_steps=4 --run-dir run > run.log 2>&1 ||

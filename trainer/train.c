@@ -87,6 +87,7 @@ typedef struct {
                             * the next check: stop_check, save_checkpoints) */
     int checkpoint_failed; /* that write was a checkpoint's */
     long fault_nan_step;   /* LAWT_FAULT_NAN_AT_STEP: the loss of that step is NaN (tests) */
+    int evaluation_stopped; /* --evaluate: a stop signal came between two batches */
     text_buffer metrics;
     int tty;
     int progress_shown;
@@ -361,7 +362,8 @@ static void report_by_condition(run_state *r, eval_tally *by_cond)
 
 /* Evaluates on the next eval_size examples of the test stream; returns the L1 accuracy at the
  * first tolerance (percent), which ranks checkpoints. Evaluating a checkpoint (--evaluate) also
- * reports accuracy by the condition number of square inputs. */
+ * reports accuracy by the condition number of square inputs, and ends early, reporting nothing,
+ * on a stop signal (r->evaluation_stopped). */
 static double evaluate(run_state *r)
 {
     const trainer_config *cfg = r->cfg;
@@ -371,7 +373,15 @@ static double evaluate(run_state *r)
     for (int b = 0; b < COND_BUCKETS; b++) eval_tally_init(&by_cond[b], cfg->tol, cfg->ntol);
     int square = 1; /* every input so far */
     long lo = cfg->eval_size * r->rank / r->ranks, hi = cfg->eval_size * (r->rank + 1) / r->ranks;
-    for (long first = lo; first < hi; first += cfg->eval_batch) {
+    /* Every rank runs as many batches as the largest shard needs, so that --evaluate, which
+     * can be long, checks for a stop signal between batches the same number of times on all. */
+    long largest = (cfg->eval_size + r->ranks - 1) / r->ranks;
+    for (long first = lo; first < lo + largest; first += cfg->eval_batch) {
+        if (r->opt->evaluate_path && first > lo && comm_any(r->comm, comm_stop_requested())) {
+            r->evaluation_stopped = 1;
+            return -1.0;
+        }
+        if (first >= hi) continue;
         int B = (int)(hi - first < cfg->eval_batch ? hi - first : cfg->eval_batch);
         for (int j = 0; j < B; j++)
             datagen_tokens(&cfg->data, &r->vin, &r->vout, cfg->seed, STREAM_TEST,
@@ -949,6 +959,12 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
         say(r, "evaluating %s on examples 0 to %ld of the test stream (seed %llu)",
             opt->evaluate_path, cfg->eval_size - 1, (unsigned long long)cfg->seed);
         evaluate(r);
+        if (r->evaluation_stopped) {
+            char cause[128];
+            stop_cause(cause, sizeof cause);
+            shout(r, "stopping the evaluation on %s: no result recorded", cause);
+            status = TRAINER_EXIT_STOPPED;
+        }
     } else if (opt->dry_run) {
         long tokens;
         batch_source *one = batch_source_create(&r->batch_spec, r->step, 0);

@@ -105,9 +105,9 @@ typedef struct {
     X(TRAINER_EXIT_WRITE_FAILED, 74, "a write into the run directory failed (disk full, "      \
                                      "quota): stopped at that step, file and errno named; "   \
                                      "the checkpoints already written stay")                  \
-    X(TRAINER_EXIT_STOPPED, COMM_EXIT_STOPPED, "stopped by SIGTERM or SIGUSR1, with a "        \
-                                               "checkpoint once training had begun: --resume " \
-                                               "continues")
+    X(TRAINER_EXIT_STOPPED, COMM_EXIT_STOPPED, "stopped by SIGTERM or SIGUSR1 (once training " \
+                                               "has begun, after writing a checkpoint: "       \
+                                               "--resume continues)")
 
 #define TRAINER_EXIT_ENUM(name, value, meaning) name = value,
 typedef enum { TRAINER_EXIT_STATUSES(TRAINER_EXIT_ENUM) } trainer_exit_status;
