@@ -1153,3 +1153,376 @@ int checkpoint_remove_stray_tmp(const char *dir, char *names, size_t cap)
     closedir(d);
     return removed;
 }
+
+/* ---- inspection (lawt_inspect) ---- */
+
+static void h5_problem(char *buf, size_t cap, const char *call)
+{
+    int n = snprintf(buf, cap, "%s failed: ", call);
+    if (n >= 0 && (size_t)n < cap) h5_stack_text(buf + n, cap - (size_t)n);
+    else H5Eclear2(H5E_DEFAULT);
+}
+
+static int attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data)
+{
+    (void)info;
+    checkpoint_contents *c = data;
+    checkpoint_attr *grown = realloc(c->attrs, (size_t)(c->nattrs + 1) * sizeof *grown);
+    if (!grown) lawt_die("out of memory listing attributes");
+    c->attrs = grown;
+    checkpoint_attr *a = &c->attrs[c->nattrs++];
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->kind = CHECKPOINT_ATTR_UNREADABLE;
+    hid_t id = -1, t = -1, sp = -1, mt = -1;
+    if ((id = H5Aopen(loc, name, H5P_DEFAULT)) < 0) {
+        h5_problem(a->s, sizeof a->s, "H5Aopen");
+        goto out;
+    }
+    if ((t = H5Aget_type(id)) < 0 || (sp = H5Aget_space(id)) < 0) {
+        h5_problem(a->s, sizeof a->s, "H5Aget_type/H5Aget_space");
+        goto out;
+    }
+    if (H5Sget_simple_extent_type(sp) != H5S_SCALAR) {
+        snprintf(a->s, sizeof a->s, "not a scalar");
+        goto out;
+    }
+    H5T_class_t cls = H5Tget_class(t);
+    herr_t rc = -1;
+    if (cls == H5T_INTEGER && H5Tget_sign(t) == H5T_SGN_NONE) {
+        a->kind = CHECKPOINT_ATTR_UINT;
+        rc = H5Aread(id, H5T_NATIVE_ULLONG, &a->u);
+    } else if (cls == H5T_INTEGER) {
+        a->kind = CHECKPOINT_ATTR_INT;
+        rc = H5Aread(id, H5T_NATIVE_LLONG, &a->i);
+    } else if (cls == H5T_FLOAT) {
+        a->kind = CHECKPOINT_ATTR_FLOAT;
+        rc = H5Aread(id, H5T_NATIVE_DOUBLE, &a->f);
+    } else if (cls == H5T_STRING && H5Tis_variable_str(t) == 0 && H5Tget_size(t) < sizeof a->s) {
+        a->kind = CHECKPOINT_ATTR_STRING;
+        if ((mt = H5Tcopy(H5T_C_S1)) >= 0 && H5Tset_size(mt, sizeof a->s - 1) >= 0 &&
+            H5Tset_strpad(mt, H5T_STR_NULLTERM) >= 0 && H5Tset_cset(mt, H5Tget_cset(t)) >= 0)
+            rc = H5Aread(id, mt, a->s);
+    } else {
+        snprintf(a->s, sizeof a->s, "of a type lawt does not read");
+        goto out;
+    }
+    if (rc < 0) {
+        a->kind = CHECKPOINT_ATTR_UNREADABLE;
+        h5_problem(a->s, sizeof a->s, "H5Aread");
+    }
+out:
+    if (a->kind == CHECKPOINT_ATTR_UNREADABLE) c->damaged = 1;
+    h5_close(&mt);
+    h5_close(&sp);
+    h5_close(&t);
+    h5_close(&id);
+    return 0; /* go on: one bad attribute does not hide the others */
+}
+
+const checkpoint_attr *checkpoint_contents_attr(const checkpoint_contents *c, const char *name)
+{
+    for (int i = 0; i < c->nattrs; i++)
+        if (strcmp(c->attrs[i].name, name) == 0) return &c->attrs[i];
+    return NULL;
+}
+
+const char *checkpoint_part_status_name(checkpoint_part_status s)
+{
+    static const char *const NAMES[] = {"ok", "corrupt", "unreadable", "missing"};
+    return (unsigned)s < sizeof NAMES / sizeof NAMES[0] ? NAMES[s] : "?";
+}
+
+static herr_t name_cb(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+    (void)g;
+    (void)info;
+    checkpoint_part *p = data;
+    checkpoint_tensor_data *grown = realloc(p->tensors, (size_t)(p->ntensors + 1) * sizeof *grown);
+    if (!grown) lawt_die("out of memory listing tensors");
+    p->tensors = grown;
+    checkpoint_tensor_data *t = &p->tensors[p->ntensors++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->offset = -1;
+    return 0;
+}
+
+static void read_tensor_data(hid_t g, checkpoint_tensor_data *t, int with_offset)
+{
+    hid_t d = -1, sp = -1, ty = -1, a = -1;
+    if ((d = H5Dopen2(g, t->name, H5P_DEFAULT)) < 0) {
+        h5_problem(t->problem, sizeof t->problem, "H5Dopen2");
+        goto out;
+    }
+    if ((sp = H5Dget_space(d)) < 0 || (ty = H5Dget_type(d)) < 0) {
+        h5_problem(t->problem, sizeof t->problem, "H5Dget_space/H5Dget_type");
+        goto out;
+    }
+    int nd = H5Sget_simple_extent_ndims(sp);
+    hsize_t dims[MODEL_MAX_NDIM];
+    if (nd < 1 || nd > MODEL_MAX_NDIM || H5Tget_class(ty) != H5T_FLOAT ||
+        H5Sget_simple_extent_dims(sp, dims, NULL) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        snprintf(t->problem, sizeof t->problem, "not a float tensor of 1 to %d dimensions", MODEL_MAX_NDIM);
+        goto out;
+    }
+    t->ndim = nd;
+    t->count = 1;
+    for (int k = 0; k < nd; k++) {
+        t->shape[k] = (long long)dims[k];
+        t->count *= (size_t)dims[k];
+    }
+    if (with_offset) {
+        if (H5Aexists(d, "offset") > 0 && (a = H5Aopen(d, "offset", H5P_DEFAULT)) >= 0) {
+            if (H5Aread(a, H5T_NATIVE_LLONG, &t->offset) < 0) {
+                h5_problem(t->problem, sizeof t->problem, "H5Aread of its offset");
+                t->offset = -1;
+                goto out;
+            }
+        } else {
+            H5Eclear2(H5E_DEFAULT);
+            snprintf(t->problem, sizeof t->problem, "no offset attribute");
+            goto out;
+        }
+    }
+    t->values = lawt_malloc((t->count ? t->count : 1) * sizeof *t->values);
+    if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t->values) < 0) {
+        h5_problem(t->problem, sizeof t->problem, "H5Dread");
+        free(t->values);
+        t->values = NULL;
+    }
+out:
+    h5_close(&a);
+    h5_close(&ty);
+    h5_close(&sp);
+    h5_close(&d);
+}
+
+/* Buffer order; tensors without a known offset last, by name. */
+static int by_offset(const void *a, const void *b)
+{
+    const checkpoint_tensor_data *x = a, *y = b;
+    if (x->offset != y->offset)
+        return x->offset < 0 ? 1 : y->offset < 0 ? -1 : x->offset < y->offset ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static int stored_crc(const checkpoint_contents *c, checkpoint_part *p)
+{
+    const checkpoint_attr *a = checkpoint_contents_attr(c, p->crc_attr);
+    if (!a || (a->kind != CHECKPOINT_ATTR_UINT && a->kind != CHECKPOINT_ATTR_INT)) {
+        snprintf(p->problem, sizeof p->problem, "attribute %s is %s", p->crc_attr,
+                 a ? "unreadable" : "missing");
+        p->status = CHECKPOINT_PART_UNREADABLE;
+        return -1;
+    }
+    p->stored_crc = a->kind == CHECKPOINT_ATTR_UINT ? (unsigned int)a->u : (unsigned int)a->i;
+    return 0;
+}
+
+/* The model config from the attributes already read; -1 when one is missing or unreadable. */
+static int config_from_attrs(const checkpoint_contents *c, model_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+#define CONFIG_FROM_ATTR(field)                                                                   \
+    {                                                                                             \
+        const checkpoint_attr *a = checkpoint_contents_attr(c, #field);                           \
+        if (!a || a->kind != CHECKPOINT_ATTR_INT) return -1;                                      \
+        cfg->field = (int)a->i;                                                                   \
+    }
+    CONFIG_FIELDS(CONFIG_FROM_ATTR)
+#undef CONFIG_FROM_ATTR
+    return 0;
+}
+
+/* The tensors of one group, each read on its own, in buffer order; then the CRC over them all
+ * and the list against the model config's. */
+static void inspect_tensors(const checkpoint_contents *c, hid_t f, checkpoint_part *p,
+                            const checkpoint_part *params)
+{
+    hid_t g = -1;
+    if (H5Lexists(f, "adam", H5P_DEFAULT) < 0 || H5Lexists(f, p->name, H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        p->status = CHECKPOINT_PART_MISSING;
+        snprintf(p->problem, sizeof p->problem, "group /%s is missing", p->name);
+        return;
+    }
+    if ((g = H5Gopen2(f, p->name, H5P_DEFAULT)) < 0) {
+        p->status = CHECKPOINT_PART_UNREADABLE;
+        h5_problem(p->problem, sizeof p->problem, "H5Gopen2");
+        return;
+    }
+    if (H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, NULL, name_cb, p) < 0) {
+        p->status = CHECKPOINT_PART_UNREADABLE;
+        h5_problem(p->problem, sizeof p->problem, "H5Literate (listing the tensors)");
+    }
+    for (int i = 0; i < p->ntensors; i++) {
+        checkpoint_tensor_data *t = &p->tensors[i];
+        read_tensor_data(g, t, p == params);
+        /* The moments have the parameters' layout (and no offset attributes of their own). */
+        for (int k = 0; p != params && k < params->ntensors; k++)
+            if (strcmp(params->tensors[k].name, t->name) == 0) t->offset = params->tensors[k].offset;
+    }
+    h5_close(&g);
+    if (p->ntensors > 1) qsort(p->tensors, (size_t)p->ntensors, sizeof *p->tensors, by_offset);
+
+    size_t total = 0;
+    int readable = p->status == CHECKPOINT_PART_OK;
+    for (int i = 0; i < p->ntensors; i++) {
+        const checkpoint_tensor_data *t = &p->tensors[i];
+        if (t->problem[0] && readable) {
+            snprintf(p->problem, sizeof p->problem, "tensor %s: %s", t->name, t->problem);
+            p->status = CHECKPOINT_PART_UNREADABLE;
+            readable = 0;
+        }
+        total += t->count;
+    }
+    /* The names and shapes the model config of the file implies. */
+    model_config cfg;
+    char verr[256];
+    if (readable && config_from_attrs(c, &cfg) == 0 && model_config_validate(&cfg, verr, sizeof verr) == 0) {
+        model_tensor probe;
+        int n = model_tensors(&cfg, &probe, 1);
+        model_tensor *want = lawt_calloc((size_t)n, sizeof *want);
+        model_tensors(&cfg, want, n);
+        for (int i = 0; i < n && readable; i++) {
+            const checkpoint_tensor_data *t = i < p->ntensors ? &p->tensors[i] : NULL;
+            int same = t && strcmp(t->name, want[i].name) == 0 && t->ndim == want[i].ndim;
+            for (int k = 0; same && k < t->ndim; k++) same = t->shape[k] == want[i].shape[k];
+            if (!same) {
+                snprintf(p->problem, sizeof p->problem,
+                         "tensor %d should be %s as the model config says, the file has %s", i,
+                         want[i].name, t ? t->name : "no more tensors");
+                p->status = CHECKPOINT_PART_UNREADABLE;
+                readable = 0;
+            }
+        }
+        if (readable && p->ntensors > n) {
+            snprintf(p->problem, sizeof p->problem, "%d tensors, the model config has %d", p->ntensors, n);
+            p->status = CHECKPOINT_PART_UNREADABLE;
+            readable = 0;
+        }
+        free(want);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    if (!readable || stored_crc(c, p)) return;
+    float *flat = lawt_malloc((total ? total : 1) * sizeof *flat);
+    size_t at = 0;
+    for (int i = 0; i < p->ntensors; i++) {
+        memcpy(flat + at, p->tensors[i].values, p->tensors[i].count * sizeof *flat);
+        at += p->tensors[i].count;
+    }
+    p->computed_crc = crc32_floats(flat, total);
+    free(flat);
+    if (p->computed_crc != p->stored_crc) {
+        p->status = CHECKPOINT_PART_CORRUPT;
+        snprintf(p->problem, sizeof p->problem, "CRC-32 0x%08x, the file records %s 0x%08x",
+                 p->computed_crc, p->crc_attr, p->stored_crc);
+    }
+}
+
+static void inspect_text(const checkpoint_contents *c, hid_t f, checkpoint_part *p)
+{
+    hid_t d = -1, t = -1, mt = -1, sp = -1;
+    if (H5Lexists(f, p->name, H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        p->status = CHECKPOINT_PART_MISSING;
+        snprintf(p->problem, sizeof p->problem, "dataset /%s is missing", p->name);
+        return;
+    }
+    p->status = CHECKPOINT_PART_UNREADABLE;
+    if ((d = H5Dopen2(f, p->name, H5P_DEFAULT)) < 0 || (t = H5Dget_type(d)) < 0 ||
+        (sp = H5Dget_space(d)) < 0) {
+        h5_problem(p->problem, sizeof p->problem, "H5Dopen2/H5Dget_type/H5Dget_space");
+        goto out;
+    }
+    size_t size = H5Tget_size(t);
+    if (H5Tget_class(t) != H5T_STRING || H5Tis_variable_str(t) != 0 ||
+        H5Sget_simple_extent_type(sp) != H5S_SCALAR || size == 0) {
+        H5Eclear2(H5E_DEFAULT);
+        snprintf(p->problem, sizeof p->problem, "not a scalar fixed-length string");
+        goto out;
+    }
+    p->text = lawt_malloc(size + 1);
+    if ((mt = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mt, size) < 0 ||
+        H5Tset_strpad(mt, H5T_STR_NULLTERM) < 0 || H5Tset_cset(mt, H5Tget_cset(t)) < 0 ||
+        H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, p->text) < 0) {
+        h5_problem(p->problem, sizeof p->problem, "H5Dread");
+        free(p->text);
+        p->text = NULL;
+        goto out;
+    }
+    p->text[size] = '\0';
+    p->status = CHECKPOINT_PART_OK;
+    if (stored_crc(c, p)) goto out;
+    p->computed_crc = crc32_text(p->text);
+    if (p->computed_crc != p->stored_crc) {
+        p->status = CHECKPOINT_PART_CORRUPT;
+        snprintf(p->problem, sizeof p->problem, "CRC-32 0x%08x, the file records %s 0x%08x",
+                 p->computed_crc, p->crc_attr, p->stored_crc);
+    }
+out:
+    h5_close(&mt);
+    h5_close(&sp);
+    h5_close(&t);
+    h5_close(&d);
+}
+
+int checkpoint_inspect(const char *path, checkpoint_contents *c)
+{
+    memset(c, 0, sizeof *c);
+    c->format_version = -1;
+#define CHECKPOINT_PART_INIT(id, pname, crc, tensors) \
+    c->parts[id] = (checkpoint_part){.name = pname, .crc_attr = crc, .is_tensors = tensors};
+    CHECKPOINT_PART_LIST(CHECKPOINT_PART_INIT)
+#undef CHECKPOINT_PART_INIT
+    quiet_hdf5();
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(c->problem, sizeof c->problem, "cannot open: %s", strerror(errno));
+        c->damaged = 1;
+        return -1;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) {
+        h5_problem(c->problem, sizeof c->problem,
+                   "not a readable HDF5 file (truncated or corrupt?): H5Fopen");
+        c->damaged = 1;
+        return -1;
+    }
+    if (H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, NULL, attr_cb, c) < 0) {
+        h5_problem(c->problem, sizeof c->problem, "H5Aiterate2 (listing the attributes)");
+        c->damaged = 1;
+    }
+    const checkpoint_attr *v = checkpoint_contents_attr(c, "format_version");
+    if (v && v->kind == CHECKPOINT_ATTR_INT) c->format_version = (int)v->i;
+    else if (!c->problem[0]) {
+        snprintf(c->problem, sizeof c->problem, "not a lawt checkpoint (no readable format_version attribute)");
+        c->damaged = 1;
+    }
+    for (int i = 0; i < CHECKPOINT_PARTS; i++) {
+        checkpoint_part *p = &c->parts[i];
+        if (p->is_tensors) inspect_tensors(c, f, p, &c->parts[CHECKPOINT_PART_PARAMS]);
+        else inspect_text(c, f, p);
+        if (p->status != CHECKPOINT_PART_OK) c->damaged = 1;
+    }
+    h5_close(&f);
+    return c->damaged ? -1 : 0;
+}
+
+void checkpoint_contents_free(checkpoint_contents *c)
+{
+    if (!c) return;
+    for (int i = 0; i < CHECKPOINT_PARTS; i++) {
+        for (int k = 0; k < c->parts[i].ntensors; k++) free(c->parts[i].tensors[k].values);
+        free(c->parts[i].tensors);
+        free(c->parts[i].text);
+        c->parts[i].tensors = NULL;
+        c->parts[i].text = NULL;
+        c->parts[i].ntensors = 0;
+    }
+    free(c->attrs);
+    c->attrs = NULL;
+    c->nattrs = 0;
+}

@@ -75,4 +75,85 @@ void checkpoint_keep_last(const char *dir, int keep);
  * names (cut at cap). */
 int checkpoint_remove_stray_tmp(const char *dir, char *names, size_t cap);
 
+/* ---- inspection (lawt_inspect) ----
+ * A file read as far as it can be, every part on its own, so that a damaged file still shows
+ * what is intact and says what is not. Attributes are read generically (every attribute of /,
+ * names this lawt does not know included), tensors by listing their groups, so files of every
+ * format version since 1 read alike. */
+
+typedef enum {
+    CHECKPOINT_ATTR_INT,
+    CHECKPOINT_ATTR_UINT,
+    CHECKPOINT_ATTR_FLOAT,
+    CHECKPOINT_ATTR_STRING,
+    CHECKPOINT_ATTR_UNREADABLE /* s says why (not a scalar, HDF5 error) */
+} checkpoint_attr_kind;
+
+typedef struct {
+    char name[64];
+    checkpoint_attr_kind kind;
+    long long i;
+    unsigned long long u;
+    double f;
+    char s[256];
+} checkpoint_attr;
+
+typedef struct {
+    char name[64];
+    int ndim;
+    long long shape[MODEL_MAX_NDIM];
+    size_t count;
+    long long offset; /* position in the flat buffer: the "offset" attribute of /params/<name>
+                       * (the moments share it); -1 when unknown */
+    float *values;    /* count floats, or NULL when unreadable (problem says why) */
+    char problem[256];
+} checkpoint_tensor_data;
+
+/* One table: the five checksummed parts of a checkpoint, their names and CRC attributes. */
+#define CHECKPOINT_PART_LIST(X)                                       \
+    X(CHECKPOINT_PART_PARAMS, "params", "params_crc32", 1)            \
+    X(CHECKPOINT_PART_ADAM_M, "adam/m", "adam_m_crc32", 1)            \
+    X(CHECKPOINT_PART_ADAM_V, "adam/v", "adam_v_crc32", 1)            \
+    X(CHECKPOINT_PART_CONFIG, "config_text", "config_text_crc32", 0)  \
+    X(CHECKPOINT_PART_METRICS, "metrics_jsonl", "metrics_jsonl_crc32", 0)
+#define CHECKPOINT_PART_ENUM(id, name, crc, tensors) id,
+typedef enum { CHECKPOINT_PART_LIST(CHECKPOINT_PART_ENUM) CHECKPOINT_PARTS } checkpoint_part_id;
+#undef CHECKPOINT_PART_ENUM
+
+typedef enum {
+    CHECKPOINT_PART_OK,         /* read, and its CRC-32 is the one recorded */
+    CHECKPOINT_PART_CORRUPT,    /* read, but its CRC-32 differs from the recorded one */
+    CHECKPOINT_PART_UNREADABLE, /* HDF5 could not read some of it, or shapes are wrong */
+    CHECKPOINT_PART_MISSING,
+} checkpoint_part_status;
+
+typedef struct {
+    const char *name;     /* "params", "adam/m", "adam/v", "config_text", "metrics_jsonl" */
+    const char *crc_attr; /* "params_crc32", ... */
+    int is_tensors;
+    checkpoint_part_status status;
+    unsigned int stored_crc, computed_crc;
+    char problem[512];               /* "" when OK */
+    checkpoint_tensor_data *tensors; /* tensor parts: in buffer order */
+    int ntensors;
+    char *text;                      /* text parts: the text, even when corrupt */
+} checkpoint_part;
+
+typedef struct {
+    char problem[768]; /* why the file could not be opened at all, or "" */
+    int format_version; /* -1 when unknown */
+    checkpoint_attr *attrs; /* every attribute of /, by name */
+    int nattrs;
+    checkpoint_part parts[CHECKPOINT_PARTS];
+    int damaged; /* a problem anywhere (an unreadable attribute, a part not OK) */
+} checkpoint_contents;
+
+/* Reads everything of path that can be read into c (free it with checkpoint_contents_free).
+ * Returns 0 for an intact file, -1 for a damaged one (c says what is damaged). */
+int checkpoint_inspect(const char *path, checkpoint_contents *c);
+void checkpoint_contents_free(checkpoint_contents *c);
+/* The attribute called name, or NULL. */
+const checkpoint_attr *checkpoint_contents_attr(const checkpoint_contents *c, const char *name);
+const char *checkpoint_part_status_name(checkpoint_part_status s);
+
 #endif

@@ -931,3 +931,28 @@ int datagen_max_tgt_len(const datagen_config *cfg, const lawt_encoding *out_enc)
 {
     return 2 + encoding_matrix_length(out_enc, 1, (int)datagen_max_output_coeffs(cfg));
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* A user's problem (lawt_solve)                                                              */
+
+int datagen_problem_size(lawt_task task, int rows, int cols, int *m, int *n)
+{
+    *m = rows;
+    switch (task) {
+    case TASK_ADD:
+    case TASK_MATMUL: *n = cols / 2; return cols % 2 || cols < 2 ? -1 : 0;
+    case TASK_MATVEC: *n = cols - 1; return cols < 2 ? -1 : 0;
+    default: *n = cols; break;
+    }
+    if (rows < 1 || cols < 1) return -1;
+    return is_square_task(task) && rows != cols ? -1 : 0;
+}
+
+int datagen_solve(lawt_task task, const lawt_matrix *in, lawt_matrix *out)
+{
+    int m, n;
+    if (task >= LAWT_TASK_COUNT || datagen_problem_size(task, in->rows, in->cols, &m, &n)) return -1;
+    example_plan p = {task, m, n, 0.0, -1};
+    workspace *ws = workspace_get(scratch_doubles(m, n), scratch_ints(m, n));
+    return compute_output(&p, in, out, ws->d, ws->i);
+}

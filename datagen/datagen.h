@@ -111,4 +111,16 @@ int datagen_tokens(const datagen_config *cfg, const lawt_vocab *vin, const lawt_
                    int *src, int *src_len, int *tgt, int *tgt_len,
                    lawt_matrix *in, lawt_matrix *out, lawt_task *task);
 
+/* A user's problem solved as datagen solves its examples (lawt_solve's reference answer).
+ * datagen_problem_size: the dimensions of M (m x n) of an input of rows x cols for task, in the
+ * layout of the examples ([M | N] for add and matmul, [M | v] for matvec; eigen tasks and
+ * inversion square); returns 0, or -1 when no input of the task has that shape.
+ * datagen_solve: task(in) by the same LAPACK calls and sign conventions as the examples'
+ * targets, unrounded; out->a holds (1 + m + n) * max(m, n) doubles. Returns 0, or -1 when the
+ * shape does not fit or the problem is ill-posed (inversion: reciprocal condition number below
+ * 1e-6, as for the examples; LAPACK failing to converge). Symmetric tasks read only the lower
+ * triangle of in, as LAPACK does. */
+int datagen_problem_size(lawt_task task, int rows, int cols, int *m, int *n);
+int datagen_solve(lawt_task task, const lawt_matrix *in, lawt_matrix *out);
+
 #endif

@@ -11,6 +11,8 @@ PACKAGES=(cmake make gcc pkg-config openmpi-bin libopenmpi-dev libhdf5-dev hdf5-
 if [ "${LAWT_WITH_SLURM:-1}" = 1 ]; then
     PACKAGES+=(slurmctld slurmd slurm-client munge)
 fi
+# gnuplot draws the learning curves (lawt_plot, curves.png); without it they are skipped.
+PACKAGES+=(gnuplot-nox)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

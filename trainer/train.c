@@ -20,6 +20,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "comm/comm_nccl.h"
+#include "curves/curves.h"
 #include "encoding/encoding.h"
 #include "model/model.h"
 #include "trainer/batch_source.h"
@@ -881,6 +882,20 @@ static int train(run_state *r)
     }
     say(r, "%s: %ld steps, %ld examples, %.1f s", status ? "stopped" : "done", r->step,
         r->step * (long)cfg->batch_size, wall_seconds(r));
+    if (r->rank == 0) {
+        /* train.log's copy of the summary goes through a memory stream, so that its write is
+         * checked like every other (a failure here: status 74 at the end of trainer_run). */
+        char *summary = NULL;
+        size_t len = 0;
+        FILE *mem = r->log_fd >= 0 ? open_memstream(&summary, &len) : NULL;
+        curves_end_of_run(r->metrics.text, r->step * (long)cfg->batch_size, wall_seconds(r), cfg->dir,
+                          mem);
+        if (mem) {
+            fclose(mem);
+            append_to(r, &r->log_fd, "train.log", summary, len);
+        }
+        free(summary);
+    }
     return status;
 }
 
