@@ -56,11 +56,12 @@ static const bench_shape SHAPE_A = {"(a)", "eigenvalues 5x5, 4/1 layers, 512 dim
 /* "V8 V8" and 64 coefficients of 3 tokens, framed; "V8 V1" and 8 coefficients, framed. */
 static const bench_shape SHAPE_C = {"(c)", "eigenvalues 8x8, 12/1 layers, 768 dims, 12 heads",
                                     12, 1, 768, 12, 196, 28, 64};
-enum { DECODE_MAX_OUT = 17, PEAK_N = 8192, NPREC = 3, NPY = 4 };
-
-static const model_precision PRECISIONS[NPREC] = {PRECISION_FP32, PRECISION_TF32,
-                                                  PRECISION_BF16};
-static const char *const PRECISION_NAMES[NPREC] = {"fp32", "tf32", "bf16"};
+#define PRECISION_ROW(id, name, help) id,
+static const model_precision PRECISIONS[] = {MODEL_PRECISIONS(PRECISION_ROW)};
+#undef PRECISION_ROW
+enum { DECODE_MAX_OUT = 17, PEAK_N = 8192, NPREC = sizeof PRECISIONS / sizeof PRECISIONS[0],
+       NPY = 4 };
+#define PRECISION_NAME(k) enum_name(&MODEL_PRECISION_TABLE, PRECISIONS[k])
 static const char *const PY_NAMES[NPY] = {"eager", "eager bf16", "compile", "compile bf16"};
 
 /* ---- jobs that run in a child (CUDA is never touched by the parent, which forks) ---- */
@@ -165,11 +166,11 @@ static void measure_training(train_row *row, int vocab, int warmup, double secon
         /* the CPU backend has one precision */
         if (backend == BACKEND_CPU && k > 0) continue;
         fprintf(stderr, "bench_gpu: lawt %s batch %d, %s, %.0f s\n", sh->name, sh->batch,
-                PRECISION_NAMES[k], seconds);
+                PRECISION_NAME(k), seconds);
         lawt_job j = {sh, vocab, sh->batch, warmup, seconds, backend, PRECISIONS[k], 0};
         row->lawt[k] = run_measured(job_train, &j, threads, why, sizeof why);
         if (!row->lawt[k].ok)
-            snprintf(row->why, sizeof row->why, "lawt %s: %s", PRECISION_NAMES[k], why);
+            snprintf(row->why, sizeof row->why, "lawt %s: %s", PRECISION_NAME(k), why);
     }
     /* On the CPU only eager fp32: bf16 autocast there is emulated (minutes a step) and the
      * image's torch has no compile; the other modes are GPU measurements. */
@@ -330,9 +331,12 @@ int main(int argc, char **argv)
                             (int *[]){&do_peak, &do_a, &do_large, &do_c, &do_decode}, 5);
             i++;
         } else if (strcmp(a, "--device") == 0) {
-            if (strcmp(v, "cpu") == 0) backend = BACKEND_CPU;
-            else if (strcmp(v, "cuda") != 0)
-                lawt_die("bench_gpu: --device takes cuda or cpu (got '%s')", v);
+            int b = enum_from_name(&MODEL_BACKEND_TABLE, v);
+            char names[64];
+            if (b < 0)
+                lawt_die("bench_gpu: --device takes %s (got '%s')",
+                         enum_names_join(&MODEL_BACKEND_TABLE, " or ", names, sizeof names), v);
+            backend = (model_backend)b;
             i++;
         } else if (strcmp(a, "--pytorch") == 0) {
             script = v, i++;
@@ -435,7 +439,7 @@ int main(int argc, char **argv)
             if (!m->ok) continue;
             tprintf(&n, "- lawt %s batch %d %s: %ld steps in %.1f s; per step forward %.2f ms, "
                         "backward %.2f ms, grad norm + Adam %.2f ms; loss %.3f -> %.3f.\n",
-                    row->shape.name, row->shape.batch, PRECISION_NAMES[p], m->steps, m->seconds,
+                    row->shape.name, row->shape.batch, PRECISION_NAME(p), m->steps, m->seconds,
                     1e3 * m->fwd_s / m->steps, 1e3 * m->bwd_s / m->steps,
                     1e3 * m->opt_s / m->steps, m->loss_first, m->loss_last);
         }

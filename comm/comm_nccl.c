@@ -8,6 +8,7 @@
 #include <nccl.h>
 
 #include "common/common.h"
+#include "device/device.h"
 
 struct comm_nccl {
     comm *c;
@@ -24,27 +25,13 @@ struct comm_nccl {
                        ncclGetErrorString(nccl_r_));                                       \
     } while (0)
 
-#define CUDA_CHECK_C(c, call)                                                              \
-    do {                                                                                   \
-        cudaError_t cuda_e_ = (call);                                                      \
-        if (cuda_e_ != cudaSuccess)                                                        \
-            comm_abort((c), 1, "CUDA error at %s:%d: %s: %s", __FILE__, __LINE__, #call,  \
-                       cudaGetErrorString(cuda_e_));                                       \
-    } while (0)
-
 int comm_nccl_built(void) { return 1; }
 
 comm_nccl *comm_nccl_init(comm *c)
 {
-    int ndev = 0;
-    cudaError_t e = cudaGetDeviceCount(&ndev);
-    if (e != cudaSuccess || ndev == 0)
-        comm_abort(c, 1, "NCCL: no CUDA device: cudaGetDeviceCount: %s",
-                   e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
     comm_nccl *n = lawt_calloc(1, sizeof *n);
     n->c = c;
-    n->device = comm_local_rank(c) % ndev;
-    CUDA_CHECK_C(c, cudaSetDevice(n->device));
+    n->device = device_select(comm_local_rank(c));
     ncclUniqueId id;
     memset(&id, 0, sizeof id);
     if (comm_rank(c) == 0) NCCL_CHECK(c, ncclGetUniqueId(&id));
@@ -68,6 +55,6 @@ void comm_allreduce_sum_float_device(comm_nccl *nc, float *dev_buf, size_t n)
 {
     double t0 = lawt_now();
     NCCL_CHECK(nc->c, ncclAllReduce(dev_buf, dev_buf, n, ncclFloat, ncclSum, nc->nccl, 0));
-    CUDA_CHECK_C(nc->c, cudaStreamSynchronize(0));
+    CUDA_CHECK(cudaStreamSynchronize(0));
     nc->seconds += lawt_now() - t0;
 }

@@ -2,10 +2,10 @@
  * comm.h. Library lawt_comm_nccl: comm_nccl.c with the CUDA backend and NCCL
  * (LAWT_COMM_HAVE_NCCL), else a stub whose comm_nccl_built() is 0. MPI stays the
  * control plane: rank 0 makes the NCCL unique id and comm_broadcast sends it to every rank;
- * each process drives one GPU, chosen from its local rank (comm_local_rank modulo the visible
- * devices, so CUDA_VISIBLE_DEVICES and Slurm's GPU binding are respected).
- * Every NCCL and CUDA call is checked: a failure aborts the whole job (comm_abort) naming the
- * file, line, call and NCCL's (or CUDA's) error string. */
+ * each process drives one GPU, chosen from its local rank by device.h's rule (the one the CUDA
+ * model follows). Every NCCL call is checked: a failure aborts the whole job (comm_abort)
+ * naming the file, line, call and NCCL's error string; CUDA calls go through device.h's
+ * CUDA_CHECK. */
 #ifndef LAWT_COMM_NCCL_H
 #define LAWT_COMM_NCCL_H
 

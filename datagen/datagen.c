@@ -54,34 +54,13 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Names                                                                                      */
 
-static const char *const COEF_LAW_NAMES[COEF_LAW_COUNT] = {"uniform", "gaussian", "laplace",
-                                                           "uniform_mixed"};
-static const char *const EIG_LAW_NAMES[EIG_LAW_COUNT] = {
-    "semicircle", "positive", "uniform", "gaussian", "laplace", "marchenko_pastur"};
+ENUM_TABLE_DEFINE(COEF_LAW_TABLE, COEF_LAWS);
+ENUM_TABLE_DEFINE(EIG_LAW_TABLE, EIG_LAWS);
 
-const char *coef_law_name(coef_law law)
-{
-    return (law >= 0 && law < COEF_LAW_COUNT) ? COEF_LAW_NAMES[law] : "unknown";
-}
-
-int coef_law_from_name(const char *name)
-{
-    for (int l = 0; l < COEF_LAW_COUNT; l++)
-        if (strcmp(name, COEF_LAW_NAMES[l]) == 0) return l;
-    return -1;
-}
-
-const char *eig_law_name(eig_law law)
-{
-    return (law >= 0 && law < EIG_LAW_COUNT) ? EIG_LAW_NAMES[law] : "unknown";
-}
-
-int eig_law_from_name(const char *name)
-{
-    for (int l = 0; l < EIG_LAW_COUNT; l++)
-        if (strcmp(name, EIG_LAW_NAMES[l]) == 0) return l;
-    return -1;
-}
+const char *coef_law_name(coef_law law) { return enum_name(&COEF_LAW_TABLE, law); }
+int coef_law_from_name(const char *name) { return enum_from_name(&COEF_LAW_TABLE, name); }
+const char *eig_law_name(eig_law law) { return enum_name(&EIG_LAW_TABLE, law); }
+int eig_law_from_name(const char *name) { return enum_from_name(&EIG_LAW_TABLE, name); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Random numbers                                                                             */
@@ -245,12 +224,8 @@ typedef struct {
     int eig;           /* special eigenvalue law, or -1 for a plain Wigner matrix */
 } example_plan;
 
-static int is_symmetric_task(lawt_task t)
-{
-    return t == TASK_EIGENVALUES || t == TASK_EIGENVECTORS;
-}
-
-static int is_square_task(lawt_task t) { return is_symmetric_task(t) || t == TASK_INVERSION; }
+static int is_symmetric_task(lawt_task t) { return task_get(t)->symmetric; }
+static int is_square_task(lawt_task t) { return task_get(t)->square; }
 
 static int has_eig_law(const datagen_config *cfg)
 {
@@ -285,36 +260,6 @@ static example_plan plan_example(const datagen_config *cfg, uint64_t seed, datag
                 if (cfg->eig_weights[l] > 0) p.eig = l;
     }
     return p;
-}
-
-/* Input shape of a plan's problem (the table of the issue). */
-static void input_shape(const example_plan *p, int *rows, int *cols)
-{
-    int m = p->rows, n = p->cols;
-    *rows = m;
-    switch (p->task) {
-    case TASK_ADD:
-    case TASK_MATMUL: *cols = 2 * n; break;
-    case TASK_MATVEC: *cols = n + 1; break;
-    default: *cols = n; break;
-    }
-}
-
-static void output_shape(lawt_task task, int m, int n, int *rows, int *cols)
-{
-    int k = m < n ? m : n;
-    switch (task) {
-    case TASK_TRANSPOSE: *rows = n; *cols = m; break;
-    case TASK_ADD: *rows = m; *cols = n; break;
-    case TASK_MATVEC: *rows = n; *cols = 1; break;
-    case TASK_MATMUL: *rows = n; *cols = n; break;
-    case TASK_EIGENVALUES: *rows = n; *cols = 1; break;
-    case TASK_EIGENVECTORS: *rows = n + 1; *cols = n; break;
-    case TASK_SINGULARVALUES: *rows = k; *cols = 1; break;
-    case TASK_SVD: *rows = 1 + m + n; *cols = k; break;
-    case TASK_INVERSION:
-    case LAWT_TASK_COUNT: *rows = n; *cols = n; break;
-    }
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -452,7 +397,7 @@ static int compute_output(const example_plan *p, const lawt_matrix *in, lawt_mat
     int m = p->rows, n = p->cols, k = m < n ? m : n;
     const double *a = in->a;
     double *o = out->a;
-    output_shape(p->task, m, n, &out->rows, &out->cols);
+    task_output_shape(p->task, m, n, &out->rows, &out->cols);
     switch (p->task) {
     case TASK_TRANSPOSE:
         for (int i = 0; i < m; i++)
@@ -543,7 +488,7 @@ static uint32_t make_example(const datagen_config *cfg, const example_plan *p, i
 {
     workspace *ws =
         workspace_get(scratch_doubles(p->rows, p->cols), scratch_ints(p->rows, p->cols));
-    input_shape(p, &in->rows, &in->cols);
+    task_input_shape(p->task, p->rows, p->cols, &in->rows, &in->cols);
     size_t count = (size_t)in->rows * in->cols;
     int symmetric = is_symmetric_task(p->task);
     int n = p->rows;
@@ -610,8 +555,8 @@ int datagen_tokens(const datagen_config *cfg, const lawt_vocab *vin, const lawt_
     lawt_matrix own_in, own_out;
     if (!in || !out) { /* matrices in a second per-thread buffer, sized for this example */
         int ir, ic, orows, ocols;
-        input_shape(&p, &ir, &ic);
-        output_shape(p.task, p.rows, p.cols, &orows, &ocols);
+        task_input_shape(p.task, p.rows, p.cols, &ir, &ic);
+        task_output_shape(p.task, p.rows, p.cols, &orows, &ocols);
         size_t ni = (size_t)ir * ic, no = (size_t)orows * ocols;
         double *buf = workspace_matrices(ni + no);
         own_in.a = buf;
@@ -710,11 +655,29 @@ static int split_list(char *s, char **items, int cap)
 }
 
 static const char EIG_LAW_HELP[] =
-    "none; one of semicircle, positive, uniform, gaussian, laplace, marchenko_pastur; or a "
-    "weighted mixture like gaussian:1,uniform:1,laplace:1";
+    "none; one of" EIG_LAWS(ENUM_NAME_LISTED) "; or a weighted mixture like "
+    "gaussian:1,uniform:1,laplace:1";
 
-static int set_tasks(datagen_config *cfg, const char *value, char *err, size_t errcap)
+typedef struct datagen_key datagen_key;
+
+/* One [data] key: datagen_set finds it by name and hands the value to its parser, which sets
+ * the field at `field` (of type and meaning fixed by the parser) or fails naming the key. */
+struct datagen_key {
+    const char *name;
+    int (*set)(datagen_config *cfg, const datagen_key *key, const char *value, char *err,
+               size_t errcap);
+    size_t field;         /* offset in datagen_config */
+    double min;           /* numbers: the least value allowed, excluded when open_min */
+    int open_min;
+    int empty_ok;         /* an empty value is allowed (its meaning: help) */
+    const char *allowed;  /* in words, for --help-config */
+    const char *help;
+};
+
+static int set_tasks(datagen_config *cfg, const datagen_key *key, const char *value, char *err,
+                     size_t errcap)
 {
+    (void)key;
     char buf[256], *items[LAWT_TASK_COUNT + 1];
     if (strlen(value) >= sizeof buf)
         return fail(err, errcap, "task: value too long (allowed: %s, or several comma-separated)",
@@ -743,8 +706,10 @@ static int set_tasks(datagen_config *cfg, const char *value, char *err, size_t e
     return 0;
 }
 
-static int set_eig_law(datagen_config *cfg, const char *value, char *err, size_t errcap)
+static int set_eig_law(datagen_config *cfg, const datagen_key *key, const char *value,
+                       char *err, size_t errcap)
 {
+    (void)key;
     double weights[EIG_LAW_COUNT] = {0};
     if (strcmp(value, "none") != 0 && value[0] != '\0') {
         char buf[256], *items[EIG_LAW_COUNT + 1];
@@ -782,57 +747,131 @@ static int set_eig_law(datagen_config *cfg, const char *value, char *err, size_t
     return 0;
 }
 
+#define FIELD(type) ((type *)((char *)cfg + key->field))
+
+/* task_token: 0, 1, or empty: 1 when task lists several tasks, as set_tasks does. */
+static int set_task_token(datagen_config *cfg, const datagen_key *key, const char *value,
+                          char *err, size_t errcap)
+{
+    if (value[0] == '\0') {
+        cfg->task_token = cfg->ntasks > 1;
+        return 0;
+    }
+    if (parse_int(value, 0, 1, FIELD(int)) != 0)
+        return fail(err, errcap, "%s: bad value '%s' (allowed: 0 or 1, or empty)", key->name,
+                    value);
+    return 0;
+}
+
+/* A range of sizes into a (min, max) pair of ints; dim2 empty: square (0, 0). */
+static int set_dim_range(datagen_config *cfg, const datagen_key *key, const char *value,
+                         char *err, size_t errcap)
+{
+    int lo = 0, hi = 0;
+    if (!(key->empty_ok && value[0] == '\0') && parse_dim_range(value, &lo, &hi) != 0)
+        return fail(err, errcap,
+                    "%s: bad value '%s' (allowed: a size N or a range N-M, 1 <= N <= M <= %d%s)",
+                    key->name, value, LAWT_MAX_DIM, key->empty_ok ? ", or empty" : "");
+    FIELD(int)[0] = lo;
+    FIELD(int)[1] = hi;
+    return 0;
+}
+
+static int set_coef_law(datagen_config *cfg, const datagen_key *key, const char *value,
+                        char *err, size_t errcap)
+{
+    int l = coef_law_from_name(value);
+    if (l < 0)
+        return fail(err, errcap, "%s: unknown law '%s' (allowed: %s)", key->name, value,
+                    key->allowed);
+    *FIELD(coef_law) = (coef_law)l;
+    return 0;
+}
+
+static int set_number(datagen_config *cfg, const datagen_key *key, const char *value, char *err,
+                      size_t errcap)
+{
+    double x;
+    if (parse_double(value, &x) != 0 || x < key->min || (key->open_min && x == key->min))
+        return fail(err, errcap, "%s: bad value '%s' (allowed: a number %s %g)", key->name,
+                    value, key->open_min ? ">" : ">=", key->min);
+    *FIELD(double) = x;
+    return 0;
+}
+
+static int set_digits(datagen_config *cfg, const datagen_key *key, const char *value, char *err,
+                      size_t errcap)
+{
+    if (parse_int(value, 0, MAX_DIGITS, FIELD(int)) != 0)
+        return fail(err, errcap, "%s: bad value '%s' (allowed: 1 to %d significant digits, or "
+                    "0 for no rounding)", key->name, value, MAX_DIGITS);
+    return 0;
+}
+
+#undef FIELD
+#define AT(field) offsetof(datagen_config, field)
+
+static const datagen_key DATAGEN_KEYS[] = {
+    {"task", set_tasks, AT(tasks), 0, 0, 0,
+     LAWT_TASKS(LAWT_TASK_LISTED) ", or a comma-separated list" + 2,
+     "The problem; several tasks train jointly (Appendix F.2)."},
+    {"task_token", set_task_token, AT(task_token), 0, 0, 1, "0, 1, or empty",
+     "1: the source starts with the task's token (joint training, Appendix F.2); empty: 1 "
+     "when task lists several tasks, else 0."},
+    {"dim", set_dim_range, AT(rows_min), 0, 0, 0, "N or N-M, 1 <= N <= M <= 100",
+     "Rows of the input matrix: \"5\", or \"5-15\" (each example draws its size)."},
+    {"dim2", set_dim_range, AT(cols_min), 0, 0, 1, "N or N-M, or empty",
+     "Columns of the input matrix (rectangular problems), same syntax; empty: square."},
+    {"law", set_coef_law, AT(law), 0, 0, 0, COEF_LAWS(ENUM_NAME_LISTED) + 2,
+     "Law of the coefficients: uniform, gaussian, laplace, uniform_mixed (A drawn in [1, 100])."},
+    {"bound", set_number, AT(bound), 0, 1, 0, "number > 0",
+     "A: coefficients in [-A, A] (other laws: the same standard deviation A/sqrt(3))."},
+    {"eig_law", set_eig_law, AT(eig_weights), 0, 0, 1,
+     "empty" EIG_LAWS(ENUM_NAME_LISTED) ", or law:weight,...",
+     "Eigenvalue law of symmetric inputs (section 2.2): semicircle, positive, uniform, "
+     "gaussian, laplace, marchenko_pastur, or a weighted mixture; empty: plain Wigner."},
+    {"eig_scale", set_number, AT(eig_scale), 0, 1, 0, "number > 0",
+     "Std of the special eigenvalue law, as a ratio of the Wigner sigma A*sqrt(n/3)."},
+    {"noise", set_number, AT(noise), 0, 0, 0, "number >= 0",
+     "Gaussian noise on the input, fraction of the coefficient std (Table 11: 0.01, 0.02, 0.05)."},
+    {"in_digits", set_digits, AT(in_digits), 0, 0, 0, "0 to 15",
+     "Significant digits of the input (0: unrounded); the trainer takes them from the encoding."},
+    {"out_digits", set_digits, AT(out_digits), 0, 0, 0, "0 to 15",
+     "Significant digits of the output (0: unrounded); the trainer takes them from the encoding."},
+};
+
+#undef AT
+#define NDATAGEN_KEYS ((int)(sizeof DATAGEN_KEYS / sizeof DATAGEN_KEYS[0]))
+
+static const datagen_key *find_datagen_key(const char *name)
+{
+    for (int k = 0; k < NDATAGEN_KEYS; k++)
+        if (strcmp(DATAGEN_KEYS[k].name, name) == 0) return &DATAGEN_KEYS[k];
+    return NULL;
+}
+
+const char *datagen_key_allowed(const char *key)
+{
+    const datagen_key *k = find_datagen_key(key);
+    return k ? k->allowed : NULL;
+}
+
+const char *datagen_key_help(const char *key)
+{
+    const datagen_key *k = find_datagen_key(key);
+    return k ? k->help : NULL;
+}
+
 int datagen_set(datagen_config *cfg, const char *key, const char *value, char *err, size_t errcap)
 {
-    if (strcmp(key, "task") == 0) return set_tasks(cfg, value, err, errcap);
-    if (strcmp(key, "eig_law") == 0) return set_eig_law(cfg, value, err, errcap);
-    if (strcmp(key, "task_token") == 0) {
-        if (parse_int(value, 0, 1, &cfg->task_token) != 0)
-            return fail(err, errcap, "task_token: bad value '%s' (allowed: 0 or 1)", value);
-        return 0;
-    }
-    if (strcmp(key, "dim") == 0 || strcmp(key, "dim2") == 0) {
-        int lo, hi;
-        if (parse_dim_range(value, &lo, &hi) != 0)
-            return fail(err, errcap,
-                        "%s: bad value '%s' (allowed: a size N or a range N-M, 1 <= N <= M <= %d)",
-                        key, value, LAWT_MAX_DIM);
-        if (key[3] == '2') {
-            cfg->cols_min = lo;
-            cfg->cols_max = hi;
-        } else {
-            cfg->rows_min = lo;
-            cfg->rows_max = hi;
-        }
-        return 0;
-    }
-    if (strcmp(key, "law") == 0) {
-        int l = coef_law_from_name(value);
-        if (l < 0)
-            return fail(err, errcap, "law: unknown law '%s' (allowed: uniform, gaussian, laplace, "
-                        "uniform_mixed)", value);
-        cfg->law = (coef_law)l;
-        return 0;
-    }
-    if (strcmp(key, "bound") == 0 || strcmp(key, "eig_scale") == 0 || strcmp(key, "noise") == 0) {
-        double x;
-        int is_noise = key[0] == 'n';
-        if (parse_double(value, &x) != 0 || (is_noise ? x < 0 : x <= 0))
-            return fail(err, errcap, "%s: bad value '%s' (allowed: a number %s 0)", key, value,
-                        is_noise ? ">=" : ">");
-        *(key[0] == 'b' ? &cfg->bound : is_noise ? &cfg->noise : &cfg->eig_scale) = x;
-        return 0;
-    }
-    if (strcmp(key, "in_digits") == 0 || strcmp(key, "out_digits") == 0) {
-        int d;
-        if (parse_int(value, 0, MAX_DIGITS, &d) != 0)
-            return fail(err, errcap, "%s: bad value '%s' (allowed: 1 to %d significant digits, or "
-                        "0 for no rounding)", key, value, MAX_DIGITS);
-        *(key[0] == 'i' ? &cfg->in_digits : &cfg->out_digits) = d;
-        return 0;
-    }
-    return fail(err, errcap, "unknown key '%s' (allowed: task, task_token, dim, dim2, law, bound, "
-                "eig_law, eig_scale, noise, in_digits, out_digits)", key);
+    const datagen_key *k = find_datagen_key(key);
+    if (k) return k->set(cfg, k, value, err, errcap);
+    char names[256];
+    size_t n = 0;
+    for (int i = 0; i < NDATAGEN_KEYS; i++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "",
+                              DATAGEN_KEYS[i].name);
+    return fail(err, errcap, "unknown key '%s' (allowed: %s)", key, names);
 }
 
 /* The largest plan of `task` under cfg: shapes grow with both sizes. */
@@ -879,7 +918,7 @@ int datagen_validate(const datagen_config *cfg, char *err, size_t errcap)
     for (int l = 0; l < EIG_LAW_COUNT; l++)
         if (!(cfg->eig_weights[l] >= 0) || !isfinite(cfg->eig_weights[l]))
             return fail(err, errcap, "eig_law: weight %g of %s is invalid (allowed: >= 0)",
-                        cfg->eig_weights[l], EIG_LAW_NAMES[l]);
+                        cfg->eig_weights[l], eig_law_name((eig_law)l));
     for (int i = 0; i < cfg->ntasks; i++) {
         lawt_task t = cfg->tasks[i];
         if (has_eig_law(cfg) && !is_symmetric_task(t))
@@ -891,8 +930,8 @@ int datagen_validate(const datagen_config *cfg, char *err, size_t errcap)
                         task_name(t));
         example_plan p = largest_plan(cfg, t);
         int shapes[2][2];
-        input_shape(&p, &shapes[0][0], &shapes[0][1]);
-        output_shape(t, p.rows, p.cols, &shapes[1][0], &shapes[1][1]);
+        task_input_shape(t, p.rows, p.cols, &shapes[0][0], &shapes[0][1]);
+        task_output_shape(t, p.rows, p.cols, &shapes[1][0], &shapes[1][1]);
         for (int s = 0; s < 2; s++)
             if (shapes[s][0] > LAWT_MAX_DIM || shapes[s][1] > LAWT_MAX_DIM)
                 return fail(err, errcap, "dim: task %s at %dx%d has a %dx%d %s; dimension tokens "
@@ -909,9 +948,9 @@ static size_t max_coeffs(const datagen_config *cfg, int output)
         example_plan p = largest_plan(cfg, cfg->tasks[i]);
         int r, c;
         if (output)
-            output_shape(p.task, p.rows, p.cols, &r, &c);
+            task_output_shape(p.task, p.rows, p.cols, &r, &c);
         else
-            input_shape(&p, &r, &c);
+            task_input_shape(p.task, p.rows, p.cols, &r, &c);
         if ((size_t)r * c > best) best = (size_t)r * c;
     }
     return best;

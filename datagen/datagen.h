@@ -21,32 +21,31 @@ typedef enum {
     STREAM_OOD = 2,  /* out-of-distribution test sets */
 } datagen_stream;
 
-/* Law of the input coefficients (names: uniform, gaussian, laplace, uniform_mixed). All laws
- * have the standard deviation of uniform [-A, A], A / sqrt(3), so that eigenvalue spreads
- * match (Appendix H). */
-typedef enum {
-    COEF_UNIFORM,
-    COEF_GAUSSIAN,
-    COEF_LAPLACE,
-    COEF_UNIFORM_MIXED, /* uniform in [-A', A'] with A' drawn uniformly in [1, 100] per matrix (Table 12) */
-    COEF_LAW_COUNT
-} coef_law;
+/* Law of the input coefficients. All laws have the standard deviation of uniform [-A, A],
+ * A / sqrt(3), so that eigenvalue spreads match (Appendix H). */
+#define COEF_LAWS(X)                                                                        \
+    X(COEF_UNIFORM, "uniform", "uniform in [-A, A]")                                        \
+    X(COEF_GAUSSIAN, "gaussian", "gaussian")                                                \
+    X(COEF_LAPLACE, "laplace", "laplace")                                                   \
+    X(COEF_UNIFORM_MIXED, "uniform_mixed",                                                  \
+      "uniform in [-A', A'] with A' drawn uniformly in [1, 100] per matrix (Table 12)")
+typedef enum { COEF_LAWS(ENUM_VALUE) COEF_LAW_COUNT } coef_law;
+extern const enum_table COEF_LAW_TABLE;
 
-/* Eigenvalue laws of section 2.2: M = P D P^T, P the eigenvectors of a gaussian Wigner matrix
- * (names: semicircle, positive, uniform, gaussian, laplace, marchenko_pastur). Each is scaled
- * so that the root mean square of the eigenvalues is eig_scale * A * sqrt(n/3), the Wigner
- * sigma (for the centered laws, their std). Positive laws redraw a matrix whose rounded input
- * has an eigenvalue < 0 (Marchenko-Pastur: 5% of 5x5 draws, 12% at 10x10, 27% at 20x20, all
- * with an eigenvalue within rounding noise of 0; positive: 0.04% at 5x5). */
-typedef enum {
-    EIG_SEMICIRCLE,        /* Wigner: D of a gaussian symmetric matrix */
-    EIG_POSITIVE,          /* absolute value of the semicircle */
-    EIG_UNIFORM,
-    EIG_GAUSSIAN,
-    EIG_LAPLACE,
-    EIG_MARCHENKO_PASTUR,  /* eigenvalues of W W^T, W gaussian n x n (positive) */
-    EIG_LAW_COUNT
-} eig_law;
+/* Eigenvalue laws of section 2.2: M = P D P^T, P the eigenvectors of a gaussian Wigner matrix.
+ * Each is scaled so that the root mean square of the eigenvalues is eig_scale * A * sqrt(n/3),
+ * the Wigner sigma (for the centered laws, their std). Positive laws redraw a matrix whose
+ * rounded input has an eigenvalue < 0 (Marchenko-Pastur: 5% of 5x5 draws, 12% at 10x10, 27% at
+ * 20x20, all with an eigenvalue within rounding noise of 0; positive: 0.04% at 5x5). */
+#define EIG_LAWS(X)                                                                         \
+    X(EIG_SEMICIRCLE, "semicircle", "Wigner: D of a gaussian symmetric matrix")             \
+    X(EIG_POSITIVE, "positive", "absolute value of the semicircle")                         \
+    X(EIG_UNIFORM, "uniform", "uniform")                                                    \
+    X(EIG_GAUSSIAN, "gaussian", "gaussian")                                                 \
+    X(EIG_LAPLACE, "laplace", "laplace")                                                    \
+    X(EIG_MARCHENKO_PASTUR, "marchenko_pastur", "eigenvalues of W W^T, W gaussian n x n (positive)")
+typedef enum { EIG_LAWS(ENUM_VALUE) EIG_LAW_COUNT } eig_law;
+extern const enum_table EIG_LAW_TABLE;
 
 const char *coef_law_name(coef_law law);
 int coef_law_from_name(const char *name);  /* -1 when unknown */
@@ -76,9 +75,14 @@ void datagen_default(datagen_config *cfg);
 /* Fills the fields from a key/value pair: task ("add", or "add,matmul" for joint training,
  * which also sets task_token), task_token, dim and dim2 ("5" or "5-15": rows and columns of M),
  * law, bound, eig_law ("none", "laplace", or "gaussian:1,uniform:1,laplace:1"), eig_scale,
- * noise, in_digits, out_digits. Returns 0, or -1 with a message naming the key, the bad value
+ * noise, in_digits, out_digits. Empty values: dim2 square, eig_law none, task_token 1 when
+ * cfg has several tasks. Returns 0, or -1 with a message naming the key, the bad value
  * and the allowed values in err; cfg is unchanged on error. */
 int datagen_set(datagen_config *cfg, const char *key, const char *value, char *err, size_t errcap);
+/* The allowed values of a datagen_set key in words, and its meaning (one table in datagen.c:
+ * the trainer's [data] keys show them); NULL for an unknown key. */
+const char *datagen_key_allowed(const char *key);
+const char *datagen_key_help(const char *key);
 /* Checks consistency: eig_law only with eigen tasks, dim2 only with tasks that take rectangular
  * matrices, task_token with several tasks, every matrix within V100; -1 with a message in err. */
 int datagen_validate(const datagen_config *cfg, char *err, size_t errcap);

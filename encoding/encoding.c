@@ -19,18 +19,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*          name      kind            base   digits  mantissa tokens  max exponent */
+#define LAWT_ENCODINGS(X)                                                                   \
+    X("P10",    ENC_POSITIONAL, 10,    3,      3,               100)                   \
+    X("P100",   ENC_POSITIONAL, 100,   2,      1,               100)                   \
+    X("P1000",  ENC_POSITIONAL, 1000,  3,      1,               100)                   \
+    X("P10000", ENC_POSITIONAL, 10000, 4,      1,               100)                   \
+    X("B1999",  ENC_BALANCED,   1999,  3,      1,               100)                   \
+    X("FP15",   ENC_FLOAT,      0,     3,      1,               8)
+
+#define ENCODING_ROW(name, kind, base, digits, mantissa_tokens, max_exponent) \
+    {name, kind, base, digits, mantissa_tokens, max_exponent},
 static const struct {
     const char *name;
     encoding_kind kind;
     int base, digits, mantissa_tokens, max_exponent;
-} ENCODINGS[] = {
-    {"P10", ENC_POSITIONAL, 10, 3, 3, 100},
-    {"P100", ENC_POSITIONAL, 100, 2, 1, 100},
-    {"P1000", ENC_POSITIONAL, 1000, 3, 1, 100},
-    {"P10000", ENC_POSITIONAL, 10000, 4, 1, 100},
-    {"B1999", ENC_BALANCED, 1999, 3, 1, 100},
-    {"FP15", ENC_FLOAT, 0, 3, 1, 8},
-};
+} ENCODINGS[] = {LAWT_ENCODINGS(ENCODING_ROW)};
+#undef ENCODING_ROW
 #define ENCODING_COUNT (int)(sizeof ENCODINGS / sizeof ENCODINGS[0])
 
 int encoding_from_name(const char *name, lawt_encoding *enc)
@@ -49,7 +54,12 @@ int encoding_from_name(const char *name, lawt_encoding *enc)
     return -1;
 }
 
-const char *encoding_names_list(void) { return "P10, P100, P1000, P10000, B1999, FP15"; }
+const char *encoding_names_list(void)
+{
+#define ENCODING_LISTED(name, ...) ", " name
+    return LAWT_ENCODINGS(ENCODING_LISTED) + 2;
+#undef ENCODING_LISTED
+}
 
 int encoding_tokens_per_coefficient(const lawt_encoding *enc)
 {

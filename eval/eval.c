@@ -13,11 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *norm_name(lawt_norm norm)
-{
-    static const char *const NAMES[LAWT_NORM_COUNT] = {"L1", "L2", "Linf"};
-    return (norm >= 0 && norm < LAWT_NORM_COUNT) ? NAMES[norm] : "unknown";
-}
+ENUM_TABLE_DEFINE(NORM_TABLE, LAWT_NORMS);
+
+const char *norm_name(lawt_norm norm) { return enum_name(&NORM_TABLE, norm); }
 
 static void norms(const double *a, size_t n, double out[LAWT_NORM_COUNT])
 {
@@ -52,20 +50,12 @@ static void ratios(const double num[LAWT_NORM_COUNT], const double den[LAWT_NORM
 /* The shape of the task's output for this input; -1 when the input cannot be one. */
 static int output_shape(lawt_task task, const lawt_matrix *in, int *rows, int *cols)
 {
-    int m = in->rows, n = in->cols, k = m < n ? m : n;
-    if (m < 1 || n < 1) return -1;
-    switch (task) {
-    case TASK_TRANSPOSE: *rows = n, *cols = m; return 0;
-    case TASK_ADD: if (n % 2) return -1; *rows = m, *cols = n / 2; return 0;
-    case TASK_MATVEC: if (n < 2) return -1; *rows = n - 1, *cols = 1; return 0;
-    case TASK_MATMUL: if (n % 2) return -1; *rows = n / 2, *cols = n / 2; return 0;
-    case TASK_EIGENVALUES: if (m != n) return -1; *rows = n, *cols = 1; return 0;
-    case TASK_EIGENVECTORS: if (m != n) return -1; *rows = n + 1, *cols = n; return 0;
-    case TASK_SINGULARVALUES: *rows = k, *cols = 1; return 0;
-    case TASK_SVD: *rows = 1 + m + n, *cols = k; return 0;
-    case TASK_INVERSION: if (m != n) return -1; *rows = n, *cols = n; return 0;
-    default: return -1;
-    }
+    int m, n;
+    if (task < 0 || task >= LAWT_TASK_COUNT ||
+        task_problem_of_input(task, in->rows, in->cols, &m, &n))
+        return -1;
+    task_output_shape(task, m, n, rows, cols);
+    return 0;
 }
 
 /* |A^T I B - diag(d)| over |diag(d)| for the decompositions: A (ra x k) and B (rb x k) are

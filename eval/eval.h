@@ -13,7 +13,12 @@
 
 #include "common/common.h"
 
-typedef enum { NORM_L1, NORM_L2, NORM_LINF, LAWT_NORM_COUNT } lawt_norm;
+#define LAWT_NORMS(X)                                                                       \
+    X(NORM_L1, "L1", "sum of |a_ij|")                                                       \
+    X(NORM_L2, "L2", "Frobenius: square root of the sum of a_ij^2")                         \
+    X(NORM_LINF, "Linf", "max |a_ij|")
+typedef enum { LAWT_NORMS(ENUM_VALUE) LAWT_NORM_COUNT } lawt_norm;
+extern const enum_table NORM_TABLE;
 
 const char *norm_name(lawt_norm norm); /* "L1", "L2", "Linf" */
 

@@ -12,6 +12,9 @@
 #include "encoding/encoding.h"
 #include "model/model_internal.h"
 
+ENUM_TABLE_DEFINE(MODEL_BACKEND_TABLE, MODEL_BACKENDS);
+ENUM_TABLE_DEFINE(MODEL_PRECISION_TABLE, MODEL_PRECISIONS);
+
 #define MODEL_PI 3.14159265358979323846
 
 struct model {

@@ -34,6 +34,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/common.h"
+
 typedef struct {
     int enc_layers, dec_layers;
     int enc_dim, dec_dim;
@@ -59,7 +61,11 @@ typedef struct {
 /* Fills up to cap tensors (in buffer order, covering it exactly); returns how many exist. */
 int model_tensors(const model_config *cfg, model_tensor *out, int cap);
 
-typedef enum { BACKEND_CPU, BACKEND_CUDA } model_backend;
+#define MODEL_BACKENDS(X)                                                                   \
+    X(BACKEND_CPU, "cpu", "host memory, BLAS and the thread pool")                          \
+    X(BACKEND_CUDA, "cuda", "device memory, cuBLAS and the CUDA kernels")
+typedef enum { MODEL_BACKENDS(ENUM_VALUE) } model_backend;
+extern const enum_table MODEL_BACKEND_TABLE;
 
 /* A batch of B framed examples, padded to S source and T target positions. */
 typedef struct {
@@ -89,12 +95,18 @@ int model_cuda_built(void);
  * accumulation). Weights (the optimizer's master copy), activations, loss and Adam moments stay
  * fp32 in every case. Without the call: LAWT_CUDA_PRECISION=fp32|tf32|bf16, else fp32. The CPU
  * backend always computes in fp32. */
-typedef enum { PRECISION_FP32, PRECISION_TF32, PRECISION_BF16 } model_precision;
+#define MODEL_PRECISIONS(X)                                                                 \
+    X(PRECISION_FP32, "fp32", "fp32 products")                                              \
+    X(PRECISION_TF32, "tf32", "tensor cores on inputs rounded to tf32, fp32 accumulation")  \
+    X(PRECISION_BF16, "bf16", "tensor cores on inputs rounded to bf16, fp32 accumulation")
+typedef enum { MODEL_PRECISIONS(ENUM_VALUE) } model_precision;
+extern const enum_table MODEL_PRECISION_TABLE;
 void model_set_cuda_precision(model_precision p);
 
-/* The GPU of CUDA models created after the call: local_rank modulo the visible devices
- * (comm_nccl_init picks the same one), unless LAWT_CUDA_DEVICE names one. Without the call, the
- * calling thread's current device. No effect in a CPU-only build. */
+/* The GPU of CUDA models created after the call: the device of local rank local_rank by
+ * device/device.h's rule (LAWT_CUDA_DEVICE, then the local rank modulo the visible devices),
+ * which comm_nccl_init follows too. Without the call, local rank 0's. No effect in a CPU-only
+ * build. */
 void model_set_cuda_device_for_rank(int local_rank);
 
 /* Activations are sized for batches up to max_batch examples of up to cfg->max_len tokens.

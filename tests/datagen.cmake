@@ -11,7 +11,7 @@ endforeach()
 # runs datagen on one (datagen sets it) and gives the hash of one started with one. Skipped
 # (77) where OpenBLAS cannot start two threads.
 add_test(NAME datagen_openblas_threads COMMAND sh -c
-  "set -- $(OPENBLAS_NUM_THREADS=1 \"$0\" --hash) $(OPENBLAS_NUM_THREADS=2 \"$0\" --hash) && [ $# -eq 6 ] && [ \"$1 $2\" = '1 1' ] || exit 1; [ \"$4\" = 2 ] || exit 77; [ \"$5\" = 1 ] && [ \"$3\" = \"$6\" ]"
+  "set -- $(OPENBLAS_NUM_THREADS=1 \"$0\" --hash) $(OPENBLAS_NUM_THREADS=2 \"$0\" --hash) && [ $# -eq 6 ] && [ \"$1 $2\" = '1 1' ] || exit 1; [ \"$4\" = 2 ] || { echo \"datagen_openblas_threads: skipped: OpenBLAS runs $4 threads when asked for 2\"; exit 77; }; [ \"$5\" = 1 ] && [ \"$3\" = \"$6\" ]"
   $<TARGET_FILE:test_datagen_determinism>)
 set_tests_properties(datagen_openblas_threads PROPERTIES SKIP_RETURN_CODE 77)
 

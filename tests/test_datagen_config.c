@@ -62,7 +62,9 @@ static void test_set_errors(void)
     check_rejects("eig_law", "laplace:x", "eig_law", "'x'", NULL);
     check_rejects("eig_law", "gaussian:0", "eig_law", "sum to 0", "mixture");
     check_rejects("eig_law", "laplace,laplace", "eig_law", "twice", NULL);
-    check_rejects("colour", "blue", "unknown key", "'colour'", "task, task_token, dim");
+    check_rejects("colour", "blue", "unknown key", "'colour'",
+                  "task, task_token, dim, dim2, law, bound, eig_law, eig_scale, noise, in_digits, "
+                  "out_digits");
 }
 
 static void test_set_values(void)
@@ -169,8 +171,47 @@ static void test_sizes(void)
     CHECK(datagen_max_input_coeffs(&cfg) == 225 && datagen_max_output_coeffs(&cfg) == 16 * 15);
 }
 
+/* common.h's task table: the shapes of README's task table for a 3 x 5 problem (4 x 4 for the
+ * square tasks), and inputs no problem has. */
+static void test_task_table(void)
+{
+    static const struct {
+        lawt_task task;
+        int m, n, in_rows, in_cols, out_rows, out_cols;
+    } SHAPES[] = {
+        {TASK_TRANSPOSE, 3, 5, 3, 5, 5, 3},      {TASK_ADD, 3, 5, 3, 10, 3, 5},
+        {TASK_MATVEC, 3, 5, 3, 6, 5, 1},         {TASK_MATMUL, 3, 5, 3, 10, 5, 5},
+        {TASK_EIGENVALUES, 4, 4, 4, 4, 4, 1},    {TASK_EIGENVECTORS, 4, 4, 4, 4, 5, 4},
+        {TASK_SINGULARVALUES, 3, 5, 3, 5, 3, 1}, {TASK_SVD, 3, 5, 3, 5, 9, 3},
+        {TASK_INVERSION, 4, 4, 4, 4, 4, 4},
+    };
+    CHECK(sizeof SHAPES / sizeof SHAPES[0] == LAWT_TASK_COUNT);
+    for (int i = 0; i < LAWT_TASK_COUNT; i++) {
+        lawt_task t = SHAPES[i].task;
+        int r, c, m, n;
+        task_input_shape(t, SHAPES[i].m, SHAPES[i].n, &r, &c);
+        CHECK_MSG(r == SHAPES[i].in_rows && c == SHAPES[i].in_cols, "%s input %dx%d",
+                  task_name(t), r, c);
+        task_output_shape(t, SHAPES[i].m, SHAPES[i].n, &r, &c);
+        CHECK_MSG(r == SHAPES[i].out_rows && c == SHAPES[i].out_cols, "%s output %dx%d",
+                  task_name(t), r, c);
+        CHECK_MSG(task_problem_of_input(t, SHAPES[i].in_rows, SHAPES[i].in_cols, &m, &n) == 0 &&
+                      m == SHAPES[i].m && n == SHAPES[i].n,
+                  "%s problem of its input", task_name(t));
+        CHECK(task_from_name(task_name(t)) == (int)t);
+    }
+    int m, n;
+    CHECK(task_problem_of_input(TASK_ADD, 3, 9, &m, &n) < 0);         /* odd: not [M | N] */
+    CHECK(task_problem_of_input(TASK_MATVEC, 3, 1, &m, &n) < 0);      /* v without M */
+    CHECK(task_problem_of_input(TASK_EIGENVALUES, 3, 4, &m, &n) < 0); /* not square */
+    CHECK(task_problem_of_input(TASK_TRANSPOSE, 0, 4, &m, &n) < 0);
+    CHECK(strcmp(task_names_list(), "transpose, add, matvec, matmul, eigenvalues, eigenvectors, "
+                                    "singularvalues, svd, inversion") == 0);
+}
+
 int main(void)
 {
+    test_task_table();
     test_set_errors();
     test_set_values();
     test_validate();

@@ -134,8 +134,22 @@ static void test_schedule(void)
     CHECK_CLOSE(schedule_lr(&cfg, 50, total), 5e-4, 1e-15);
 }
 
+/* [data] values are parsed once, at their line; task_token follows the final task list. */
+static void test_data_order(void)
+{
+    trainer_config cfg;
+    CHECK(parse(&cfg, "[data]\ntask = add,matmul\ntask = add\n") == 0);
+    CHECK(cfg.data.ntasks == 1 && cfg.data.task_token == 0);
+    CHECK(parse(&cfg, "[data]\ntask_token = 1\ntask = add\n") == 0 && cfg.data.task_token == 1);
+    CHECK(parse(&cfg, "[data]\ntask_token = 0\ntask = add,matmul\n") < 0 && err_has("task_token"));
+    CHECK(parse(&cfg, "[data]\ndim2 = 3\ntask = add\ndim2 =\nlaw =\n") == 0);
+    CHECK(cfg.data.cols_max == 0 && cfg.data.law == COEF_UNIFORM); /* empty: the default */
+    CHECK(parse(&cfg, "[data]\ndim = 0\n") < 0 && err_has("test.ini:2") && err_has("dim"));
+}
+
 int main(void)
 {
+    test_data_order();
     test_defaults();
     test_values();
     test_errors();

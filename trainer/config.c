@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "encoding/encoding.h"
+#include "model/model.h"
 
 typedef enum {
     KEY_INT,        /* int field in [min, max] */
@@ -22,7 +23,7 @@ typedef enum {
     KEY_TEXT,       /* char[CONFIG_TEXT_MAX] field, any text */
     KEY_ENCODING,   /* char[CONFIG_TEXT_MAX] field, an encoding name (or empty when allowed) */
     KEY_TOLERANCES, /* char[CONFIG_TEXT_MAX] field, a list of percents: also fills tol/ntol */
-    KEY_DATA,       /* no field: forwarded to datagen_set */
+    KEY_DATA,       /* set by datagen_set, whose table has its allowed values and meaning */
     KEY_ALIAS,      /* no field and no value of its own: sets each key named in choices */
 } key_type;
 
@@ -33,39 +34,28 @@ typedef struct {
     size_t offset; /* of the field in trainer_config */
     double min, max;
     int open_min;
-    /* KEY_CHOICE: "a|b|c"; KEY_ALIAS: "key1,key2"; KEY_ENCODING: non-NULL when empty is
-     * allowed; KEY_DATA: the allowed values in words (datagen_set checks them). */
+    /* KEY_CHOICE: "a|b|c", made from the enumeration's table (ENUM_NAME_PIPED), so that
+     * the index of a name is its value; KEY_ALIAS: "key1,key2"; KEY_ENCODING: non-NULL when
+     * empty is allowed. */
     const char *choices;
     const char *doc;
 } config_key;
+
+ENUM_TABLE_DEFINE(LR_SCHEDULE_TABLE, LR_SCHEDULES);
 
 #define F(field) offsetof(trainer_config, field)
 #define BIG 1e18
 
 static const config_key KEYS[] = {
-    {"data", "task", KEY_DATA, "transpose", 0, 0, 0, 0,
-     "transpose, add, matvec, matmul, eigenvalues, eigenvectors, singularvalues, svd, "
-     "inversion, or a comma-separated list",
-     "The problem; several tasks train jointly (Appendix F.2)."},
-    {"data", "dim", KEY_DATA, "5", 0, 0, 0, 0, "N or N-M, 1 <= N <= M <= 100",
-     "Rows of the input matrix: \"5\", or \"5-15\" (each example draws its size)."},
-    {"data", "dim2", KEY_DATA, "", 0, 0, 0, 0, "N or N-M, or empty",
-     "Columns of the input matrix (rectangular problems), same syntax; empty: square."},
-    {"data", "law", KEY_DATA, "uniform", 0, 0, 0, 0, "uniform, gaussian, laplace, uniform_mixed",
-     "Law of the coefficients: uniform, gaussian, laplace, uniform_mixed (A drawn in [1, 100])."},
-    {"data", "bound", KEY_DATA, "10", 0, 0, 0, 0, "number > 0",
-     "A: coefficients in [-A, A] (other laws: the same standard deviation A/sqrt(3))."},
-    {"data", "eig_law", KEY_DATA, "", 0, 0, 0, 0,
-     "empty, semicircle, positive, uniform, gaussian, laplace, marchenko_pastur, or law:weight,...",
-     "Eigenvalue law of symmetric inputs (section 2.2): semicircle, positive, uniform, "
-     "gaussian, laplace, marchenko_pastur, or a weighted mixture; empty: plain Wigner."},
-    {"data", "eig_scale", KEY_DATA, "1", 0, 0, 0, 0, "number > 0",
-     "Std of the special eigenvalue law, as a ratio of the Wigner sigma A*sqrt(n/3)."},
-    {"data", "noise", KEY_DATA, "0", 0, 0, 0, 0, "number >= 0",
-     "Gaussian noise on the input, fraction of the coefficient std (Table 11: 0.01, 0.02, 0.05)."},
-    {"data", "task_token", KEY_DATA, "", 0, 0, 0, 0, "0, 1, or empty",
-     "1: the source starts with the task's token (joint training, Appendix F.2); empty: 1 "
-     "when task lists several tasks, else 0."},
+    {"data", "task", KEY_DATA, "transpose", 0, 0, 0, 0, NULL, NULL},
+    {"data", "dim", KEY_DATA, "5", 0, 0, 0, 0, NULL, NULL},
+    {"data", "dim2", KEY_DATA, "", 0, 0, 0, 0, NULL, NULL},
+    {"data", "law", KEY_DATA, "uniform", 0, 0, 0, 0, NULL, NULL},
+    {"data", "bound", KEY_DATA, "10", 0, 0, 0, 0, NULL, NULL},
+    {"data", "eig_law", KEY_DATA, "", 0, 0, 0, 0, NULL, NULL},
+    {"data", "eig_scale", KEY_DATA, "1", 0, 0, 0, 0, NULL, NULL},
+    {"data", "noise", KEY_DATA, "0", 0, 0, 0, 0, NULL, NULL},
+    {"data", "task_token", KEY_DATA, "", 0, 0, 0, 0, NULL, NULL},
     {"data", "encoding", KEY_ENCODING, "P1000", F(encoding), 0, 0, 0, NULL,
      "Encoding of the input: P10, P100, P1000, P10000, B1999, FP15 (Appendix A, C)."},
     {"data", "out_encoding", KEY_ENCODING, "", F(out_encoding), 0, 0, 0, "empty",
@@ -101,7 +91,7 @@ static const config_key KEYS[] = {
     {"train", "warmup", KEY_LONG, "10000", F(warmup), 0, BIG, 0, NULL,
      "Steps of linear warm-up from 0 to lr."},
     {"train", "schedule", KEY_CHOICE, "cosine", F(schedule), 0, 0, 0,
-     "cosine|constant|inverse_sqrt",
+     LR_SCHEDULES(ENUM_NAME_PIPED) + 1,
      "After warm-up: cosine decay to lr_min at the last step, constant, or lr*sqrt(warmup/step)."},
     {"train", "lr_min", KEY_REAL, "1e-5", F(lr_min), 0, 1, 0, NULL,
      "Floor of the cosine schedule."},
@@ -113,7 +103,8 @@ static const config_key KEYS[] = {
     {"train", "threads", KEY_INT, "1", F(threads), 1, 1024, 0, NULL,
      "CPU threads per rank (the model's thread pool); runs with the same count are "
      "reproducible bit for bit."},
-    {"train", "prefetch", KEY_CHOICE, "auto", F(prefetch), 0, 0, 0, "auto|on|off",
+    {"train", "prefetch", KEY_CHOICE, "auto", F(prefetch), 0, 0, 0,
+     PREFETCH_CHOICES(ENUM_NAME_PIPED) + 1,
      "A second thread makes the next batch while the model trains on this one (on), or the "
      "step makes its own (off); auto: on with the CUDA backend, off on the CPU (its pool uses "
      "every core). The examples are the same either way."},
@@ -124,7 +115,8 @@ static const config_key KEYS[] = {
      "Fresh test examples per evaluation (0: no evaluation)."},
     {"eval", "tolerances", KEY_TOLERANCES, "5,2,1,0.5", F(tolerances), 0, 0, 0, NULL,
      "Tolerances in percent, comma-separated, at most 8; the first one ranks checkpoints."},
-    {"eval", "decode", KEY_CHOICE, "greedy", F(decoding), 0, 0, 0, "greedy|beam",
+    {"eval", "decode", KEY_CHOICE, "greedy", F(decoding), 0, 0, 0,
+     DECODINGS(ENUM_NAME_PIPED) + 1,
      "Decoding of the predictions."},
     {"eval", "beam_size", KEY_INT, "4", F(beam_size), 1, 256, 0, NULL,
      "Beam width when decode = beam."},
@@ -137,10 +129,12 @@ static const config_key KEYS[] = {
     {"run", "dir", KEY_TEXT, "", F(dir), 0, 0, 0, NULL,
      "Run directory (--run-dir): config.ini, train.log, metrics.jsonl, checkpoints; empty: "
      "no files."},
-    {"run", "device", KEY_CHOICE, "auto", F(device), 0, 0, 0, "auto|cpu|cuda",
+    {"run", "device", KEY_CHOICE, "auto", F(device), 0, 0, 0,
+     DEVICE_CHOICES(ENUM_NAME_PIPED) + 1,
      "Backend of the model: auto is cuda when this build has the CUDA backend and a GPU is "
      "visible, else cpu; cuda stops with a message when there is none."},
-    {"run", "precision", KEY_CHOICE, "fp32", F(precision), 0, 0, 0, "fp32|tf32|bf16",
+    {"run", "precision", KEY_CHOICE, "fp32", F(precision), 0, 0, 0,
+     MODEL_PRECISIONS(ENUM_NAME_PIPED) + 1,
      "Matrix products on the GPU: fp32; tf32 or bf16 tensor cores (inputs rounded, fp32 "
      "accumulation). Weights, activations, loss and Adam state stay fp32. The CPU backend "
      "always computes in fp32."},
@@ -195,7 +189,7 @@ static void describe_allowed(const config_key *k, char *buf, size_t cap)
     case KEY_TOLERANCES:
         snprintf(buf, cap, "1 to %d numbers in (0, 100]", EVAL_MAX_TOLERANCES);
         break;
-    case KEY_DATA: snprintf(buf, cap, "%s", k->choices); break;
+    case KEY_DATA: snprintf(buf, cap, "%s", datagen_key_allowed(k->name)); break;
     case KEY_ALIAS: snprintf(buf, cap, "as %s", k->choices); break;
     }
 }
@@ -329,12 +323,10 @@ static int set_key(trainer_config *cfg, int k, const char *value, const value_so
         snprintf(field, CONFIG_TEXT_MAX, "%s", value);
         break;
     case KEY_DATA: {
-        /* Checked alone here so that a bad value is reported at its line; applied to the real
-         * datagen config, in table order, by config_finish. */
-        datagen_config scratch;
-        datagen_default(&scratch);
+        /* Parsed once, here, so that a bad value is reported at its line; empty: the default. */
         char why[512] = "";
-        if (value[0] && datagen_set(&scratch, key->name, value, why, sizeof why))
+        if (datagen_set(&cfg->data, key->name, value[0] ? value : key->default_value, why,
+                        sizeof why))
             return fail(err, errcap, src, "[%s] %s = '%s': %s", key->section, key->name, value,
                         why);
         break;
@@ -496,20 +488,17 @@ int config_set_assignment(trainer_config *cfg, const char *assignment, char *err
 int config_finish(trainer_config *cfg, char *err, size_t errcap)
 {
     value_source src = {"configuration", 0, 0};
-    datagen_default(&cfg->data);
-    for (int k = 0; k < NKEYS; k++) {
-        if (KEYS[k].type != KEY_DATA || cfg->value[k][0] == '\0') continue;
-        char why[512] = "";
-        if (datagen_set(&cfg->data, KEYS[k].name, cfg->value[k], why, sizeof why))
-            return fail(err, errcap, &src, "[data] %s = '%s': %s", KEYS[k].name, cfg->value[k],
-                        why);
-    }
+    /* A task line sets task_token (joint training needs it): task_token's own value, whether
+     * given before or after it, and its empty default follow the final task list. */
+    int task_token = find_key("data", "task_token");
+    char why[512] = "";
+    if (datagen_set(&cfg->data, "task_token", cfg->value[task_token], why, sizeof why))
+        return fail(err, errcap, &src, "[data] task_token = '%s': %s", cfg->value[task_token], why);
     lawt_encoding in, out;
     encoding_from_name(cfg->encoding, &in);
     encoding_from_name(cfg->out_encoding[0] ? cfg->out_encoding : cfg->encoding, &out);
     cfg->data.in_digits = in.digits;
     cfg->data.out_digits = out.digits;
-    char why[512] = "";
     if (datagen_validate(&cfg->data, why, sizeof why))
         return fail(err, errcap, &src, "[data]: %s", why);
     if (cfg->enc_dim % cfg->enc_heads)
@@ -539,6 +528,11 @@ char *config_to_ini(const trainer_config *cfg)
     return text;
 }
 
+static const char *key_doc(const config_key *k)
+{
+    return k->type == KEY_DATA ? datagen_key_help(k->name) : k->doc;
+}
+
 /* Markdown table cell text: a '|' would end the cell. */
 static void print_escaped(FILE *f, const char *s)
 {
@@ -562,7 +556,7 @@ void config_print_help(FILE *f, int markdown)
             fputs(" | ", f);
             print_escaped(f, allowed);
             fputs(" | ", f);
-            print_escaped(f, key->doc);
+            print_escaped(f, key_doc(key));
             fputs(" |\n", f);
         }
         return;
@@ -577,7 +571,7 @@ void config_print_help(FILE *f, int markdown)
                               : key->default_value[0] ? key->default_value
                                                       : "(empty)";
             fprintf(f, "  %-16s default %-10s allowed: %s\n  %-16s %s\n", key->name, def, allowed,
-                    "", key->doc);
+                    "", key_doc(key));
         }
         fputc('\n', f);
     }

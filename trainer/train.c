@@ -749,14 +749,15 @@ static void print_summary(run_state *r, const model_config *mc)
     const trainer_config *cfg = r->cfg;
     const datagen_config *d = &cfg->data;
     const char *reduce = r->ranks == 1 ? "" : r->nccl ? " | all-reduce NCCL" : " | all-reduce MPI";
-    static const char *const PRECISIONS[] = {"fp32", "tf32", "bf16"};
     int cuda = model_get_backend(r->model) == BACKEND_CUDA;
+    const char *precision = enum_name(&MODEL_PRECISION_TABLE, cfg->precision);
     say(r, "lawt %s | %d rank%s x %d thread%s | backend %s %s%s", LAWT_VERSION, r->ranks,
         r->ranks > 1 ? "s" : "", cfg->threads, cfg->threads > 1 ? "s" : "",
-        cuda ? "cuda" : "cpu", cuda ? PRECISIONS[cfg->precision] : "fp32", reduce);
+        enum_name(&MODEL_BACKEND_TABLE, model_get_backend(r->model)), cuda ? precision : "fp32",
+        reduce);
     if (!cuda && cfg->precision != PRECISION_FP32)
         say(r, "note   run.precision = %s applies to the CUDA backend; the CPU computes in fp32",
-            PRECISIONS[cfg->precision]);
+            precision);
     char rows[32], cols[32], dims[80];
     snprintf(rows, sizeof rows, d->rows_min == d->rows_max ? "%d" : "%d-%d", d->rows_min,
              d->rows_max);
@@ -772,12 +773,11 @@ static void print_summary(run_state *r, const model_config *mc)
         "%zu parameters (Appendix G formula: %zu)",
         mc->enc_layers, mc->enc_dim, mc->enc_heads, mc->dec_layers, mc->dec_dim, mc->dec_heads,
         mc->vocab_in, mc->vocab_out, model_num_params(r->model), model_param_count(mc));
-    static const char *const SCHEDULES[] = {"cosine", "constant", "inverse_sqrt"};
     say(r, "train  batch %d (%d per rank) | %ld steps an epoch x %d epochs = %ld steps%s | lr %g, "
         "%s, warm-up %ld | seed %llu",
         cfg->batch_size, r->local_batch, r->steps_per_epoch, cfg->epochs, r->total_steps,
         r->last_step < r->total_steps ? " (max_steps stops earlier)" : "", cfg->lr,
-        SCHEDULES[cfg->schedule], cfg->warmup, (unsigned long long)cfg->seed);
+        enum_name(&LR_SCHEDULE_TABLE, cfg->schedule), cfg->warmup, (unsigned long long)cfg->seed);
     if (r->step > 0)
         say(r, "resume from %s at step %ld (%ld examples)", r->opt->resume_path, r->step,
             r->step * (long)cfg->batch_size);

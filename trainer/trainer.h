@@ -17,10 +17,31 @@
 #include "datagen/datagen.h"
 #include "eval/eval.h"
 
-typedef enum { SCHEDULE_COSINE, SCHEDULE_CONSTANT, SCHEDULE_INVERSE_SQRT } lr_schedule;
-typedef enum { DECODING_GREEDY, DECODING_BEAM } decoding;
-typedef enum { DEVICE_AUTO, DEVICE_CPU, DEVICE_CUDA } device_choice;
-typedef enum { PREFETCH_AUTO, PREFETCH_ON, PREFETCH_OFF } prefetch_choice;
+/* The enumerations of the configuration, one table each (common.h), names as the INI spells
+ * them: the config keys' choices are made from these lists. */
+#define LR_SCHEDULES(X)                                                                     \
+    X(SCHEDULE_COSINE, "cosine", "cosine decay to lr_min at the last step")                 \
+    X(SCHEDULE_CONSTANT, "constant", "lr")                                                  \
+    X(SCHEDULE_INVERSE_SQRT, "inverse_sqrt", "lr * sqrt(warmup / step)")
+typedef enum { LR_SCHEDULES(ENUM_VALUE) } lr_schedule;
+extern const enum_table LR_SCHEDULE_TABLE;
+
+#define DECODINGS(X)                                                                        \
+    X(DECODING_GREEDY, "greedy", "the most likely token at each position")                  \
+    X(DECODING_BEAM, "beam", "beam search of width eval.beam_size")
+typedef enum { DECODINGS(ENUM_VALUE) } decoding;
+
+#define DEVICE_CHOICES(X)                                                                   \
+    X(DEVICE_AUTO, "auto", "cuda when built with it and a GPU is visible, else cpu")        \
+    X(DEVICE_CPU, "cpu", "the CPU backend")                                                 \
+    X(DEVICE_CUDA, "cuda", "the CUDA backend; stops with a message when there is none")
+typedef enum { DEVICE_CHOICES(ENUM_VALUE) } device_choice;
+
+#define PREFETCH_CHOICES(X)                                                                 \
+    X(PREFETCH_AUTO, "auto", "on with the CUDA backend, off on the CPU")                    \
+    X(PREFETCH_ON, "on", "a second thread makes the next batch")                            \
+    X(PREFETCH_OFF, "off", "the step makes its own batch")
+typedef enum { PREFETCH_CHOICES(ENUM_VALUE) } prefetch_choice;
 
 #define CONFIG_TEXT_MAX 256   /* longest value of a text key (a path, a tolerance list) */
 #define CONFIG_MAX_KEYS 64
@@ -59,7 +80,7 @@ typedef struct {
     char dir[CONFIG_TEXT_MAX];       /* empty: write no files */
     char init_from[CONFIG_TEXT_MAX]; /* a checkpoint whose weights start the run; empty: none */
     int device;                      /* device_choice */
-    int precision;                   /* model_precision of model.h, in the same order */
+    int precision;                   /* model_precision (model.h) */
     int keep_checkpoints;
 
     /* The text of every key of the table (defaults included), for config_to_ini. */

@@ -22,11 +22,6 @@ extern "C" const char *lawt_cublas_status_name(cublasStatus_t s)
     return cublasGetStatusName(s);
 }
 
-extern "C" void lawt_cuda_fail(const char *file, int line, const char *call, const char *msg)
-{
-    lawt_die("model: CUDA error at %s:%d: %s: %s", file, line, call, msg);
-}
-
 /* ---- launch helpers ---- */
 
 #define ELEM_THREADS 256

@@ -6,7 +6,7 @@
  *
  * Host synchronisation points: the loss (per-row losses are summed on the host in row order),
  * the gradient norm, the copies to the host and the decoding logits.
- * Every CUDA and cuBLAS call is checked (cuda_check.h). */
+ * Every CUDA and cuBLAS call is checked (cuda_check.h); the device is device.h's. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +14,7 @@
 #include <cuda_runtime_api.h>
 
 #include "common/common.h"
+#include "device/device.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/layers_cuda.h"
 #include "model/model_internal.h"
@@ -42,48 +43,24 @@ static model_precision precision_wanted(void)
 {
     if (precision_set >= 0) return (model_precision)precision_set;
     const char *e = getenv("LAWT_CUDA_PRECISION");
-    if (!e || !*e || !strcmp(e, "fp32")) return PRECISION_FP32;
-    if (!strcmp(e, "tf32")) return PRECISION_TF32;
-    if (!strcmp(e, "bf16")) return PRECISION_BF16;
-    lawt_die("model: LAWT_CUDA_PRECISION=%s: expected fp32, tf32 or bf16", e);
+    if (!e || !*e) return PRECISION_FP32;
+    int p = enum_from_name(&MODEL_PRECISION_TABLE, e);
+    char names[64];
+    if (p < 0)
+        lawt_die("model: LAWT_CUDA_PRECISION=%s: expected %s", e,
+                 enum_names_join(&MODEL_PRECISION_TABLE, ", ", names, sizeof names));
+    return (model_precision)p;
 }
 
 int model_cuda_built(void) { return 1; }
 
-int model_cuda_available(void)
-{
-    int n = 0;
-    if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) {
-        (void)cudaGetLastError(); /* clear it: later calls must not report it again */
-        return 0;
-    }
-    return 1;
-}
+int model_cuda_available(void) { return device_available(); }
 
 static int device_rank = -1;
 
 void model_set_cuda_device_for_rank(int local_rank) { device_rank = local_rank; }
 
-static void select_device(void)
-{
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    if (e != cudaSuccess) {
-        (void)cudaGetLastError();
-        lawt_die("model: no CUDA device: cudaGetDeviceCount: %s", cudaGetErrorString(e));
-    }
-    if (n == 0) lawt_die("model: no CUDA device: cudaGetDeviceCount: 0 devices");
-    const char *env = getenv("LAWT_CUDA_DEVICE");
-    if (env && *env) {
-        char *end;
-        long d = strtol(env, &end, 10);
-        if (*end || d < 0 || d >= n)
-            lawt_die("model: LAWT_CUDA_DEVICE=%s: expected a device ordinal in [0, %d)", env, n);
-        CUDA_CHECK(cudaSetDevice((int)d));
-    } else if (device_rank >= 0) {
-        CUDA_CHECK(cudaSetDevice(device_rank % n));
-    }
-}
+static void select_device(void) { device_select(device_rank >= 0 ? device_rank : 0); }
 
 /* ---- memory ---- */
 
