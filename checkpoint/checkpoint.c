@@ -408,18 +408,91 @@ out:
     return rc;
 }
 
-static int write_file(ctx *x, const char *tmp, const model *m, const checkpoint_meta *meta,
-                      const tensor_list *tl, const float *params, const float *am, const float *av)
+/* The whole file is built in memory (HDF5's core driver without a backing store) and then
+ * written by write_image: HDF5 itself never writes to the disk, so a full disk fails in our
+ * own checked write, errno at hand, and never inside H5Fclose, whose failure (HDF5 1.10)
+ * leaves a file identifier behind that crashes the library's shutdown at exit. The driver's
+ * memory goes through these callbacks so that the closed file's bytes stay ours
+ * (H5Fget_file_image would copy them, and its copy of a version-2 superblock fails its
+ * checksum in HDF5 1.10). The price: the file's bytes in memory during a save, beside the
+ * three host copies of the buffers. On success *image (malloc'd) holds *size bytes. */
+typedef struct {
+    void *kept; /* the driver's buffer when the file closed */
+} image_owner;
+
+/* The in-memory file's name: it never touches the disk, but H5Fcreate reads a file of the
+ * same name if there is one, so not the checkpoint's own path. */
+static const char IMAGE_NAME[] = "lawt-checkpoint-in-memory.h5";
+
+static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata)
+{
+    (void)op;
+    (void)udata;
+    return malloc(size);
+}
+
+static void *image_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
+                          void *udata)
+{
+    (void)op;
+    (void)udata;
+    return memcpy(dest, src, size);
+}
+
+static void *image_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *udata)
+{
+    (void)op;
+    (void)udata;
+    return realloc(ptr, size);
+}
+
+static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata)
+{
+    image_owner *owner = udata;
+    if (op != H5FD_FILE_IMAGE_OP_FILE_CLOSE) {
+        free(ptr);
+        return 0;
+    }
+    /* H5Fcreate first tries to open an existing file of that name (it reads it whole with
+     * this driver); the file we build closes last. */
+    free(owner->kept);
+    owner->kept = ptr;
+    return 0;
+}
+
+static void *image_udata_copy(void *udata) { return udata; }
+static herr_t image_udata_free(void *udata)
+{
+    (void)udata;
+    return 0;
+}
+
+static int build_image(ctx *x, const model *m, const checkpoint_meta *meta, const tensor_list *tl,
+                       const float *params, const float *am, const float *av, void **image,
+                       size_t *size)
 {
     int rc = -1;
     hid_t fapl = -1, f = -1;
+    image_owner owner = {NULL};
     const model_config *cfg = model_get_config(m);
+    *image = NULL;
     H5_CHECKED(x, fapl = H5Pcreate(H5P_FILE_ACCESS));
     /* File format of HDF5 >= 1.8: version-2 object headers carry checksums, so a corrupted
      * header is detected by HDF5 itself; our CRCs cover the raw data. */
     H5_CHECKED(x, H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST));
     H5_CHECKED(x, H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG));
-    H5_CHECKED(x, f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
+    /* Grown in steps of the three buffers' size: one or two allocations in all. */
+    H5_CHECKED(x, H5Pset_fapl_core(fapl, 3 * tl->num_params * sizeof(float) + (1 << 20), 0));
+    H5FD_file_image_callbacks_t callbacks = {image_malloc,     image_memcpy,     image_realloc,
+                                             image_free,       image_udata_copy, image_udata_free,
+                                             &owner};
+    H5_CHECKED(x, H5Pset_file_image_callbacks(fapl, &callbacks));
+    /* Without block aggregation the file's size before closing is its final size: closing
+     * releases no unused aggregator space (which would leave a tail after the end the
+     * superblock records). */
+    H5_CHECKED(x, H5Pset_meta_block_size(fapl, 0));
+    H5_CHECKED(x, H5Pset_small_data_block_size(fapl, 0));
+    H5_CHECKED(x, f = H5Fcreate(IMAGE_NAME, H5F_ACC_TRUNC, H5P_DEFAULT, fapl));
 
     int format_version = CHECKPOINT_FORMAT_VERSION;
     header h = {meta->step, meta->examples_seen, meta->epoch, meta->seed, meta->test_index,
@@ -448,13 +521,53 @@ static int write_file(ctx *x, const char *tmp, const model *m, const checkpoint_
         write_tensors(x, f, "adam/v", tl, av, 0))
         goto out;
     H5_CHECKED(x, H5Fflush(f, H5F_SCOPE_GLOBAL));
+    /* The end of the flushed file's last allocation (the driver's buffer grows in whole
+     * increments); closing only clears the superblock's "open for writing" flag, in place. */
+    ssize_t n;
+    H5_CHECKED(x, n = H5Fget_file_image(f, NULL, 0));
     hid_t fc = f;
     f = -1;
     H5_CHECKED(x, H5Fclose(fc));
+    h5_close(&fapl);
+    if (!owner.kept) {
+        fail(x, "HDF5's core driver closed the file without handing over its memory");
+        goto out;
+    }
+    *image = owner.kept;
+    owner.kept = NULL;
+    *size = (size_t)n;
     rc = 0;
 out:
     h5_close(&f);
     h5_close(&fapl);
+    free(owner.kept);
+    return rc;
+}
+
+/* The image into tmp, flushed to the disk. On failure the message names the file and the
+ * errno, and tmp is removed (the caller's previous checkpoint is untouched). */
+static int write_image(ctx *x, const char *tmp, const void *image, size_t size)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        fail(x, "cannot create %s: %s (errno %d)", tmp, strerror(e), e);
+        return -1;
+    }
+    const char *what = "writing";
+    int rc = lawt_write_all(fd, image, size);
+    if (rc == 0 && (rc = fsync(fd)) != 0) what = "fsync of";
+    int e = errno;
+    if (close(fd) != 0 && rc == 0) {
+        e = errno;
+        what = "closing";
+        rc = -1;
+    }
+    if (rc != 0) {
+        fail(x, "%s %s (%zu bytes) failed: %s (errno %d); %s removed, earlier checkpoints are "
+             "untouched", what, tmp, size, strerror(e), e, tmp);
+        unlink(tmp);
+    }
     return rc;
 }
 
@@ -482,6 +595,8 @@ int checkpoint_save(const char *path, const model *m, const checkpoint_meta *met
     int rc = -1;
     tensor_list tl = {0};
     float *params = NULL, *am = NULL, *av = NULL;
+    void *image = NULL;
+    size_t size = 0;
     if (tensors_of(&x, model_get_config(m), model_num_params(m), &tl) != 0) goto done;
     /* What no reader would take is refused now, before a file is touched. */
     header h = {meta->step, meta->examples_seen, meta->epoch, meta->seed, meta->test_index,
@@ -495,17 +610,15 @@ int checkpoint_save(const char *path, const model *m, const checkpoint_meta *met
     model_copy_out(m, BUF_ADAM_M, am);
     model_copy_out(m, BUF_ADAM_V, av);
 
-    if (write_file(&x, tmp, m, meta, &tl, params, am, av) != 0) {
-        unlink(tmp); /* the previous checkpoint at path, if any, is untouched */
-        goto done;
-    }
-    if (fsync_path(tmp, 0) != 0) {
-        fail(&x, "fsync of %s failed: %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto done;
-    }
+    if (build_image(&x, m, meta, &tl, params, am, av, &image, &size) != 0) goto done;
+    free(params);
+    free(am);
+    free(av);
+    params = am = av = NULL;
+    if (write_image(&x, tmp, image, size) != 0) goto done;
     if (rename(tmp, path) != 0) {
-        fail(&x, "rename of %s failed: %s", tmp, strerror(errno));
+        int e = errno;
+        fail(&x, "rename of %s failed: %s (errno %d)", tmp, strerror(e), e);
         unlink(tmp);
         goto done;
     }
@@ -520,6 +633,7 @@ int checkpoint_save(const char *path, const model *m, const checkpoint_meta *met
     free(dir);
     rc = 0;
 done:
+    free(image);
     free(params);
     free(am);
     free(av);
@@ -1197,6 +1311,35 @@ void checkpoint_keep_last(const char *dir, int keep)
         free(p);
     }
     free_steps(v, n);
+}
+
+int checkpoint_remove_stray_tmp(const char *dir, char *names, size_t cap)
+{
+    if (cap) names[0] = '\0';
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    size_t used = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len <= 4 || strcmp(e->d_name + len - 4, ".tmp") != 0) continue;
+        char base[NAME_MAX + 1];
+        snprintf(base, sizeof base, "%.*s", (int)(len - 4), e->d_name);
+        if (step_of_name(base) < 0 && strcmp(base, "best.h5") != 0) continue;
+        size_t plen = strlen(dir) + len + 2;
+        char *p = lawt_malloc(plen);
+        snprintf(p, plen, "%s/%s", dir, e->d_name);
+        if (unlink(p) == 0) {
+            removed++;
+            int k = snprintf(names + used, cap > used ? cap - used : 0, "%s%s", removed > 1 ? ", " : "",
+                             e->d_name);
+            if (k > 0) used = used + (size_t)k < cap ? used + (size_t)k : cap;
+        }
+        free(p);
+    }
+    closedir(d);
+    return removed;
 }
 
 /* ---- inspection (lawt_inspect) ---- */

@@ -79,6 +79,12 @@ int checkpoint_latest(const char *dir, char *path, size_t cap);
 /* Deletes all but the newest keep "step-*.h5" files of dir (never "best.h5"). */
 void checkpoint_keep_last(const char *dir, int keep);
 
+/* Removes the "step-*.h5.tmp" and "best.h5.tmp" files of dir, left by a write that was
+ * killed (kill -9, a crash, a node failure); the caller must own the directory (its run.lock),
+ * as another writer's .tmp would go too. Returns how many went, their names joined by ", " in
+ * names (cut at cap). */
+int checkpoint_remove_stray_tmp(const char *dir, char *names, size_t cap);
+
 /* ---- inspection (lawt_inspect) ----
  * A file read as far as it can be, every part on its own, so that a damaged file still shows
  * what is intact and says what is not. Attributes are read generically (every attribute of /,

@@ -112,4 +112,16 @@ double lawt_now(void);
 /* Parses "5" or "5-15" into [lo, hi]; returns 0, or -1 when malformed or out of [1, LAWT_MAX_DIM]. */
 int parse_dim_range(const char *s, int *lo, int *hi);
 
+/* Writes all n bytes to fd, retrying short writes and EINTR: the one writer of the files of
+ * a run directory (checkpoints, train.log, metrics.jsonl). Returns 0, or -1 with errno set
+ * (ENOSPC, EDQUOT, EIO, ...).
+ * Fault injection (tests): with LAWT_FAULT_WRITE_FAIL_AFTER=N in the environment, the writes
+ * of this process fail with ENOSPC once N bytes in all went through, the last one cut short,
+ * as on a disk that fills up; unset, it costs one comparison a call. */
+int lawt_write_all(int fd, const void *buf, size_t n);
+
+/* A fault-injection setting from the environment (tests/README.md lists them): its value, a
+ * non-negative integer, or -1 when unset; any other value dies naming the variable. */
+long lawt_fault_setting(const char *name);
+
 #endif

@@ -203,7 +203,9 @@ resume)
     "$dist" --resume --run-dir resumed --set train.max_steps=0 --set train.prefetch=on \
         > second.log 2>&1 ||
         { fail "resumed half"; cat second.log >&2; }
-    strip_time() { sed 's/,"time":[0-9.]*//' "$1"; }
+    # The resumed directory also records where the second segment began.
+    grep -q '^{"type":"resume","step":10,' resumed/metrics.jsonl || fail "no resume record at step 10"
+    strip_time() { grep -v '"type":"resume"' "$1" | sed 's/,"time":[0-9.]*//'; }
     strip_time straight/metrics.jsonl > straight.txt
     strip_time resumed/metrics.jsonl > resumed.txt
     cmp -s straight.txt resumed.txt || { fail "resumed metrics differ"; diff straight.txt resumed.txt >&2; }

@@ -34,7 +34,8 @@ static const char USAGE[] =
     "                       program's PREFIX/bin" JOBS_DIR_HELP "\n"
     "  --set S.K=V          overrides key K of section [S] (repeatable, applied in order)\n"
     "  --run-dir DIR        same as --set run.dir=DIR: config.ini, train.log, metrics.jsonl and\n"
-    "                       checkpoints go there\n"
+    "                       checkpoints go there (appended to, never truncated; run.lock keeps\n"
+    "                       a second lawt_dist out)\n"
     "  --resume [FILE]      continues from a checkpoint (default: the latest step-*.h5 of the\n"
     "                       run directory); without --config, the checkpoint's configuration\n"
     "  --dry-run            builds data and model, prints the summary (with the memory plan)\n"
@@ -45,9 +46,13 @@ static const char USAGE[] =
     "  --evaluate FILE      evaluates the weights of a checkpoint on the first eval.size\n"
     "                       examples of the test stream and exits: the configuration's data\n"
     "                       (out of distribution with --set data.*), or without --config the\n"
-    "                       checkpoint's own; the model keys must match the checkpoint\n"
+    "                       checkpoint's own; the model keys must match the checkpoint. It\n"
+    "                       writes files only with --run-dir (or --set run.dir): the run.dir\n"
+    "                       of the checkpoint or of --config is not used\n"
     "  --help-config        the table of every configuration key (--markdown: the table of\n"
-    "                       jobs/README.md)\n";
+    "                       jobs/README.md)\n"
+    "\n"
+    "Exit status:\n";
 
 #define MAX_SETS 256
 
@@ -163,6 +168,10 @@ static int resolve_config(const cli_args *a, int ranks, trainer_config *cfg, cha
         if (rc) return -1;
     }
     if (a->config && config_parse_file(cfg, a->config, err, errcap)) return -1;
+    /* An evaluation writes only where the command line says: the run.dir of the checkpoint
+     * (or of a training configuration) is the training run's, whose history it must not
+     * touch. */
+    if (a->evaluate && config_set_assignment(cfg, "run.dir=", err, errcap)) return -1;
     if (apply_overrides(cfg, a, err, errcap)) return -1;
     resume_path[0] = '\0';
     if (a->resume) {
@@ -201,6 +210,9 @@ static int resolve_config(const cli_args *a, int ranks, trainer_config *cfg, cha
 int main(int argc, char **argv)
 {
     comm *c = comm_init(&argc, &argv);
+    /* From the start: a stop while the model is built or a checkpoint loads still ends in
+     * the stop status, with a message (trainer_run checks before it trains). */
+    comm_install_stop_signals();
     int rank = comm_rank(c);
     trainer_config *cfg = malloc(sizeof *cfg);
     if (!cfg) comm_abort(c, 1, "out of memory");
@@ -221,6 +233,7 @@ int main(int argc, char **argv)
             decision.exit_status = 2;
         } else if (a.help) {
             fputs(USAGE, stdout);
+            trainer_print_exit_statuses(stdout);
             decision.exit_status = 0;
         } else if (a.help_config) {
             config_print_help(stdout, a.markdown);
@@ -229,7 +242,12 @@ int main(int argc, char **argv)
                                   sizeof err)) {
             fprintf(stderr, "lawt_dist: %s\n", err);
             decision.exit_status = 2;
+        } else if (cfg->dir[0] &&
+                   (decision.exit_status = trainer_claim_run_dir(cfg->dir, !a.resume && !a.evaluate,
+                                                                 err, sizeof err)) != 0) {
+            fprintf(stderr, "lawt_dist: %s\n", err);
         } else {
+            decision.exit_status = -1;
             text = config_to_ini(cfg);
             decision.dry_run = a.dry_run;
             decision.memory_plan = a.memory_plan;

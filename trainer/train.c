@@ -10,6 +10,7 @@
 #include "trainer/trainer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -80,42 +81,78 @@ typedef struct {
     long steps_timed;
     long tokens_timed;
 
-    /* Rank 0's outputs. */
-    FILE *log_file, *metrics_file;
+    /* Rank 0's outputs: descriptors of train.log and metrics.jsonl (-1: none, or closed after
+     * a failed write), every write checked. */
+    int log_fd, metrics_fd;
+    int write_failed;      /* a write into the run directory failed (agreed by all ranks at
+                            * the next check: stop_check, save_checkpoints) */
+    int checkpoint_failed; /* that write was a checkpoint's */
+    long fault_nan_step;   /* LAWT_FAULT_NAN_AT_STEP: the loss of that step is NaN (tests) */
+    int evaluation_stopped; /* --evaluate: a stop signal came between two batches */
     text_buffer metrics;
     int tty;
     int progress_shown;
     double progress_time;
 } run_state;
 
-/* A line of the run's log: stdout and train.log, rank 0 only. */
-static void say(run_state *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(run_state *r, const char *fmt, ...)
+/* Appends text to the run directory's file fd (named name): one checked write. The first
+ * failure is reported on stderr with the file and the errno, the file is written no more and
+ * the run stops at the next check (TRAINER_EXIT_WRITE_FAILED). */
+static void append_to(run_state *r, int *fd, const char *name, const char *text, size_t n)
+{
+    if (*fd < 0) return;
+    if (lawt_write_all(*fd, text, n) == 0) return;
+    int e = errno;
+    fprintf(stderr, "lawt: error: writing %s/%s failed: %s (errno %d); the run stops at the end "
+            "of this step\n", r->cfg->dir, name, strerror(e), e);
+    close(*fd);
+    *fd = -1;
+    r->write_failed = 1;
+}
+
+static void log_line(run_state *r, const char *line)
+{
+    if (r->rank != 0 || r->log_fd < 0) return;
+    size_t n = strlen(line);
+    char *text = lawt_malloc(n + 2);
+    memcpy(text, line, n);
+    memcpy(text + n, "\n", 2);
+    append_to(r, &r->log_fd, "train.log", text, n + 1);
+    free(text);
+}
+
+/* A line of the run's log, rank 0 only: train.log, and stdout (out) or stderr (err). */
+static void vsay(run_state *r, FILE *out, const char *fmt, va_list ap)
 {
     if (r->rank != 0) return;
     char line[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
     if (r->progress_shown) {
         fputs("\r\033[K", stderr);
         r->progress_shown = 0;
     }
-    printf("%s\n", line);
-    fflush(stdout);
-    if (r->log_file) {
-        fprintf(r->log_file, "%s\n", line);
-        fflush(r->log_file);
-    }
+    fprintf(out, "%s%s\n", out == stderr ? "lawt: " : "", line);
+    fflush(out);
+    log_line(r, line);
 }
 
-static void log_only(run_state *r, const char *line)
+static void say(run_state *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(run_state *r, const char *fmt, ...)
 {
-    if (r->rank == 0 && r->log_file) {
-        fprintf(r->log_file, "%s\n", line);
-        fflush(r->log_file);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(r, stdout, fmt, ap);
+    va_end(ap);
+}
+
+/* A line that ends the run or warns of lost data: stderr and train.log. */
+static void shout(run_state *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void shout(run_state *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsay(r, stderr, fmt, ap);
+    va_end(ap);
 }
 
 static void record_metrics(run_state *r, const char *json)
@@ -123,10 +160,13 @@ static void record_metrics(run_state *r, const char *json)
     if (r->rank != 0) return;
     text_append(&r->metrics, json);
     text_append(&r->metrics, "\n");
-    if (r->metrics_file) {
-        fprintf(r->metrics_file, "%s\n", json);
-        fflush(r->metrics_file);
-    }
+    size_t n = strlen(json);
+    char *text = lawt_malloc(n + 2);
+    memcpy(text, json, n);
+    memcpy(text + n, "\n", 2);
+    /* One write a record: a record is cut short only by a failing disk or a killed process. */
+    append_to(r, &r->metrics_fd, "metrics.jsonl", text, n + 1);
+    free(text);
 }
 
 static double wall_seconds(const run_state *r) { return r->wall_before + lawt_now() - r->t_start; }
@@ -154,16 +194,86 @@ static int make_dirs(const char *path)
     }
 }
 
-static FILE *open_in_run_dir(run_state *r, const char *name, const char *mode)
+/* "  STATUS  meaning", the meaning wrapped at 90 columns under itself. */
+static void print_exit_status(FILE *f, int status, const char *meaning)
 {
-    char path[CONFIG_TEXT_MAX + 64];
-    snprintf(path, sizeof path, "%s/%s", r->cfg->dir, name);
-    FILE *f = fopen(path, mode);
-    if (!f) comm_abort(r->comm, 1, "cannot open %s: %s", path, strerror(errno));
-    return f;
+    enum { INDENT = 7, WIDTH = 90 };
+    fprintf(f, "  %3d ", status);
+    int col = INDENT - 1;
+    for (const char *p = meaning; *p;) {
+        int n = (int)strcspn(p, " ");
+        if (col + 1 + n > WIDTH) {
+            fprintf(f, "\n%*s", INDENT - 1, "");
+            col = INDENT - 1;
+        }
+        col += fprintf(f, " %.*s", n, p);
+        p += n;
+        while (*p == ' ') p++;
+    }
+    fputc('\n', f);
 }
 
-/* One optimizer step on the global batch; returns the mean token loss over all ranks. */
+void trainer_print_exit_statuses(FILE *f)
+{
+#define PRINT_EXIT_STATUS(name, value, meaning) print_exit_status(f, value, meaning);
+    TRAINER_EXIT_STATUSES(PRINT_EXIT_STATUS)
+#undef PRINT_EXIT_STATUS
+}
+
+int trainer_claim_run_dir(const char *dir, int new_run, char *err, size_t errcap)
+{
+    if (make_dirs(dir)) {
+        snprintf(err, errcap, "cannot create the run directory %s: %s", dir, strerror(errno));
+        return TRAINER_EXIT_ERROR;
+    }
+    char path[CONFIG_TEXT_MAX + 64];
+    snprintf(path, sizeof path, "%s/run.lock", dir);
+    /* Never closed: the lock is the process's until it exits (a POSIX record lock, which
+     * network file systems honour too; the kernel releases it when the process dies). */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errcap, "cannot open %s: %s", path, strerror(errno));
+        return TRAINER_EXIT_ERROR;
+    }
+    struct flock lock = {0};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    if (fcntl(fd, F_SETLK, &lock) != 0) {
+        int e = errno;
+        char holder[256] = "";
+        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        close(fd);
+        if (e == EACCES || e == EAGAIN) {
+            snprintf(err, errcap, "the run directory %s is in use by another lawt_dist (%s, "
+                     "%s): wait for it to end, or choose another --run-dir", dir,
+                     holder[0] ? holder : "holder not recorded yet", path);
+            return TRAINER_EXIT_LOCKED;
+        }
+        snprintf(err, errcap, "cannot lock %s: %s", path, strerror(e));
+        return TRAINER_EXIT_ERROR;
+    }
+    char host[256] = "unknown";
+    gethostname(host, sizeof host);
+    host[sizeof host - 1] = '\0';
+    char text[512];
+    int n = snprintf(text, sizeof text, "host %s, PID %ld\n", host, (long)getpid());
+    if (ftruncate(fd, 0) != 0 || lawt_write_all(fd, text, (size_t)n) != 0) {
+        int e = errno;
+        snprintf(err, errcap, "writing %s failed: %s (errno %d)", path, strerror(e), e);
+        return TRAINER_EXIT_WRITE_FAILED;
+    }
+    if (new_run && checkpoint_latest(dir, path, sizeof path) == 0) {
+        snprintf(err, errcap, "the run directory %s already holds a run (%s): continue it with "
+                 "--resume, or choose another --run-dir", dir, path);
+        return TRAINER_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* One optimizer step on the global batch; returns the mean token loss over all ranks, or a
+ * non-finite loss without taking the step. */
 static double train_step(run_state *r, long *global_tokens)
 {
     const trainer_config *cfg = r->cfg;
@@ -193,9 +303,10 @@ static double train_step(run_state *r, long *global_tokens)
         comm_allreduce_sum_double(r->comm, &loss_sum, 1);
     }
     double mean_loss = loss_sum / (double)counts[0];
-    if (!isfinite(mean_loss))
-        comm_abort(r->comm, 1, "the loss is %g at step %ld: lower train.lr or raise train.warmup",
-                   mean_loss, r->step + 1);
+    if (r->fault_nan_step == r->step + 1) mean_loss = NAN;
+    /* The same number on every rank: all of them stop here, before the step touches the
+     * weights; the caller reports it. */
+    if (!isfinite(mean_loss)) return mean_loss;
     double norm = model_grad_norm(r->model);
     float grad_scale = cfg->clip > 0 && norm > cfg->clip ? (float)(cfg->clip / norm) : 1.0f;
     r->step++;
@@ -252,7 +363,8 @@ static void report_by_condition(run_state *r, eval_tally *by_cond)
 
 /* Evaluates on the next eval_size examples of the test stream; returns the L1 accuracy at the
  * first tolerance (percent), which ranks checkpoints. Evaluating a checkpoint (--evaluate) also
- * reports accuracy by the condition number of square inputs. */
+ * reports accuracy by the condition number of square inputs, and ends early, reporting nothing,
+ * on a stop signal (r->evaluation_stopped). */
 static double evaluate(run_state *r)
 {
     const trainer_config *cfg = r->cfg;
@@ -262,7 +374,15 @@ static double evaluate(run_state *r)
     for (int b = 0; b < COND_BUCKETS; b++) eval_tally_init(&by_cond[b], cfg->tol, cfg->ntol);
     int square = 1; /* every input so far */
     long lo = cfg->eval_size * r->rank / r->ranks, hi = cfg->eval_size * (r->rank + 1) / r->ranks;
-    for (long first = lo; first < hi; first += cfg->eval_batch) {
+    /* Every rank runs as many batches as the largest shard needs, so that --evaluate, which
+     * can be long, checks for a stop signal between batches the same number of times on all. */
+    long largest = (cfg->eval_size + r->ranks - 1) / r->ranks;
+    for (long first = lo; first < lo + largest; first += cfg->eval_batch) {
+        if (r->opt->evaluate_path && first > lo && comm_any(r->comm, comm_stop_requested())) {
+            r->evaluation_stopped = 1;
+            return -1.0;
+        }
+        if (first >= hi) continue;
         int B = (int)(hi - first < cfg->eval_batch ? hi - first : cfg->eval_batch);
         for (int j = 0; j < B; j++)
             datagen_tokens(&cfg->data, &r->vin, &r->vout, cfg->seed, STREAM_TEST,
@@ -358,30 +478,46 @@ static checkpoint_meta make_meta(const run_state *r)
     return meta;
 }
 
-static void save_checkpoint_file(run_state *r, const char *path)
+static int save_checkpoint_file(run_state *r, const char *path)
 {
     char err[1024];
     checkpoint_meta meta = make_meta(r);
-    /* A failed write (disk full) loses this checkpoint, not the run: the previous ones stay. */
-    if (checkpoint_save(path, r->model, &meta, err, sizeof err)) say(r, "warning: %s", err);
+    if (checkpoint_save(path, r->model, &meta, err, sizeof err) == 0) return 0;
+    shout(r, "error: %s", err);
+    r->write_failed = r->checkpoint_failed = 1;
+    return -1;
+}
+
+/* Every rank: whether a write into the run directory failed on rank 0, agreed. */
+static int agree_write_failed(run_state *r)
+{
+    long flags[2] = {r->write_failed, r->checkpoint_failed};
+    if (r->ranks > 1) comm_allreduce_sum_long(r->comm, flags, 2);
+    r->write_failed = flags[0] > 0;
+    r->checkpoint_failed = flags[1] > 0;
+    return r->write_failed;
 }
 
 /* Rank 0 writes step-<step>.h5 (and best.h5 when accuracy is the best so far) into the run
- * directory; accuracy < 0 means "no evaluation". */
+ * directory; accuracy < 0 means "no evaluation". A failed write stops the run (no point
+ * training on what cannot be saved): the caller sees r->write_failed, on every rank. */
 static void save_checkpoints(run_state *r, double accuracy)
 {
-    if (r->rank != 0 || !r->cfg->dir[0]) return;
-    int best = accuracy > r->best_accuracy;
-    if (best) r->best_accuracy = accuracy;
-    char path[CONFIG_TEXT_MAX + 64];
-    if (checkpoint_step_path(r->cfg->dir, r->step, path, sizeof path))
-        comm_abort(r->comm, 1, "checkpoint path too long in %s", r->cfg->dir);
-    save_checkpoint_file(r, path);
-    checkpoint_keep_last(r->cfg->dir, r->cfg->keep_checkpoints);
-    if (best) {
-        snprintf(path, sizeof path, "%s/best.h5", r->cfg->dir);
-        save_checkpoint_file(r, path);
+    if (r->rank == 0 && r->cfg->dir[0]) {
+        int best = accuracy > r->best_accuracy;
+        if (best) r->best_accuracy = accuracy;
+        char path[CONFIG_TEXT_MAX + 64];
+        if (checkpoint_step_path(r->cfg->dir, r->step, path, sizeof path))
+            comm_abort(r->comm, 1, "checkpoint path too long in %s", r->cfg->dir);
+        if (save_checkpoint_file(r, path) == 0) {
+            checkpoint_keep_last(r->cfg->dir, r->cfg->keep_checkpoints);
+            if (best) {
+                snprintf(path, sizeof path, "%s/best.h5", r->cfg->dir);
+                save_checkpoint_file(r, path);
+            }
+        }
     }
+    agree_write_failed(r);
 }
 
 static void show_progress(run_state *r, double loss)
@@ -420,7 +556,7 @@ static void log_train(run_state *r, double window_loss)
              (r->step - 1) / r->steps_per_epoch + 1, r->step, r->last_step, window_loss, r->lr,
              (double)cfg->batch_size / per_step, (double)r->tokens_timed / r->train_seconds, eta);
     /* On a terminal the progress line shows this; elsewhere it is the only sign of life. */
-    if (r->tty) log_only(r, line);
+    if (r->tty) log_line(r, line);
     else say(r, "%s", line);
 }
 
@@ -495,21 +631,116 @@ static void resume(run_state *r, const char *path)
     checkpoint_meta_free(&meta);
 }
 
-/* Rank 0 opens the run directory: the resolved config, the log, and the metrics (rewritten
- * from the checkpoint's history on resume, so that lines after the checkpoint disappear). */
+/* Opens (creating) name of the run directory for appending; dies naming it when it cannot. */
+static int open_for_append(run_state *r, const char *name)
+{
+    char path[CONFIG_TEXT_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", r->cfg->dir, name);
+    /* Read too: the last byte tells whether the file ends inside a line. */
+    int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) comm_abort(r->comm, 1, "cannot open %s: %s", path, strerror(errno));
+    return fd;
+}
+
+/* Size of the open file fd, and whether it ends inside a line (its last byte is not '\n'). */
+static off_t ends_inside_line(int fd, int *torn)
+{
+    struct stat st;
+    char last = '\n';
+    *torn = 0;
+    if (fstat(fd, &st) != 0) return 0;
+    if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1) *torn = last != '\n';
+    return st.st_size;
+}
+
+/* A line cut short by a killed process or a full disk ends the file: it gets its '\n' and
+ * stays, visibly broken (readers skip lines that do not parse); nothing is cut away. */
+static void close_torn_line(run_state *r, int *fd, const char *name)
+{
+    int torn;
+    ends_inside_line(*fd, &torn);
+    if (!torn) return;
+    append_to(r, fd, name, "\n", 1);
+    shout(r, "warning: %s/%s ended inside a line (a write cut short: a killed process or a full "
+          "disk); that line is kept as it is and ended, readers skip it", r->cfg->dir, name);
+}
+
+/* config.ini: the configuration the directory was created with, never rewritten; a later
+ * segment (resume, evaluation) with another configuration appends its own as comment lines
+ * (config.ini still parses to the first). */
+static void write_config_ini(run_state *r)
+{
+    char path[CONFIG_TEXT_MAX + 64];
+    snprintf(path, sizeof path, "%s/config.ini", r->cfg->dir);
+    const char *text = r->opt->config_text;
+    FILE *f = fopen(path, "rb");
+    int same = 0;
+    if (f) {
+        size_t n = strlen(text);
+        char *old = lawt_malloc(n + 1);
+        same = fread(old, 1, n + 1, f) == n && memcmp(old, text, n) == 0;
+        free(old);
+        fclose(f);
+        if (same) return;
+    }
+    int fd = open_for_append(r, "config.ini");
+    int torn;
+    off_t size = ends_inside_line(fd, &torn);
+    if (size > 0) {
+        char head[2 * CONFIG_TEXT_MAX + 128], what[2 * CONFIG_TEXT_MAX];
+        if (r->opt->evaluate_path)
+            snprintf(what, sizeof what, "an evaluation of %s", r->opt->evaluate_path);
+        else if (r->opt->resume_path)
+            snprintf(what, sizeof what, "resumed at step %ld", r->step);
+        else
+            snprintf(what, sizeof what, "a new run (the one before left no checkpoint)");
+        snprintf(head, sizeof head, "%s;\n; ---- %s, with this configuration:\n", torn ? "\n" : "",
+                 what);
+        append_to(r, &fd, "config.ini", head, strlen(head));
+        for (const char *p = text; *p && fd >= 0;) {
+            size_t n = strcspn(p, "\n");
+            append_to(r, &fd, "config.ini", "; ", 2);
+            append_to(r, &fd, "config.ini", p, n);
+            append_to(r, &fd, "config.ini", "\n", 1);
+            p += n + (p[n] == '\n');
+        }
+    } else {
+        append_to(r, &fd, "config.ini", text, strlen(text));
+    }
+    if (fd >= 0) close(fd);
+}
+
+/* Rank 0 opens the run directory (claimed by trainer_claim_run_dir): removes the temporary
+ * files of killed checkpoint writes, then appends to train.log and metrics.jsonl. A resume
+ * into a directory without metrics (another --run-dir) starts them with the checkpoint's
+ * history. */
 static void open_run_dir(run_state *r)
 {
     if (r->rank != 0 || !r->cfg->dir[0]) return;
-    if (make_dirs(r->cfg->dir))
-        comm_abort(r->comm, 1, "cannot create the run directory %s: %s", r->cfg->dir,
-                   strerror(errno));
-    FILE *f = open_in_run_dir(r, "config.ini", "w");
-    fputs(r->opt->config_text, f);
-    fclose(f);
-    r->log_file = open_in_run_dir(r, "train.log", r->opt->resume_path ? "a" : "w");
-    r->metrics_file = open_in_run_dir(r, "metrics.jsonl", "w");
-    if (r->metrics.text) fputs(r->metrics.text, r->metrics_file);
-    fflush(r->metrics_file);
+    write_config_ini(r);
+    r->log_fd = open_for_append(r, "train.log");
+    close_torn_line(r, &r->log_fd, "train.log");
+    char stray[1024];
+    int removed = checkpoint_remove_stray_tmp(r->cfg->dir, stray, sizeof stray);
+    if (removed)
+        say(r, "removed %d temporary file%s of checkpoint writes that did not finish: %s", removed,
+            removed > 1 ? "s" : "", stray);
+    r->metrics_fd = open_for_append(r, "metrics.jsonl");
+    close_torn_line(r, &r->metrics_fd, "metrics.jsonl");
+    int torn;
+    off_t size = ends_inside_line(r->metrics_fd, &torn);
+    if (size == 0 && r->metrics.text)
+        append_to(r, &r->metrics_fd, "metrics.jsonl", r->metrics.text, r->metrics.len);
+    /* A resume, or a new run after one that left no checkpoint to resume from. */
+    if (r->opt->resume_path || (size > 0 && !r->opt->evaluate_path)) {
+        char json[512];
+        snprintf(json, sizeof json, "{\"type\":\"resume\",\"step\":%ld,\"examples\":%ld}", r->step,
+                 r->step * (long)r->cfg->batch_size);
+        /* Not in the checkpoint's history: that stays the history of one straight run. */
+        size_t n = strlen(json);
+        json[n] = '\n';
+        append_to(r, &r->metrics_fd, "metrics.jsonl", json, n + 1);
+    }
 }
 
 static void say_memory_plan(run_state *r, const model_config *mc, model_backend backend,
@@ -575,13 +806,20 @@ static int prefetch(const run_state *r)
     }
 }
 
+/* What stopped the run, for messages: this process's signal, or another rank's. */
+static void stop_cause(char *buf, size_t cap)
+{
+    int sig = comm_stop_signal();
+    if (sig) snprintf(buf, cap, "signal %d (%s)", sig, strsignal(sig));
+    else snprintf(buf, cap, "a stop signal that another rank received");
+}
+
 /* Steps until last_step (or a stop signal), evaluating and checkpointing at epoch ends and at
  * the end. Returns the exit status. */
 static int train(run_state *r)
 {
     const trainer_config *cfg = r->cfg;
     int status = 0;
-    comm_install_stop_signals();
     r->batches = batch_source_create(&r->batch_spec, r->step, prefetch(r));
     /* A checkpoint is written after an evaluation (or a stop): resuming does not redo it. */
     long evaluated_at = r->opt->resume_path ? r->step : -1;
@@ -591,6 +829,15 @@ static int train(run_state *r)
         double t0 = lawt_now();
         long tokens;
         double loss = train_step(r, &tokens);
+        if (!isfinite(loss)) {
+            char latest[CONFIG_TEXT_MAX + 64] = "none";
+            if (cfg->dir[0]) checkpoint_latest(cfg->dir, latest, sizeof latest);
+            shout(r, "error: the loss is %g at step %ld: stopped before that step changed the "
+                  "weights, no checkpoint written (the latest: %s); lower train.lr or raise "
+                  "train.warmup", loss, r->step + 1, latest);
+            status = TRAINER_EXIT_DIVERGED;
+            break;
+        }
         r->train_seconds += lawt_now() - t0;
         r->steps_timed++;
         r->tokens_timed += tokens;
@@ -608,12 +855,27 @@ static int train(run_state *r)
             save_checkpoints(r, cfg->eval_size > 0 ? evaluate(r) : -1.0);
             evaluated_at = r->step;
         }
-        /* Every rank must stop at the same step: the flag is agreed on, not read. */
-        if (comm_any(r->comm, comm_stop_requested())) {
-            say(r, "stopping at step %ld on signal %d%s", r->step, comm_stop_signal(),
+        /* Every rank must stop at the same step: the flags are agreed on, not read. */
+        long stop[2] = {comm_stop_requested(), r->write_failed};
+        if (r->ranks > 1) comm_allreduce_sum_long(r->comm, stop, 2);
+        if (stop[1]) {
+            r->write_failed = 1;
+            /* A log that cannot be written: the checkpoint still holds the whole history. */
+            if (!r->checkpoint_failed) {
+                say(r, "stopping at step %ld: a write into the run directory failed; writing a "
+                    "checkpoint", r->step);
+                save_checkpoints(r, -1.0);
+            }
+            status = TRAINER_EXIT_WRITE_FAILED;
+            break;
+        }
+        if (stop[0]) {
+            char cause[128];
+            stop_cause(cause, sizeof cause);
+            say(r, "stopping at step %ld on %s%s", r->step, cause,
                 cfg->dir[0] ? "; writing a checkpoint" : "");
             save_checkpoints(r, -1.0);
-            status = COMM_EXIT_STOPPED;
+            status = r->write_failed ? TRAINER_EXIT_WRITE_FAILED : TRAINER_EXIT_STOPPED;
             break;
         }
     }
@@ -621,11 +883,29 @@ static int train(run_state *r)
     r->batches = NULL;
     if (status == 0 && evaluated_at != r->step)
         save_checkpoints(r, cfg->eval_size > 0 ? evaluate(r) : -1.0);
+    if (status == 0 && agree_write_failed(r)) status = TRAINER_EXIT_WRITE_FAILED;
+    if (status == TRAINER_EXIT_WRITE_FAILED) {
+        char latest[CONFIG_TEXT_MAX + 64] = "none";
+        checkpoint_latest(cfg->dir, latest, sizeof latest);
+        shout(r, "stopped at step %ld: a write into %s failed (above); the latest checkpoint "
+              "there: %s", r->step, cfg->dir, latest);
+    }
     say(r, "%s: %ld steps, %ld examples, %.1f s", status ? "stopped" : "done", r->step,
         r->step * (long)cfg->batch_size, wall_seconds(r));
-    if (r->rank == 0)
+    if (r->rank == 0) {
+        /* train.log's copy of the summary goes through a memory stream, so that its write is
+         * checked like every other (a failure here: status 74 at the end of trainer_run). */
+        char *summary = NULL;
+        size_t len = 0;
+        FILE *mem = r->log_fd >= 0 ? open_memstream(&summary, &len) : NULL;
         curves_end_of_run(r->metrics.text, r->step * (long)cfg->batch_size, wall_seconds(r), cfg->dir,
-                          r->log_file);
+                          mem);
+        if (mem) {
+            fclose(mem);
+            append_to(r, &r->log_fd, "train.log", summary, len);
+        }
+        free(summary);
+    }
     return status;
 }
 
@@ -641,6 +921,8 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     r->t_start = lawt_now();
     r->tty = isatty(fileno(stderr));
     r->best_accuracy = -1.0;
+    r->log_fd = r->metrics_fd = -1;
+    r->fault_nan_step = lawt_fault_setting("LAWT_FAULT_NAN_AT_STEP");
     int status = 0;
     /* A fixed thread count fixes how each product is split, hence its rounding. */
     model_set_threads(cfg->threads);
@@ -697,10 +979,24 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     print_summary(r, &mc);
     say_memory_plan(r, &mc, backend, r->grads != NULL);
 
-    if (opt->evaluate_path) {
+    /* A stop signal that came while the model was built or a checkpoint loaded (the handler
+     * is installed at start): nothing trained yet, so nothing to checkpoint. */
+    if (comm_any(c, comm_stop_requested())) {
+        char cause[128];
+        stop_cause(cause, sizeof cause);
+        shout(r, "stopping before %s on %s: nothing new to checkpoint",
+              opt->evaluate_path ? "the evaluation" : "training", cause);
+        status = TRAINER_EXIT_STOPPED;
+    } else if (opt->evaluate_path) {
         say(r, "evaluating %s on examples 0 to %ld of the test stream (seed %llu)",
             opt->evaluate_path, cfg->eval_size - 1, (unsigned long long)cfg->seed);
         evaluate(r);
+        if (r->evaluation_stopped) {
+            char cause[128];
+            stop_cause(cause, sizeof cause);
+            shout(r, "stopping the evaluation on %s: no result recorded", cause);
+            status = TRAINER_EXIT_STOPPED;
+        }
     } else if (opt->dry_run) {
         long tokens;
         batch_source *one = batch_source_create(&r->batch_spec, r->step, 0);
@@ -710,6 +1006,10 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     } else {
         status = train(r);
     }
+    if (status == 0 && agree_write_failed(r)) {
+        shout(r, "a write into %s failed (above)", cfg->dir);
+        status = TRAINER_EXIT_WRITE_FAILED;
+    }
 
     free_buffers(r);
     model_free(r->model);
@@ -717,7 +1017,7 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     vocab_free(&r->vin);
     vocab_free(&r->vout);
     free(r->metrics.text);
-    if (r->log_file) fclose(r->log_file);
-    if (r->metrics_file) fclose(r->metrics_file);
+    if (r->log_fd >= 0) close(r->log_fd);
+    if (r->metrics_fd >= 0) close(r->metrics_fd);
     return status;
 }

@@ -146,10 +146,52 @@ typedef struct {
     int memory_plan;
 } trainer_options;
 
+/* The exit statuses of lawt_dist, one table: name, value, meaning (--help prints it). */
+#define TRAINER_EXIT_STATUSES(X)                                                               \
+    X(TRAINER_EXIT_DONE, 0, "done")                                                            \
+    X(TRAINER_EXIT_ERROR, 1, "an error, named on stderr (a damaged checkpoint, a failed rank)") \
+    X(TRAINER_EXIT_USAGE, 2, "a bad command line or configuration, or a new run in a run "     \
+                             "directory with checkpoints: refused before any work")          \
+    X(TRAINER_EXIT_DIVERGED, 65, "the loss became NaN or infinite: stopped at that step, no "  \
+                                 "checkpoint written (the earlier ones stay)")                \
+    X(TRAINER_EXIT_LOCKED, 73, "the run directory is in use by another lawt_dist (run.lock; "  \
+                               "its host and PID are named)")                                 \
+    X(TRAINER_EXIT_WRITE_FAILED, 74, "a write into the run directory failed (disk full, "      \
+                                     "quota): stopped at that step, file and errno named; "   \
+                                     "the checkpoints already written stay")                  \
+    X(TRAINER_EXIT_STOPPED, COMM_EXIT_STOPPED, "stopped by SIGTERM or SIGUSR1 (once training " \
+                                               "has begun, after writing a checkpoint: "       \
+                                               "--resume continues)")
+
+#define TRAINER_EXIT_ENUM(name, value, meaning) name = value,
+typedef enum { TRAINER_EXIT_STATUSES(TRAINER_EXIT_ENUM) } trainer_exit_status;
+#undef TRAINER_EXIT_ENUM
+
+/* The table above as "  STATUS  meaning" lines. */
+void trainer_print_exit_statuses(FILE *f);
+
+/* Rank 0, before anything is written into the run directory dir (training, or an evaluation
+ * told to write there): creates it and locks it: run.lock, held with flock until the process
+ * exits, says "host H, PID P" of the holder, and a second lawt_dist on the same directory is
+ * refused naming them. A new training run (new_run: not resuming) is refused in a directory
+ * that holds a checkpoint (step-*.h5): its history would mix with another run's. Returns 0, or an exit
+ * status (TRAINER_EXIT_LOCKED, TRAINER_EXIT_USAGE, ...) with the message in err. */
+int trainer_claim_run_dir(const char *dir, int new_run, char *err, size_t errcap);
+
 /* Builds vocabularies, data and model from cfg, trains (every rank of c runs this), evaluates
- * and, on rank 0, writes the run directory. With evaluate_path: loads that checkpoint's weights
- * and evaluates them on the first eval.size examples of cfg's test stream, nothing else. Returns the process exit status: 0, or
- * COMM_EXIT_STOPPED after a stop signal (SIGTERM, SIGUSR1) and its checkpoint. */
+ * and, on rank 0, writes the run directory, which the caller has claimed
+ * (trainer_claim_run_dir). With evaluate_path: loads that checkpoint's weights and evaluates
+ * them on the first eval.size examples of cfg's test stream, nothing else. Returns the process
+ * exit status (trainer_exit_status), the same on every rank.
+ *
+ * Nothing in the run directory is ever truncated: train.log and metrics.jsonl are appended to
+ * (a resume adds a {"type":"resume"} record, step 0 for a new run after one that left no
+ * checkpoint; records an earlier segment wrote after its last checkpoint stay, so a reader
+ * keeps the last record of each step); a last line cut short
+ * (a killed process, a full disk) gets its '\n' and stays as a line that does not parse,
+ * which readers skip; config.ini is written once, and a later segment with another
+ * configuration appends it as comment lines. The stop signals are handled from the start:
+ * comm_install_stop_signals must have been called. */
 int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c);
 
 #endif
