@@ -112,7 +112,7 @@ errors)
         --config "$src/jobs/quickstart.ini" --set train.epoch_size=1000000000000000000 \
         --set train.epochs=1000000000 --run-dir run
     expect_error "a model larger than memory" \
-        "needs at least [0-9]+ bytes .*enc_dim = 65536, dec_dim = 65536.*lower model.dim" \
+        "needs [0-9]+ bytes .*enc_dim = 65536, dec_dim = 65536.*lower model.dim" \
         --config "$src/jobs/quickstart.ini" --set model.dim=65536 --set model.heads=1 --run-dir run
     grep -qi "mpi_abort" err.txt && fail "a model larger than memory: the MPI abort banner"
     [ -e run ] && fail "a failed configuration still created the run directory"
