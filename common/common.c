@@ -135,3 +135,13 @@ int parse_dim_range(const char *s, int *lo, int *hi)
     *hi = b;
     return 0;
 }
+
+void lawt_appendf(lawt_text *t, const char *fmt, ...)
+{
+    if (t->cap == 0 || t->len >= t->cap - 1) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    if (n > 0) t->len = (size_t)n < t->cap - t->len ? t->len + (size_t)n : t->cap - 1;
+}

@@ -109,6 +109,15 @@ void *lawt_calloc_at(size_t count, size_t size, const char *file, int line);
 /* Monotonic wall clock in seconds. */
 double lawt_now(void);
 
+/* A bounded string builder: appends printf-style text to buf (cap bytes, *len of them used,
+ * always NUL-terminated). Text past the capacity is cut, never written past it; *len stays
+ * at most cap - 1. */
+typedef struct {
+    char *buf;
+    size_t cap, len;
+} lawt_text;
+void lawt_appendf(lawt_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Parses "5" or "5-15" into [lo, hi]; returns 0, or -1 when malformed or out of [1, LAWT_MAX_DIM]. */
 int parse_dim_range(const char *s, int *lo, int *hi);
 

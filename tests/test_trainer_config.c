@@ -363,8 +363,28 @@ static void test_batch_resolution(void)
           err_has("4 ranks"));
 }
 
+/* The bounded builder of the trainer's log lines and metrics records: text past the capacity
+ * is cut (an --evaluate path of 1,000 characters once wrote past a 1,024-byte line). */
+static void test_text_builder(void)
+{
+    char buf[16 + 8];
+    memset(buf, 'X', sizeof buf);
+    lawt_text t = {buf, 16, 0};
+    lawt_appendf(&t, "%s", "0123456789");
+    CHECK(t.len == 10 && strcmp(buf, "0123456789") == 0);
+    char path[1001];
+    memset(path, 'p', 1000);
+    path[1000] = '\0';
+    lawt_appendf(&t, "eval %s", path);
+    CHECK(t.len == 15 && strlen(buf) == 15 && strncmp(buf, "0123456789eval ", 15) == 0);
+    lawt_appendf(&t, "more");
+    CHECK(t.len == 15 && buf[15] == '\0');
+    for (size_t i = 16; i < sizeof buf; i++) CHECK(buf[i] == 'X'); /* nothing past the end */
+}
+
 int main(void)
 {
+    test_text_builder();
     test_data_order();
     test_defaults();
     test_values();

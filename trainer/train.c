@@ -342,21 +342,21 @@ static void report_by_condition(run_state *r, eval_tally *by_cond)
     comm_allreduce_sum_long(r->comm, &counts[0][0], sizeof counts / sizeof counts[0][0]);
     static const char *const NAMES[COND_BUCKETS] = {"<10", "10-100", "100-1000", ">=1000"};
     char json[1024], line[1024];
-    int n = snprintf(json, sizeof json, "{\"type\":\"by_condition\",\"tolerance\":%g,\"buckets\":[",
-                     100.0 * cfg->tol[0]);
-    int m = snprintf(line, sizeof line, "cond   L1 accuracy at %g%% (well-formed) by condition "
-                     "number of the input:", 100.0 * cfg->tol[0]);
+    lawt_text js = {json, sizeof json, 0}, ln = {line, sizeof line, 0};
+    lawt_appendf(&js, "{\"type\":\"by_condition\",\"tolerance\":%g,\"buckets\":[",
+                 100.0 * cfg->tol[0]);
+    lawt_appendf(&ln, "cond   L1 accuracy at %g%% (well-formed) by condition number of the input:",
+                 100.0 * cfg->tol[0]);
     for (int b = 0; b < COND_BUCKETS; b++) {
         double total = counts[b][0] ? (double)counts[b][0] : 1.0;
         double acc = 100.0 * (double)counts[b][2] / total;
         double wf = 100.0 * (double)counts[b][1] / total;
-        n += snprintf(json + n, sizeof json - (size_t)n,
-                      "%s{\"cond\":\"%s\",\"count\":%ld,\"acc\":%.2f,\"well_formed\":%.2f}",
-                      b ? "," : "", NAMES[b], counts[b][0], acc, wf);
-        m += snprintf(line + m, sizeof line - (size_t)m, "%s %s: %.2f%% (%.2f%%) of %ld",
-                      b ? " |" : "", NAMES[b], acc, wf, counts[b][0]);
+        lawt_appendf(&js, "%s{\"cond\":\"%s\",\"count\":%ld,\"acc\":%.2f,\"well_formed\":%.2f}",
+                     b ? "," : "", NAMES[b], counts[b][0], acc, wf);
+        lawt_appendf(&ln, "%s %s: %.2f%% (%.2f%%) of %ld", b ? " |" : "", NAMES[b], acc, wf,
+                     counts[b][0]);
     }
-    snprintf(json + n, sizeof json - (size_t)n, "]}");
+    lawt_appendf(&js, "]}");
     say(r, "%s", line);
     record_metrics(r, json);
 }
@@ -424,33 +424,29 @@ static double evaluate(run_state *r)
     /* Fractional when max_steps or a signal ended the run inside an epoch. */
     double epoch = (double)r->step / (double)r->steps_per_epoch;
     char json[4096], line[1024];
-    int n = snprintf(json, sizeof json,
-                     "{\"type\":\"eval\",\"epoch\":%.6g,\"step\":%ld,\"examples\":%ld,"
-                     "\"time\":%.3f,\"size\":%ld",
-                     epoch, r->step, r->step * (long)cfg->batch_size, wall_seconds(r), tally.count);
-    int m = r->opt->evaluate_path
-                ? snprintf(line, sizeof line, "eval   %s, %ld test examples: L1 accuracy",
-                           r->opt->evaluate_path, tally.count)
-                : snprintf(line, sizeof line, "eval   epoch %.6g, %ld test examples: L1 accuracy",
-                           epoch, tally.count);
+    lawt_text js = {json, sizeof json, 0}, ln = {line, sizeof line, 0};
+    lawt_appendf(&js, "{\"type\":\"eval\",\"epoch\":%.6g,\"step\":%ld,\"examples\":%ld,"
+                 "\"time\":%.3f,\"size\":%ld",
+                 epoch, r->step, r->step * (long)cfg->batch_size, wall_seconds(r), tally.count);
+    if (r->opt->evaluate_path)
+        lawt_appendf(&ln, "eval   %s, %ld test examples: L1 accuracy", r->opt->evaluate_path,
+                     tally.count);
+    else
+        lawt_appendf(&ln, "eval   epoch %.6g, %ld test examples: L1 accuracy", epoch, tally.count);
     static const char *const FIELDS[LAWT_NORM_COUNT] = {"acc", "acc_l2", "acc_linf"};
     for (int norm = 0; norm < LAWT_NORM_COUNT; norm++) {
-        n += snprintf(json + n, sizeof json - (size_t)n, ",\"%s\":{", FIELDS[norm]);
+        lawt_appendf(&js, ",\"%s\":{", FIELDS[norm]);
         for (int i = 0; i < cfg->ntol; i++) {
             double acc = eval_tally_accuracy(&tally, (lawt_norm)norm, i);
-            n += snprintf(json + n, sizeof json - (size_t)n, "%s\"%g\":%.2f", i ? "," : "",
-                          100.0 * cfg->tol[i], acc);
-            if (norm == NORM_L1)
-                m += snprintf(line + m, sizeof line - (size_t)m, " %g%%: %.2f",
-                              100.0 * cfg->tol[i], acc);
+            lawt_appendf(&js, "%s\"%g\":%.2f", i ? "," : "", 100.0 * cfg->tol[i], acc);
+            if (norm == NORM_L1) lawt_appendf(&ln, " %g%%: %.2f", 100.0 * cfg->tol[i], acc);
         }
-        n += snprintf(json + n, sizeof json - (size_t)n, "}");
+        lawt_appendf(&js, "}");
     }
     double well_formed =
         tally.count ? 100.0 * (double)tally.well_formed / (double)tally.count : 0.0;
-    snprintf(json + n, sizeof json - (size_t)n, ",\"well_formed\":%.2f}", well_formed);
-    snprintf(line + m, sizeof line - (size_t)m, " | well-formed %.2f%% | %.1f s", well_formed,
-             lawt_now() - t0);
+    lawt_appendf(&js, ",\"well_formed\":%.2f}", well_formed);
+    lawt_appendf(&ln, " | well-formed %.2f%% | %.1f s", well_formed, lawt_now() - t0);
     say(r, "%s", line);
     record_metrics(r, json);
     if (r->opt->evaluate_path) {
