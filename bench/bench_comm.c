@@ -25,7 +25,8 @@
  *   - in collectives: comm_seconds() per step, the largest over ranks, and its share of the
  *     step. It includes the time a rank waits in a collective for a slower rank (imbalance, the
  *     other engineers' processes on this shared machine), not only the transfer;
- *   - gradient all-reduce: the time inside the one big comm_allreduce_sum_float, on the rank
+ *   - gradient all-reduce: the time inside the one big comm_allreduce_sum_float (and the loss's
+ *     one-double all-reduce after it: trainer_step's all-reduce phase), on the rank
  *     that arrives last (the smallest over ranks: the transfer with the least waiting), and its
  *     share of the step: the number the issue's target is about;
  *   - raw all-reduce: comm_allreduce_sum_float of num_params floats after a barrier, reps times,
@@ -50,6 +51,7 @@
 #include "common/common.h"
 #include "encoding/encoding.h"
 #include "model/model.h"
+#include "trainer/trainer.h"
 
 typedef struct {
     int global_batch, steps, warmup, reps;
@@ -139,7 +141,7 @@ static double *slowest_sorted(const double *raw, int reps, int np)
 /* Per step and rank. */
 typedef struct {
     double step, comm, allreduce;
-} step_times;
+} step_record;
 
 /* The raw all-reduce alone: of o->floats floats, or of the model's parameter count. */
 static int allreduce_only(comm *c, const options *o, size_t model_params)
@@ -196,16 +198,16 @@ static int measure(comm *c, const options *o)
     model *m = model_create(&cfg, BACKEND_CPU, local);
     model_init_params(m, 1234); /* the same on every rank */
     const size_t n = model_num_params(m);
-    /* As in the trainer: the model's own gradient buffer is all-reduced in place. */
-    float *grads = model_gradient_buffer(m);
+    /* The trainer's own step: the model's gradient buffer is all-reduced in place. */
+    const step_context ctx = {m, c, NULL, np, NULL, 0};
+    float *grads = model_gradient_buffer(m); /* for the raw all-reduce below */
     int *src = lawt_malloc((size_t)local * (size_t)o->S * sizeof *src);
     int *tgt = lawt_malloc((size_t)local * (size_t)o->T * sizeof *tgt);
     int *src_len = lawt_malloc((size_t)local * sizeof *src_len);
     int *tgt_len = lawt_malloc((size_t)local * sizeof *tgt_len);
-    const adam_hparams h = {1e-4f, 0.9f, 0.98f, 1e-9f};
-    const double clip = 5.0;
+    const step_hparams hp = {1e-4, 0.9, 0.98, 1e-9, 5.0};
     const int total = o->warmup + o->steps;
-    step_times *mine = lawt_calloc((size_t)total, sizeof *mine);
+    step_record *mine = lawt_calloc((size_t)total, sizeof *mine);
     double loss_first = 0, loss_last = 0;
 
     if (rank == 0)
@@ -230,27 +232,13 @@ static int measure(comm *c, const options *o)
             tgt_len[j] = o->T;
         }
         model_batch batch = {local, o->S, o->T, src, src_len, tgt, tgt_len};
-        long loss_tokens = 0;
-        model_zero_grad(m);
-        double loss = model_forward(m, &batch, &loss_tokens);
-        long counts[1] = {loss_tokens};
-        if (np > 1) comm_allreduce_sum_long(c, counts, 1);
-        model_backward(m, &batch, 1.0f / (float)counts[0]);
-        double loss_sum = loss, t_ar = 0;
-        if (np > 1) {
-            double a = lawt_now();
-            comm_allreduce_sum_float(c, grads, n);
-            t_ar = lawt_now() - a;
-            comm_allreduce_sum_double(c, &loss_sum, 1);
-        }
-        double mean_loss = loss_sum / (double)counts[0];
+        step_times t = {0};
+        double mean_loss = trainer_step(&ctx, &batch, &hp, s + 1, NULL, &t);
         if (!isfinite(mean_loss)) comm_abort(c, 1, "bench_comm: the loss is %g at step %d", mean_loss, s + 1);
         if (s == 0) loss_first = mean_loss;
         loss_last = mean_loss;
-        double norm = model_grad_norm(m);
-        float scale = norm > clip ? (float)(clip / norm) : 1.0f;
-        model_adam_step(m, &h, s + 1, scale);
-        mine[s] = (step_times){lawt_now() - t0, comm_seconds(c) - c0, t_ar};
+        const double t_ar = t.allreduce_s;
+        mine[s] = (step_record){lawt_now() - t0, comm_seconds(c) - c0, t_ar};
     }
     /* The end of the last step on rank 0; the loss all-reduce synchronised the ranks. */
     const double window = lawt_now() - t_timed;

@@ -18,6 +18,7 @@
 #include "bench/machine.h"
 #include "common/common.h"
 #include "encoding/encoding.h"
+#include "trainer/trainer.h"
 
 
 model_config shape_config(const bench_shape *sh, int vocab)
@@ -78,25 +79,18 @@ static model *job_model(const lawt_job *j, int max_batch)
     return m;
 }
 
-/* One trainer step (as trainer/ does it: clip the gradient norm at 5, Adam at lr 1e-4); adds
- * the time of its three phases to r and returns the mean token loss. */
+/* One trainer step (trainer_step: clip the gradient norm at 5, Adam at lr 1e-4); adds the
+ * time of its phases to r and returns the mean token loss. */
 static double train_step(model *m, const model_batch *b, long step, measure *r)
 {
-    static const adam_hparams H = {1e-4f, 0.9f, 0.999f, 1e-8f};
-    double t0 = lawt_now();
-    model_zero_grad(m);
-    long nt = 0;
-    double loss = model_forward(m, b, &nt);
-    double t1 = lawt_now();
-    model_backward(m, b, 1.0f / (float)(nt > 0 ? nt : 1));
-    double t2 = lawt_now();
-    double norm = model_grad_norm(m);
-    model_adam_step(m, &H, step, norm > 5.0 ? (float)(5.0 / norm) : 1.0f);
-    double t3 = lawt_now();
-    r->fwd_s += t1 - t0;
-    r->bwd_s += t2 - t1;
-    r->opt_s += t3 - t2;
-    return loss / (double)(nt > 0 ? nt : 1);
+    static const step_hparams H = {1e-4, 0.9, 0.999, 1e-8, 5.0};
+    const step_context ctx = {m, NULL, NULL, 1, NULL, 0};
+    step_times t = {0};
+    double loss = trainer_step(&ctx, b, &H, step, NULL, &t);
+    r->fwd_s += t.forward_s;
+    r->bwd_s += t.backward_s;
+    r->opt_s += t.allreduce_s + t.optimizer_s;
+    return loss;
 }
 
 void job_train(const void *job, measure *r)

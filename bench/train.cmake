@@ -2,7 +2,7 @@
 # throughput on CPU next to the PyTorch reference, and the fraction of the sgemm peak; appends
 # its table to bench/RESULTS.md.
 add_library(lawt_bench_harness STATIC ${CMAKE_CURRENT_SOURCE_DIR}/harness.c)
-target_link_libraries(lawt_bench_harness PUBLIC lawt_bench_machine lawt_model lawt_encoding
+target_link_libraries(lawt_bench_harness PUBLIC lawt_bench_machine lawt_trainer lawt_model lawt_encoding
                       lawt_common PkgConfig::OPENBLAS m)
 
 add_executable(bench_train ${CMAKE_CURRENT_SOURCE_DIR}/bench_train.c)

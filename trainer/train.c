@@ -272,49 +272,22 @@ int trainer_claim_run_dir(const char *dir, int new_run, char *err, size_t errcap
     return 0;
 }
 
-/* One optimizer step on the global batch; returns the mean token loss over all ranks, or a
- * non-finite loss without taking the step. */
+/* One optimizer step on the global batch (trainer_step); returns the mean token loss over all
+ * ranks, or a non-finite loss without taking the step. */
 static double train_step(run_state *r, long *global_tokens)
 {
     const trainer_config *cfg = r->cfg;
-    long all_tokens;
-    model_batch batch = batch_source_next(r->batches, r->step, &all_tokens);
-    long loss_tokens;
-    model_zero_grad(r->model);
-    double loss = model_forward(r->model, &batch, &loss_tokens);
-    /* The scale needs the global count before backward: summing scaled gradients then gives
-     * the gradient of the global mean loss, whatever the number of ranks. */
-    long counts[2] = {loss_tokens, all_tokens};
-    double loss_sum = loss;
-    if (r->ranks > 1) comm_allreduce_sum_long(r->comm, counts, 2);
-    model_backward(r->model, &batch, 1.0f / (float)counts[0]);
-    if (r->ranks > 1) {
-        size_t n = model_num_params(r->model);
-        float *grads = model_gradient_buffer(r->model);
-        if (r->nccl) {
-            comm_allreduce_sum_float_device(r->nccl, grads, n);
-        } else if (model_get_backend(r->model) == BACKEND_CPU) {
-            comm_allreduce_sum_float(r->comm, grads, n);
-        } else {
-            model_copy_out(r->model, BUF_GRADS, r->grads);
-            comm_allreduce_sum_float(r->comm, r->grads, n);
-            model_copy_in(r->model, BUF_GRADS, r->grads);
-        }
-        comm_allreduce_sum_double(r->comm, &loss_sum, 1);
+    model_batch batch = batch_source_next(r->batches, r->step, global_tokens);
+    const step_context ctx = {r->model, r->comm, r->nccl, r->ranks, r->grads,
+                              r->fault_nan_step == r->step + 1};
+    const step_hparams hp = {schedule_lr(cfg, r->step + 1, r->total_steps), cfg->beta1,
+                             cfg->beta2, cfg->eps, cfg->clip};
+    double loss = trainer_step(&ctx, &batch, &hp, r->step + 1, global_tokens, NULL);
+    if (isfinite(loss)) {
+        r->step++;
+        r->lr = hp.lr;
     }
-    double mean_loss = loss_sum / (double)counts[0];
-    if (r->fault_nan_step == r->step + 1) mean_loss = NAN;
-    /* The same number on every rank: all of them stop here, before the step touches the
-     * weights; the caller reports it. */
-    if (!isfinite(mean_loss)) return mean_loss;
-    double norm = model_grad_norm(r->model);
-    float grad_scale = cfg->clip > 0 && norm > cfg->clip ? (float)(cfg->clip / norm) : 1.0f;
-    r->step++;
-    r->lr = schedule_lr(cfg, r->step, r->total_steps);
-    adam_hparams h = {(float)r->lr, (float)cfg->beta1, (float)cfg->beta2, (float)cfg->eps};
-    model_adam_step(r->model, &h, r->step, grad_scale);
-    *global_tokens = counts[1];
-    return mean_loss;
+    return loss;
 }
 
 /* Failure analysis (section 4.5): accuracy by the condition number of the input matrix, in

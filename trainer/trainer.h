@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "comm/comm.h"
+#include "comm/comm_nccl.h"
 #include "datagen/datagen.h"
 #include "eval/eval.h"
 #include "model/model.h"
@@ -130,6 +131,31 @@ typedef struct {
 } run_shape;
 /* Two lines: the bytes per rank by what they hold, in GiB, and the same as key=value bytes. */
 void memory_plan_describe(const run_shape *s, char *text, size_t cap);
+
+/* One optimizer step (step.c), the trainer's and every benchmark's: forward on this rank's
+ * share of the global batch, the global token count, backward scaled by it, the gradients
+ * summed over the ranks (NCCL on the device, MPI in place on the CPU, or MPI through
+ * host_grads), the mean loss over the ranks, clipping of the gradient norm at clip, and Adam
+ * step `step` (counted from 1) at lr. Returns the mean token loss; a non-finite one (on every
+ * rank alike) returns before the weights change. *tokens (may be NULL): in, a count of this
+ * rank's to sum over the ranks alongside (the trainer's throughput); out, the sum. times (may
+ * be NULL) accumulates the phases' wall seconds. */
+typedef struct {
+    model *model;
+    comm *comm;        /* NULL with one rank */
+    comm_nccl *nccl;   /* NULL: the all-reduce goes through MPI */
+    int ranks;
+    float *host_grads; /* num_params floats: a device model's gradients through MPI, else NULL */
+    int fault_nan;     /* tests (LAWT_FAULT_NAN_AT_STEP): this step's loss is NaN */
+} step_context;
+typedef struct {
+    double lr, beta1, beta2, eps, clip; /* clip 0: none */
+} step_hparams;
+typedef struct {
+    double forward_s, backward_s, allreduce_s, optimizer_s; /* allreduce: gradients and loss */
+} step_times;
+double trainer_step(const step_context *ctx, const model_batch *batch, const step_hparams *hp,
+                    long step, long *tokens, step_times *times);
 
 /* Learning rate of optimizer step `step` (counted from 1) of a run of total_steps steps:
  * linear warm-up from 0 over `warmup` steps, then cosine decay to lr_min at total_steps,
