@@ -105,6 +105,8 @@ static void format_duration(double s, char *buf, size_t cap)
     else snprintf(buf, cap, "%lds", t);
 }
 
+/* The progress line, on a terminal only: redrawn in place at most four times a second, so
+ * that short steps do not spend their time writing it. */
 void show_progress(run_state *r, double loss)
 {
     if (r->rank != 0 || !r->tty) return;
@@ -124,6 +126,7 @@ void show_progress(run_state *r, double loss)
     r->progress_shown = 1;
 }
 
+/* One train record, and its line: the loss is the mean over the steps since the last one. */
 void log_train(run_state *r, double window_loss)
 {
     const trainer_config *cfg = r->cfg;

@@ -1,14 +1,12 @@
-/* train.c: one data-parallel training run: its setup (backend, model, buffers, the summary
- * lines) and the training loop; the log and metrics are in run_log.c, the evaluation in
- * evaluate.c, the run directory, checkpoints and resume in run_dir.c.
- *
- * Every rank holds the whole model and makes its own share of each global batch: example
- * number step * batch_size + rank * local_batch + j of the training stream, so the examples a
- * run sees do not depend on the number of ranks. The loss is summed over tokens and scaled by
- * 1 / (global token count), the gradients are summed over ranks in one all-reduce of the flat
- * buffer, and every rank then takes the same Adam step on the same numbers, so the replicas
- * stay identical. Evaluation shards a fresh slice of the test stream over the ranks and sums
- * the tallies. Rank 0 writes every file and every line of output. */
+/* train.c: one data-parallel training run: its setup (backend, model, summary lines) and the
+ * training loop. Every rank holds the whole model and makes its own share of each global
+ * batch: example number step * batch_size + rank * local_batch + j of the training stream, so
+ * the examples a run sees do not depend on the number of ranks. The loss is summed over tokens
+ * and scaled by 1 / (global token count), the gradients are summed over ranks in one
+ * all-reduce of the flat buffer, and every rank then takes the same Adam step on the same
+ * numbers, so the replicas stay identical. Rank 0 writes every file and every line of output
+ * (run_log.c); the evaluation is in evaluate.c, the run directory and checkpoints in
+ * run_dir.c. */
 #include "trainer/train_internal.h"
 
 #include <math.h>
