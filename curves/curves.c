@@ -202,6 +202,36 @@ void curves_free(run_curves *c)
 
 /* ---- the summary table ---- */
 
+/* The accuracies whose sample size the paper reports (Tables 7, 16, 17, 19). */
+static const double REACH_PERCENT[] = {95.0, 99.0};
+#define NREACH ((int)(sizeof REACH_PERCENT / sizeof REACH_PERCENT[0]))
+
+long curves_examples_to_reach(const run_curves *c, lawt_norm norm, int tol_index, double percent)
+{
+    if (norm < 0 || norm >= LAWT_NORM_COUNT || tol_index < 0 || tol_index >= c->ntol) return -1;
+    for (int e = 0; e < c->neval; e++)
+        if (c->eval[e].acc[norm][tol_index] >= percent) return c->eval[e].examples; /* NaN: no */
+    return -1;
+}
+
+void curves_print_sample_size(FILE *f, const run_curves *c)
+{
+    fprintf(f, "| tolerance |");
+    for (int r = 0; r < NREACH; r++) fprintf(f, " examples to %g%% (L1) |", REACH_PERCENT[r]);
+    fprintf(f, "\n|---|");
+    for (int r = 0; r < NREACH; r++) fprintf(f, "---|");
+    fputc('\n', f);
+    for (int t = 0; t < c->ntol; t++) {
+        fprintf(f, "| %s%% |", c->tol[t]);
+        for (int r = 0; r < NREACH; r++) {
+            long x = curves_examples_to_reach(c, NORM_L1, t, REACH_PERCENT[r]);
+            if (x < 0) fprintf(f, " not reached |");
+            else fprintf(f, " %ld |", x);
+        }
+        fputc('\n', f);
+    }
+}
+
 void curves_print_summary(FILE *f, const char *prefix, const run_curves *c, long examples,
                           double wall_seconds)
 {
@@ -212,13 +242,18 @@ void curves_print_summary(FILE *f, const char *prefix, const run_curves *c, long
         return;
     }
     const curve_eval_point *last = &c->eval[c->neval - 1];
-    fprintf(f, "%s         accuracy (%%) over %d evaluations: best (examples seen then) and final\n",
-            prefix, c->neval);
+    fprintf(f, "%s         accuracy (%%) over %d evaluations: best (examples seen then) and final; "
+            "examples seen when L1 first reached 95%% and 99%%\n", prefix, c->neval);
     fprintf(f, "%s         %-9s", prefix, "tolerance");
     for (int n = 0; n < LAWT_NORM_COUNT; n++) {
         char head[32];
         snprintf(head, sizeof head, "%s best", norm_name((lawt_norm)n));
         fprintf(f, " | %-19s %6s", head, "final");
+    }
+    for (int r = 0; r < NREACH; r++) {
+        char head[32];
+        snprintf(head, sizeof head, "L1 to %g%%", REACH_PERCENT[r]);
+        fprintf(f, " | %12s", head);
     }
     fputc('\n', f);
     for (int t = 0; t < c->ntol; t++) {
@@ -237,6 +272,11 @@ void curves_print_summary(FILE *f, const char *prefix, const run_curves *c, long
             char at[48];
             snprintf(at, sizeof at, "%.2f (%ld)", c->eval[best].acc[n][t], c->eval[best].examples);
             fprintf(f, " | %-19s %6.2f", at, last->acc[n][t]);
+        }
+        for (int r = 0; r < NREACH; r++) {
+            long x = curves_examples_to_reach(c, NORM_L1, t, REACH_PERCENT[r]);
+            if (x < 0) fprintf(f, " | %12s", "-");
+            else fprintf(f, " | %12ld", x);
         }
         fputc('\n', f);
     }

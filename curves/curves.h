@@ -40,8 +40,17 @@ int curves_parse(const char *jsonl, run_curves *c, char *err, size_t errcap);
 int curves_read_file(const char *path, run_curves *c, char *err, size_t errcap);
 void curves_free(run_curves *c);
 
-/* The end-of-run table: best and final accuracy per tolerance and norm, examples seen, wall
- * time and examples/s, written to f with every line prefixed by prefix. */
+/* The paper's sample size (Tables 7, 16, 17, 19): the examples seen at the first evaluation,
+ * in the history's order, whose accuracy in `norm` at tolerance tol_index reached `percent`
+ * (>=); -1 when none did. */
+long curves_examples_to_reach(const run_curves *c, lawt_norm norm, int tol_index, double percent);
+/* A markdown table of those in L1, one row per tolerance, at 95% and 99% (the paper's two);
+ * "not reached" where no evaluation got there. */
+void curves_print_sample_size(FILE *f, const run_curves *c);
+
+/* The end-of-run table: best and final accuracy per tolerance and norm, the examples seen when
+ * L1 first reached 95% and 99% ("-": never), examples seen, wall time and examples/s, written
+ * to f with every line prefixed by prefix. */
 void curves_print_summary(FILE *f, const char *prefix, const run_curves *c, long examples,
                           double wall_seconds);
 

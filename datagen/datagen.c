@@ -220,7 +220,7 @@ static double *workspace_matrices(size_t doubles)
 typedef struct {
     lawt_task task;
     int rows, cols;    /* the problem's M is rows x cols; square tasks have rows == cols */
-    double bound;      /* A, or A' drawn in [1, 100] for COEF_UNIFORM_MIXED */
+    double bound;      /* A, or A' drawn in [1, bound_max] for COEF_UNIFORM_MIXED */
     int eig;           /* special eigenvalue law, or -1 for a plain Wigner matrix */
 } example_plan;
 
@@ -244,7 +244,8 @@ static example_plan plan_example(const datagen_config *cfg, uint64_t seed, datag
     p.rows = rng_int(&r, cfg->rows_min, cfg->rows_max);
     int square = cfg->cols_max == 0 || is_square_task(p.task);
     p.cols = square ? p.rows : rng_int(&r, cfg->cols_min, cfg->cols_max);
-    p.bound = cfg->law == COEF_UNIFORM_MIXED ? 1.0 + 99.0 * rng_uniform(&r) : cfg->bound;
+    p.bound = cfg->law == COEF_UNIFORM_MIXED ? 1.0 + (cfg->bound_max - 1.0) * rng_uniform(&r)
+                                             : cfg->bound;
     p.eig = -1;
     if (is_symmetric_task(p.task) && has_eig_law(cfg)) {
         double total = 0;
@@ -258,6 +259,7 @@ static example_plan plan_example(const datagen_config *cfg, uint64_t seed, datag
         if (p.eig < 0) /* u landed on the total through rounding: the last law with weight */
             for (int l = EIG_LAW_COUNT - 1; p.eig < 0; l--)
                 if (cfg->eig_weights[l] > 0) p.eig = l;
+        if (p.eig == EIG_WIGNER) p.eig = -1; /* the plain Wigner input */
     }
     return p;
 }
@@ -372,8 +374,10 @@ static int fill_eig_law(rng *r, eig_law law, double sigma, int n, double *a, dou
         case EIG_UNIFORM: d[k] = sigma * SQRT3 * (2.0 * rng_uniform(r) - 1.0); break;
         case EIG_GAUSSIAN: d[k] = sigma * rng_gaussian(r); break;
         case EIG_LAPLACE: d[k] = rng_laplace(r, sigma / SQRT2); break;
+        case EIG_ABS_LAPLACE: d[k] = fabs(rng_laplace(r, sigma / SQRT2)); break;
         case EIG_SEMICIRCLE:
         case EIG_MARCHENKO_PASTUR:
+        case EIG_WIGNER: /* planned as -1: never drawn here */
         case EIG_LAW_COUNT: break;
         }
     }
@@ -421,7 +425,8 @@ static int compute_output(const example_plan *p, const lawt_matrix *in, lawt_mat
         double *z = work, *w = z + (size_t)n * n, *lwork = w + n;
         memcpy(z, a, sizeof *z * (size_t)n * n);
         if (sym_eigen(n, z, w, vectors, lwork, iwork) != 0) return -1;
-        int positive_law = p->eig == EIG_POSITIVE || p->eig == EIG_MARCHENKO_PASTUR;
+        int positive_law = p->eig == EIG_POSITIVE || p->eig == EIG_MARCHENKO_PASTUR ||
+                           p->eig == EIG_ABS_LAPLACE;
         if (positive_law && w[0] < 0) return -1;
         for (int c = 0; c < n; c++) o[c] = w[n - 1 - c]; /* descending */
         if (!vectors) return 0;
@@ -599,6 +604,7 @@ void datagen_default(datagen_config *cfg)
     cfg->rows_min = cfg->rows_max = 5;
     cfg->law = COEF_UNIFORM;
     cfg->bound = 10.0;
+    cfg->bound_max = 100.0;
     cfg->eig_scale = 1.0;
     cfg->in_digits = cfg->out_digits = 3;
 }
@@ -823,13 +829,17 @@ static const datagen_key DATAGEN_KEYS[] = {
     {"dim2", set_dim_range, AT(cols_min), 0, 0, 1, "N or N-M, or empty",
      "Columns of the input matrix (rectangular problems), same syntax; empty: square."},
     {"law", set_coef_law, AT(law), 0, 0, 0, COEF_LAWS(ENUM_NAME_LISTED) + 2,
-     "Law of the coefficients: uniform, gaussian, laplace, uniform_mixed (A drawn in [1, 100])."},
+     "Law of the coefficients: uniform, gaussian, laplace, uniform_mixed (A drawn in "
+     "[1, bound_max])."},
     {"bound", set_number, AT(bound), 0, 1, 0, "number > 0",
      "A: coefficients in [-A, A] (other laws: the same standard deviation A/sqrt(3))."},
+    {"bound_max", set_number, AT(bound_max), 1, 0, 0, "number >= 1",
+     "uniform_mixed: each matrix draws A uniformly in [1, bound_max] (Table 20: 100, 1000)."},
     {"eig_law", set_eig_law, AT(eig_weights), 0, 0, 1,
      "empty" EIG_LAWS(ENUM_NAME_LISTED) ", or law:weight,...",
      "Eigenvalue law of symmetric inputs (section 2.2): semicircle, positive, uniform, "
-     "gaussian, laplace, marchenko_pastur, or a weighted mixture; empty: plain Wigner."},
+     "gaussian, laplace, marchenko_pastur, abs_laplace, or a weighted mixture (wigner: plain "
+     "Wigner matrices as one of its laws); empty: plain Wigner."},
     {"eig_scale", set_number, AT(eig_scale), 0, 1, 0, "number > 0",
      "Std of the special eigenvalue law, as a ratio of the Wigner sigma A*sqrt(n/3)."},
     {"noise", set_number, AT(noise), 0, 0, 0, "number >= 0",
@@ -906,6 +916,9 @@ int datagen_validate(const datagen_config *cfg, char *err, size_t errcap)
         return fail(err, errcap, "law: invalid law id %d", (int)cfg->law);
     if (!(cfg->bound > 0) || !isfinite(cfg->bound))
         return fail(err, errcap, "bound: %g is invalid (allowed: a number > 0)", cfg->bound);
+    if (!(cfg->bound_max >= 1) || !isfinite(cfg->bound_max))
+        return fail(err, errcap, "bound_max: %g is invalid (allowed: a number >= 1)",
+                    cfg->bound_max);
     if (!(cfg->eig_scale > 0) || !isfinite(cfg->eig_scale))
         return fail(err, errcap, "eig_scale: %g is invalid (allowed: a number > 0)",
                     cfg->eig_scale);

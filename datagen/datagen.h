@@ -28,7 +28,7 @@ typedef enum {
     X(COEF_GAUSSIAN, "gaussian", "gaussian")                                                \
     X(COEF_LAPLACE, "laplace", "laplace")                                                   \
     X(COEF_UNIFORM_MIXED, "uniform_mixed",                                                  \
-      "uniform in [-A', A'] with A' drawn uniformly in [1, 100] per matrix (Table 12)")
+      "uniform in [-A', A'] with A' drawn uniformly in [1, bound_max] per matrix (Tables 12, 20)")
 typedef enum { COEF_LAWS(ENUM_VALUE) COEF_LAW_COUNT } coef_law;
 extern const enum_table COEF_LAW_TABLE;
 
@@ -36,14 +36,18 @@ extern const enum_table COEF_LAW_TABLE;
  * Each is scaled so that the root mean square of the eigenvalues is eig_scale * A * sqrt(n/3),
  * the Wigner sigma (for the centered laws, their std). Positive laws redraw a matrix whose
  * rounded input has an eigenvalue < 0 (Marchenko-Pastur: 5% of 5x5 draws, 12% at 10x10, 27% at
- * 20x20, all with an eigenvalue within rounding noise of 0; positive: 0.04% at 5x5). */
+ * 20x20, all with an eigenvalue within rounding noise of 0; positive: 0.04% at 5x5).
+ * wigner is the input of an empty eig_law (law and bound, no eig_scale), so that a mixture can
+ * hold plain Wigner matrices beside the special laws. */
 #define EIG_LAWS(X)                                                                         \
     X(EIG_SEMICIRCLE, "semicircle", "Wigner: D of a gaussian symmetric matrix")             \
     X(EIG_POSITIVE, "positive", "absolute value of the semicircle")                         \
     X(EIG_UNIFORM, "uniform", "uniform")                                                    \
     X(EIG_GAUSSIAN, "gaussian", "gaussian")                                                 \
     X(EIG_LAPLACE, "laplace", "laplace")                                                    \
-    X(EIG_MARCHENKO_PASTUR, "marchenko_pastur", "eigenvalues of W W^T, W gaussian n x n (positive)")
+    X(EIG_MARCHENKO_PASTUR, "marchenko_pastur", "eigenvalues of W W^T, W gaussian n x n (positive)") \
+    X(EIG_ABS_LAPLACE, "abs_laplace", "absolute value of the laplace law (positive; the talk's seventh)") \
+    X(EIG_WIGNER, "wigner", "a plain Wigner matrix of coefficient law `law` (a mixture's component)")
 typedef enum { EIG_LAWS(ENUM_VALUE) EIG_LAW_COUNT } eig_law;
 extern const enum_table EIG_LAW_TABLE;
 
@@ -60,6 +64,7 @@ typedef struct {
     int cols_min, cols_max; /* 0, 0: square (cols = rows) */
     coef_law law;
     double bound;         /* A (10) */
+    double bound_max;     /* uniform_mixed: A' drawn uniformly in [1, bound_max] (100) */
     /* Special eigenvalue laws (symmetric tasks): weights of a mixture; all zero means the
      * input is a plain Wigner matrix of coef law `law`. */
     double eig_weights[EIG_LAW_COUNT];
@@ -74,7 +79,7 @@ typedef struct {
 void datagen_default(datagen_config *cfg);
 /* Fills the fields from a key/value pair: task ("add", or "add,matmul" for joint training,
  * which also sets task_token), task_token, dim and dim2 ("5" or "5-15": rows and columns of M),
- * law, bound, eig_law ("none", "laplace", or "gaussian:1,uniform:1,laplace:1"), eig_scale,
+ * law, bound, bound_max, eig_law ("none", "laplace", or "gaussian:1,uniform:1,laplace:1"), eig_scale,
  * noise, in_digits, out_digits. Empty values: dim2 square, eig_law none, task_token 1 when
  * cfg has several tasks. Returns 0, or -1 with a message naming the key, the bad value
  * and the allowed values in err; cfg is unchanged on error. */

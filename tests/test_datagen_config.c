@@ -57,13 +57,14 @@ static void test_set_errors(void)
     check_rejects("noise", "nan", "noise", "'nan'", ">= 0");
     check_rejects("in_digits", "16", "in_digits", "'16'", "0 for no rounding");
     check_rejects("out_digits", "x", "out_digits", "'x'", NULL);
-    check_rejects("eig_law", "wigner", "eig_law", "'wigner'", "semicircle, positive");
+    check_rejects("eig_law", "cauchy", "eig_law", "'cauchy'", "semicircle, positive");
+    check_rejects("bound_max", "0.5", "bound_max", "'0.5'", ">= 1");
     check_rejects("eig_law", "laplace:-1", "eig_law", "'-1'", ">= 0");
     check_rejects("eig_law", "laplace:x", "eig_law", "'x'", NULL);
     check_rejects("eig_law", "gaussian:0", "eig_law", "sum to 0", "mixture");
     check_rejects("eig_law", "laplace,laplace", "eig_law", "twice", NULL);
     check_rejects("colour", "blue", "unknown key", "'colour'",
-                  "task, task_token, dim, dim2, law, bound, eig_law, eig_scale, noise, in_digits, "
+                  "task, task_token, dim, dim2, law, bound, bound_max, eig_law, eig_scale, noise, in_digits, "
                   "out_digits");
 }
 
@@ -98,6 +99,11 @@ static void test_set_values(void)
           cfg.eig_weights[EIG_LAPLACE] == 0.5 && cfg.eig_weights[EIG_SEMICIRCLE] == 0);
     set(&cfg, "eig_law", "marchenko_pastur");
     CHECK(cfg.eig_weights[EIG_MARCHENKO_PASTUR] == 1 && cfg.eig_weights[EIG_GAUSSIAN] == 0);
+    set(&cfg, "eig_law", "wigner:3,abs_laplace:1");
+    CHECK(cfg.eig_weights[EIG_WIGNER] == 3 && cfg.eig_weights[EIG_ABS_LAPLACE] == 1 &&
+          cfg.eig_weights[EIG_LAPLACE] == 0);
+    set(&cfg, "bound_max", "1000");
+    CHECK(cfg.bound_max == 1000);
     set(&cfg, "eig_law", "none");
     for (int l = 0; l < EIG_LAW_COUNT; l++) CHECK(cfg.eig_weights[l] == 0);
     set(&cfg, "task_token", "0");
@@ -106,7 +112,7 @@ static void test_set_values(void)
     for (int l = 0; l < COEF_LAW_COUNT; l++)
         CHECK(coef_law_from_name(coef_law_name((coef_law)l)) == l);
     for (int l = 0; l < EIG_LAW_COUNT; l++) CHECK(eig_law_from_name(eig_law_name((eig_law)l)) == l);
-    CHECK(coef_law_from_name("wigner") == -1 && eig_law_from_name("wigner") == -1);
+    CHECK(coef_law_from_name("wigner") == -1 && eig_law_from_name("cauchy") == -1);
 }
 
 static void test_validate(void)

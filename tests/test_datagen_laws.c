@@ -93,6 +93,18 @@ static void test_coefficient_laws(void)
     double want = sqrt((1e6 - 1) / (3 * 99.0) / 3);
     CHECK_MSG(fabs(rms(&m) / want - 1) < 0.02, "uniform_mixed: rms %g, want %g", rms(&m), want);
     CHECK(m.max <= 100 && m.min >= -100 && m.max > 90);
+
+    /* Table 20's [1, 1000]: bound_max 1000, E[A'^2] = (1000^3 - 1) / (3 * 999). */
+    char err[256];
+    CHECK(datagen_set(&cfg, "bound_max", "0.5", err, sizeof err) == -1 && strstr(err, "bound_max"));
+    CHECK(datagen_set(&cfg, "bound_max", "1000", err, sizeof err) == 0 && cfg.bound_max == 1000);
+    CHECK(datagen_validate(&cfg, err, sizeof err) == 0);
+    m = sample(&cfg, 40000, 1, NULL, NULL);
+    want = sqrt((1e9 - 1) / (3 * 999.0) / 3);
+    CHECK_MSG(fabs(rms(&m) / want - 1) < 0.02, "uniform_mixed [1, 1000]: rms %g, want %g", rms(&m),
+              want);
+    CHECK(m.max <= 1000 && m.min >= -1000 && m.max > 900);
+    printf("uniform_mixed A' in [1, 1000]: rms %.2f (want %.2f), max %.1f\n", rms(&m), want, m.max);
 }
 
 /* Appendix H: the eigenvalue std of a Wigner matrix is A sqrt(n/3) (12.91, 18.26, 22.36, 25.81
@@ -131,8 +143,9 @@ static void test_eig_laws(void)
         int positive;
         double kurtosis; /* 0: not checked */
     } LAWS[] = {{"semicircle", 0, 0}, {"positive", 1, 0},  {"uniform", 0, 1.8},
-                {"gaussian", 0, 3.0}, {"laplace", 0, 6.0}, {"marchenko_pastur", 1, 0}};
-    for (int l = 0; l < 6; l++) {
+                {"gaussian", 0, 3.0}, {"laplace", 0, 6.0}, {"marchenko_pastur", 1, 0},
+                {"abs_laplace", 1, 0}};
+    for (int l = 0; l < 7; l++) {
         datagen_config cfg = config("eigenvalues", "5", "uniform", LAWS[l].law);
         int nonneg, redraws;
         moments m = sample(&cfg, count, 0, &nonneg, &redraws);
@@ -160,6 +173,12 @@ static void test_eig_laws(void)
         if (strcmp(LAWS[l].law, "positive") == 0) /* |semicircle|: mean about 0.85 sigma */
             CHECK_MSG(mean(&m) > 0.7 * sigma && mean(&m) < 0.95 * sigma, "positive: mean %g",
                       mean(&m));
+        /* |Laplace| of scale b = sigma / sqrt(2) is exponential: mean and std both b. */
+        if (strcmp(LAWS[l].law, "abs_laplace") == 0)
+            CHECK_MSG(fabs(mean(&m) / (sigma / sqrt(2.0)) - 1) < 0.02 &&
+                          fabs(std_dev(&m) / (sigma / sqrt(2.0)) - 1) < 0.03,
+                      "abs_laplace: mean %g, std %g, want both %g", mean(&m), std_dev(&m),
+                      sigma / sqrt(2.0));
         if (strcmp(LAWS[l].law, "marchenko_pastur") == 0)
             CHECK_MSG(fabs(mean(&m) / mp_mean - 1) < 0.02, "marchenko_pastur: mean %g, want %g",
                       mean(&m), mp_mean);
@@ -183,6 +202,29 @@ static void test_eig_laws(void)
     double frac = (double)nonneg / count, want = 0.25 + 0.75 / 32;
     CHECK_MSG(fabs(frac - want) < 0.015, "mixture: %g of the matrices positive, want %g", frac,
               want);
+
+    /* wigner alone is the plain Wigner input, example for example. */
+    datagen_config plain = config("eigenvalues", "5", "uniform", NULL);
+    cfg = config("eigenvalues", "5", "uniform", "wigner");
+    static double plain_buf[100 * 100];
+    for (int i = 0; i < 200; i++) {
+        lawt_matrix a = {0, 0, in_buf}, b = {0, 0, plain_buf}, o = {0, 0, out_buf};
+        datagen_example(&cfg, 5, STREAM_TRAIN, (uint64_t)i, &a, &o, NULL);
+        datagen_example(&plain, 5, STREAM_TRAIN, (uint64_t)i, &b, &o, NULL);
+        CHECK_MSG(memcmp(a.a, b.a, sizeof(double) * 25) == 0, "wigner: example %d differs", i);
+    }
+    /* In a mixture, wigner keeps the Wigner rms sigma (eig_scale does not apply to it) while
+     * abs_laplace has eig_scale sigma: with weights 1:1 and eig_scale 0.5, rms^2 = 0.625
+     * sigma^2; half the matrices are abs_laplace (all >= 0), Wigner ones almost never are. */
+    cfg = config("eigenvalues", "5", "uniform", "wigner:1,abs_laplace:1");
+    cfg.eig_scale = 0.5;
+    m = sample(&cfg, count, 0, &nonneg, NULL);
+    CHECK_MSG(fabs(rms(&m) / (sqrt(0.625) * sigma) - 1) < 0.02, "wigner:1,abs_laplace:1: rms %g, want %g",
+              rms(&m), sqrt(0.625) * sigma);
+    frac = (double)nonneg / count;
+    CHECK_MSG(fabs(frac - 0.5) < 0.015, "wigner:1,abs_laplace:1: %g of the matrices positive", frac);
+    printf("mixture wigner:1,abs_laplace:1 (eig_scale 0.5): rms %.3f (want %.3f), %.3f positive\n",
+           rms(&m), sqrt(0.625) * sigma, frac);
 
     /* Eigenvectors of special-law inputs still rebuild them. */
     cfg =

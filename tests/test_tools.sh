@@ -10,6 +10,10 @@
 #   plot         lawt_plot draws a PNG (and an SVG) of the expected size from a run's
 #                metrics.jsonl; training wrote curves.png and the summary table; a missing
 #                gnuplot is named with its package (exit 77: skipped when gnuplot is absent)
+#   sample_size  lawt_plot --sample-size on a synthetic metrics.jsonl: the examples seen when
+#                L1 first reached 95% and 99% per tolerance (a later dip does not undo it;
+#                L2 and Linf are not read); a short run's end-of-run summary has the same two
+#                columns as lawt_plot --sample-size of its history
 #   solve_errors every bad input of lawt_solve gets its message naming matrix and row
 #                (an untrained model: the checks come before any decoding)
 #   solve CKPT   lawt_solve with a trained quick-start model (CKPT) returns the transpose of a
@@ -191,6 +195,45 @@ plot)
     expect 1 "no such run" "nothing: no such run directory" "$plot" nothing
     expect 2 "bad norm" "unknown norm 'L3'" "$plot" run --norms L1,L3
     expect 0 "--help" "usage: lawt_plot" "$plot" --help
+    ;;
+sample_size)
+    # L1 at 5%: 95 at 2000 examples, a dip below at 3000, 99.2 at 4000; at 1%: 96 at 3000,
+    # never 99. L2 and Linf reach 99% at 2000 everywhere: only L1 counts.
+    eval_line() { # STEP L1_5 L1_1
+        printf '{"type":"eval","step":%d,"examples":%d,"time":%d,"size":100,"acc":{"5":%s,"1":%s},' \
+            "$1" "$(($1 * 100))" "$1" "$2" "$3"
+        printf '"acc_l2":{"5":99.50,"1":99.00},"acc_linf":{"5":99.50,"1":99.00},"well_formed":100.00}\n'
+    }
+    mkdir -p synth
+    {
+        echo '{"type":"train","step":1,"examples":100,"loss":3.0,"lr":0.001,"time":0.1}'
+        eval_line 10 50.00 10.00
+        eval_line 20 95.00 40.00
+        eval_line 30 94.99 96.00
+        echo '{"type":"by_condition","tolerance":5,"buckets":[]}'
+        eval_line 40 99.20 98.99
+    } > synth/metrics.jsonl
+    expect 0 "--sample-size" "^\\| 5% \\| 2000 \\| 4000 \\|$" "$plot" synth --sample-size
+    grep -q "^| 1% | 3000 | not reached |$" out.txt || { fail "--sample-size at 1%"; cat out.txt >&2; }
+    grep -q "^| tolerance | examples to 95% (L1) | examples to 99% (L1) |$" out.txt ||
+        fail "--sample-size: no header"
+    # Never reached anywhere, and a history with no evaluation.
+    eval_line 10 94.99 0 > low.jsonl
+    expect 0 "--sample-size, not reached" "^\\| 5% \\| not reached \\| not reached \\|$" \
+        "$plot" low.jsonl --sample-size
+    head -n 1 synth/metrics.jsonl > train_only.jsonl
+    expect 0 "--sample-size, no evaluation" "^\\| tolerance \\|" "$plot" train_only.jsonl --sample-size
+    expect 1 "--sample-size, no such run" "nothing: no such run" "$plot" nothing --sample-size
+    # The end-of-run summary: the same two columns, from the run's own history.
+    quick_run run 10
+    grep -q "^summary .*" run.log || fail "no summary"
+    grep -Eq "^         tolerance .*\| +L1 to 95% \| +L1 to 99%$" run.log || fail "summary: no sample-size columns"
+    "$plot" run --sample-size > table.txt || fail "--sample-size of the run"
+    for tol in $(sed -n 's/^| \([0-9.]*\)% |.*/\1/p' table.txt); do
+        want=$(sed -n "s/^| $tol% | \(.*\) | \(.*\) |$/\1 \2/p" table.txt | sed 's/not reached/-/g')
+        got=$(grep -E "^         $tol% " run.log | awk -F'|' '{ print $(NF-1), $NF }' | tr -s ' ' | sed 's/^ //;s/ $//')
+        [ "$got" = "$want" ] || fail "summary at $tol%: '$got', lawt_plot --sample-size says '$want'"
+    done
     ;;
 solve_errors)
     quick_run run 1 --set eval.size=0

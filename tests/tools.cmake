@@ -19,6 +19,7 @@ lawt_tools_test(inspect inspect)
 lawt_tools_test(diff diff)
 lawt_tools_test(damaged damaged)
 lawt_tools_test(plot plot)
+lawt_tools_test(sample_size sample_size)
 lawt_tools_test(solve_errors solve_errors)
 
 # lawt_solve on a model that has learned: the checkpoint of trainer_learns_transpose (the

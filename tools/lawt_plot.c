@@ -1,5 +1,7 @@
 /* lawt_plot: learning curves of one or more runs, overlaid, as the paper's Figures 1-2: loss
- * and accuracy at each tolerance against examples seen. The drawing is gnuplot's (curves.h). */
+ * and accuracy at each tolerance against examples seen. The drawing is gnuplot's (curves.h).
+ * --sample-size prints instead the examples each run needed to reach 95% and 99% (Tables 7,
+ * 16, 17, 19). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 
 static const char USAGE[] =
     "usage: lawt_plot RUN... [-o FILE] [--svg] [--norms L1,L2,Linf] [--size WxH]\n"
+    "       lawt_plot RUN... --sample-size\n"
     "\n"
     "Draws the training loss (left) and the accuracy at every evaluation tolerance (right)\n"
     "against examples seen, the runs overlaid and named, like the paper's Figures 1-2.\n"
@@ -23,7 +26,10 @@ static const char USAGE[] =
     "  -o FILE           the image (default curves.png, or curves.svg with --svg)\n"
     "  --svg             SVG instead of PNG\n"
     "  --norms LIST      the norms whose accuracies are drawn, of L1, L2, Linf (default L1)\n"
-    "  --size WxH        the image size in pixels (default 1200x500)\n";
+    "  --size WxH        the image size in pixels (default 1200x500)\n"
+    "  --sample-size     draw nothing: print for each run, per tolerance, the examples seen\n"
+    "                    when its L1 accuracy first reached 95% and 99% (the paper's sample\n"
+    "                    size, Tables 7, 16, 17, 19), as a markdown table\n";
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -83,7 +89,7 @@ static int parse_norms(const char *list, int norms[LAWT_NORM_COUNT], char *err, 
 int main(int argc, char **argv)
 {
     const char *runs_arg[MAX_RUNS], *output = NULL;
-    int nruns = 0;
+    int nruns = 0, sample_size = 0;
     curves_plot_options o = {NULL, 0, 1200, 500, {1, 0, 0}};
     char err[1024];
     for (int i = 1; i < argc; i++) {
@@ -92,6 +98,8 @@ int main(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(USAGE, stdout);
             return 0;
+        } else if (strcmp(a, "--sample-size") == 0) {
+            sample_size = 1;
         } else if (strcmp(a, "--svg") == 0) {
             o.svg = 1;
         } else if (strcmp(a, "-o") == 0 && has_value) {
@@ -132,7 +140,12 @@ int main(int argc, char **argv)
             status = 1;
             break;
         }
-    if (status == 0) {
+    if (status == 0 && sample_size) {
+        for (int i = 0; i < nruns; i++) {
+            printf("%s%s\n\n", i ? "\n" : "", runs_arg[i]);
+            curves_print_sample_size(stdout, &runs[i]);
+        }
+    } else if (status == 0) {
         if (curves_plot(runs, runs_arg, nruns, &o, err, sizeof err)) {
             fprintf(stderr, "lawt_plot: %s\n", err);
             status = 1;

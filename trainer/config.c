@@ -58,6 +58,7 @@ static const config_key KEYS[] = {
     {"data", "dim2", KEY_DATA, "", 0, 0, 0, 0, NULL, NULL},
     {"data", "law", KEY_DATA, "uniform", 0, 0, 0, 0, NULL, NULL},
     {"data", "bound", KEY_DATA, "10", 0, 0, 0, 0, NULL, NULL},
+    {"data", "bound_max", KEY_DATA, "100", 0, 0, 0, 0, NULL, NULL},
     {"data", "eig_law", KEY_DATA, "", 0, 0, 0, 0, NULL, NULL},
     {"data", "eig_scale", KEY_DATA, "1", 0, 0, 0, 0, NULL, NULL},
     {"data", "noise", KEY_DATA, "0", 0, 0, 0, 0, NULL, NULL},
