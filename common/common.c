@@ -49,7 +49,7 @@ int task_from_name(const char *name)
 
 const char *task_names_list(void)
 {
-    return LAWT_TASKS(LAWT_TASK_LISTED) + 2;
+    return &LAWT_TASKS(LAWT_TASK_LISTED)[2];
 }
 
 static int task_dim(task_dim_rule r, int m, int n)

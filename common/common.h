@@ -21,10 +21,10 @@ typedef struct {
 
 #define ENUM_VALUE(id, name, help) id,
 #define ENUM_ENTRY(id, name, help) {name, help},
-/* ", name" for each value: LIST(ENUM_NAME_LISTED) + 2 is the string literal of the names
+/* ", name" for each value: &LIST(ENUM_NAME_LISTED)[2] is the string literal of the names
  * joined by ", ". */
 #define ENUM_NAME_LISTED(id, name, help) ", " name
-/* "|name": LIST(ENUM_NAME_PIPED) + 1 is "a|b|c", the index of a name its value. */
+/* "|name": &LIST(ENUM_NAME_PIPED)[1] is "a|b|c", the index of a name its value. */
 #define ENUM_NAME_PIPED(id, name, help) "|" name
 /* Defines `const enum_table var` from the X-macro LIST. */
 #define ENUM_TABLE_DEFINE(var, LIST)                                                        \

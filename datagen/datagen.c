@@ -828,7 +828,7 @@ static const datagen_key DATAGEN_KEYS[] = {
      "Rows of the input matrix: \"5\", or \"5-15\" (each example draws its size)."},
     {"dim2", set_dim_range, AT(cols_min), 0, 0, 1, "N or N-M, or empty",
      "Columns of the input matrix (rectangular problems), same syntax; empty: square."},
-    {"law", set_coef_law, AT(law), 0, 0, 0, COEF_LAWS(ENUM_NAME_LISTED) + 2,
+    {"law", set_coef_law, AT(law), 0, 0, 0, &COEF_LAWS(ENUM_NAME_LISTED)[2],
      "Law of the coefficients: uniform, gaussian, laplace, uniform_mixed (A drawn in "
      "[1, bound_max])."},
     {"bound", set_number, AT(bound), 0, 1, 0, "number > 0",

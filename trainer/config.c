@@ -106,7 +106,7 @@ static const config_key KEYS[] = {
     {"train", "warmup", KEY_LONG, "10000", F(warmup), 0, BIG, 0, NULL,
      "Steps of linear warm-up from 0 to lr."},
     {"train", "schedule", KEY_CHOICE, "cosine", F(schedule), 0, 0, 0,
-     LR_SCHEDULES(ENUM_NAME_PIPED) + 1,
+     &LR_SCHEDULES(ENUM_NAME_PIPED)[1],
      "After warm-up: cosine decay to lr_min at the last step, constant, or lr*sqrt(warmup/step)."},
     {"train", "lr_min", KEY_REAL, "1e-5", F(lr_min), 0, 1, 0, NULL,
      "Floor of the cosine schedule."},
@@ -119,7 +119,7 @@ static const config_key KEYS[] = {
      "CPU threads per rank (the model's thread pool); runs with the same count are "
      "reproducible bit for bit."},
     {"train", "prefetch", KEY_CHOICE, "auto", F(prefetch), 0, 0, 0,
-     PREFETCH_CHOICES(ENUM_NAME_PIPED) + 1,
+     &PREFETCH_CHOICES(ENUM_NAME_PIPED)[1],
      "A second thread makes the next batch while the model trains on this one (on), or the "
      "step makes its own (off); auto: on with the CUDA backend, off on the CPU (its pool uses "
      "every core). The examples are the same either way."},
@@ -131,7 +131,7 @@ static const config_key KEYS[] = {
     {"eval", "tolerances", KEY_TOLERANCES, "5,2,1,0.5", F(tolerances), 0, 0, 0, NULL,
      "Tolerances in percent, comma-separated, at most 8; the first one ranks checkpoints."},
     {"eval", "decode", KEY_CHOICE, "greedy", F(decoding), 0, 0, 0,
-     DECODINGS(ENUM_NAME_PIPED) + 1,
+     &DECODINGS(ENUM_NAME_PIPED)[1],
      "Decoding of the predictions."},
     {"eval", "beam_size", KEY_INT, "4", F(beam_size), 1, 256, 0, NULL,
      "Beam width when decode = beam."},
@@ -145,11 +145,11 @@ static const config_key KEYS[] = {
      "Run directory (--run-dir): config.ini, train.log, metrics.jsonl, checkpoints; empty: "
      "no files."},
     {"run", "device", KEY_CHOICE, "auto", F(device), 0, 0, 0,
-     DEVICE_CHOICES(ENUM_NAME_PIPED) + 1,
+     &DEVICE_CHOICES(ENUM_NAME_PIPED)[1],
      "Backend of the model: auto is cuda when this build has the CUDA backend and a GPU is "
      "visible, else cpu; cuda stops with a message when there is none."},
     {"run", "precision", KEY_CHOICE, "fp32", F(precision), 0, 0, 0,
-     MODEL_PRECISIONS(ENUM_NAME_PIPED) + 1,
+     &MODEL_PRECISIONS(ENUM_NAME_PIPED)[1],
      "Matrix products on the GPU: fp32; tf32 or bf16 tensor cores (inputs rounded, fp32 "
      "accumulation). Weights, activations, loss and Adam state stay fp32. The CPU backend "
      "always computes in fp32."},
