@@ -57,7 +57,7 @@ int encoding_from_name(const char *name, lawt_encoding *enc)
 const char *encoding_names_list(void)
 {
 #define ENCODING_LISTED(name, ...) ", " name
-    return LAWT_ENCODINGS(ENCODING_LISTED) + 2;
+    return &LAWT_ENCODINGS(ENCODING_LISTED)[2];
 #undef ENCODING_LISTED
 }
 
