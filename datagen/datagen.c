@@ -819,7 +819,7 @@ static int set_digits(datagen_config *cfg, const datagen_key *key, const char *v
 
 static const datagen_key DATAGEN_KEYS[] = {
     {"task", set_tasks, AT(tasks), 0, 0, 0,
-     LAWT_TASKS(LAWT_TASK_LISTED) ", or a comma-separated list" + 2,
+     &(LAWT_TASKS(LAWT_TASK_LISTED) ", or a comma-separated list")[2],
      "The problem; several tasks train jointly (Appendix F.2)."},
     {"task_token", set_task_token, AT(task_token), 0, 0, 1, "0, 1, or empty",
      "1: the source starts with the task's token (joint training, Appendix F.2); empty: 1 "

@@ -705,7 +705,7 @@ static void test_determinism(void)
     int lnb = find_tensor(t, nt_, "dec.layer0.ln3.bias");
     CHECK(pa[t[ln].offset] == 1.0f && pa[t[ln].offset + 127] == 1.0f);
     CHECK(pa[t[lnb].offset] == 0.0f && pa[t[lnb].offset + 63] == 0.0f);
-    static const struct {
+    const struct {
         const char *name;
         double std;       /* expected standard deviation */
         double bound;     /* uniform: every |x| <= bound; 0: normal */
