@@ -43,13 +43,17 @@ find_path(lawt_hdf5_include hdf5.h HINTS /usr/include/hdf5/serial REQUIRED NO_CA
 find_path(lawt_openblas_include cblas.h HINTS /usr/include/x86_64-linux-gnu/openblas-pthread
           REQUIRED NO_CACHE)
 
+# LAPACKE sits in the OpenBLAS target, just before libopenblas.a: a static archive only
+# resolves the symbols of what came before it, and a program whose first user of OpenBLAS
+# (the model) is linked before its first user of LAPACKE (datagen) would otherwise get
+# libopenblas.a ahead of liblapacke.a and miss LAPACK's dgesdd_, dsyevd_, ...
 add_library(PkgConfig::OPENBLAS INTERFACE IMPORTED)
 target_include_directories(PkgConfig::OPENBLAS INTERFACE ${lawt_openblas_include})
-target_link_libraries(PkgConfig::OPENBLAS INTERFACE ${lawt_openblas_a} ${lawt_gfortran_a}
-                      ${lawt_quadmath_a} Threads::Threads m)
+target_link_libraries(PkgConfig::OPENBLAS INTERFACE ${lawt_lapacke_a} ${lawt_openblas_a}
+                      ${lawt_gfortran_a} ${lawt_quadmath_a} Threads::Threads m)
 
 add_library(PkgConfig::LAPACKE INTERFACE IMPORTED)
-target_link_libraries(PkgConfig::LAPACKE INTERFACE ${lawt_lapacke_a} PkgConfig::OPENBLAS)
+target_link_libraries(PkgConfig::LAPACKE INTERFACE PkgConfig::OPENBLAS)
 
 add_library(PkgConfig::INIH INTERFACE IMPORTED)
 target_link_libraries(PkgConfig::INIH INTERFACE ${lawt_inih_a})
