@@ -128,7 +128,7 @@ struct layer_backend {
                                    const int *targets, int N, int V, double *host_row_loss);
     void (*crossentropy_backward)(float *dlogits_probs, const int *targets, float scale, int N,
                                   int V);
-    /* the gates of the recurrent cells (recurrent_layers.h), NULL where not written yet */
+    /* the gates of the recurrent cells (recurrent_layers.h) */
     void (*gru_cell_forward)(float *h, float *gates, const float *gh, const float *h_prev,
                              const int *len, int t, int B, int H);
     void (*gru_cell_backward)(float *dgx, float *dgh, float *dh_carry, const float *dy,

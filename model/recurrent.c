@@ -207,10 +207,6 @@ transformer *recurrent_create(const model_config *cfg, layer_backend *k, int max
                               size_t nparams)
 {
     const int lstm = cfg->arch == ARCH_LSTM;
-    if (lstm ? !k->lstm_cell_forward || !k->lstm_cell_backward
-             : !k->gru_cell_forward || !k->gru_cell_backward)
-        lawt_die("model: the %s backend has no %s cells yet (model.arch = %s): use the CPU",
-                 k->name, lstm ? "LSTM" : "GRU", lstm ? "lstm" : "gru");
     recurrent *r = lawt_calloc(1, sizeof *r);
     r->cfg = *cfg;
     r->k = k;
