@@ -12,8 +12,9 @@
  *                           model config (enc_layers ... max_len), the CRC-32 (zlib's) of each
  *                           of the five blocks of data above, and (format_version 2) of the
  *                           numeric attributes themselves (attributes_crc32); from
- *                           format_version 3 the model config has arch, rnn_layers and
- *                           rnn_hidden too (an earlier file holds a transformer)
+ *                           format_version 3 the model config has arch, rnn_layers,
+ *                           rnn_hidden and rnn_reverse_source too (an earlier file holds a
+ *                           transformer)
  *
  * Tensor names keep their dots ("enc.layer0.attn.qkv.weight"): one flat group per buffer,
  * names identical to model_tensors() and to a PyTorch-style state dict.
@@ -256,7 +257,7 @@ static int tensors_of(ctx *x, const model_config *cfg, size_t num_params, tensor
     X(enc_layers) X(dec_layers) X(enc_dim) X(dec_dim) X(enc_heads) X(dec_heads) X(vocab_in) \
         X(vocab_out) X(max_len)
 /* Since format_version 3 (before: 0, a transformer, which has no recurrent layers). */
-#define CONFIG_FIELDS_V3(X) X(arch) X(rnn_layers) X(rnn_hidden)
+#define CONFIG_FIELDS_V3(X) X(arch) X(rnn_layers) X(rnn_hidden) X(rnn_reverse_source)
 
 /* ---- the numeric attributes of the root group ---- */
 
@@ -309,7 +310,7 @@ static hid_t attr_mem_type(attr_kind k)
 
 /* attributes_crc32: the CRC-32 of the attributes of HEADER_ATTRS that a file of `version`
  * has, as little-endian bytes, in that order (int64, uint64, float64 as 8 bytes, int32 as 4):
- * what Python's struct.pack("<qqqQQdddQ9i", ...) gives for version 2, "<qqqQQdddQ12i" for 3. */
+ * what Python's struct.pack("<qqqQQdddQ9i", ...) gives for version 2, "<qqqQQdddQ13i" for 3. */
 static uint32_t header_crc(const header *h, int version)
 {
     unsigned char buf[NHEADER_ATTRS * 8], *p = buf;
@@ -1120,6 +1121,7 @@ static int compare_for_retraining(ctx *x, const model_config *file, const model_
     COMPARE_SHAPE(arch)
     COMPARE_SHAPE(rnn_layers)
     COMPARE_SHAPE(rnn_hidden)
+    COMPARE_SHAPE(rnn_reverse_source)
     COMPARE_SHAPE(enc_layers)
     COMPARE_SHAPE(dec_layers)
     COMPARE_SHAPE(enc_dim)

@@ -69,6 +69,8 @@ int model_config_validate(const model_config *c, char *err, size_t errcap)
         if (c->rnn_layers > 1024 || c->rnn_hidden > 65536)
             BAD("configuration too large (rnn_layers %d, rnn_hidden %d)", c->rnn_layers,
                 c->rnn_hidden);
+        if (c->rnn_reverse_source != 0 && c->rnn_reverse_source != 1)
+            BAD("rnn_reverse_source must be 0 or 1 (got %d)", c->rnn_reverse_source);
         if (c->recompute != MODEL_RECOMPUTE_NONE)
             BAD("recompute applies to the transformer only (arch %s)",
                 enum_name(&MODEL_ARCH_TABLE, c->arch));

@@ -67,6 +67,9 @@ typedef struct {
      * enc_layers, dec_layers are not used; max_len still bounds the sequences). */
     int arch;
     int rnn_layers, rnn_hidden;
+    /* 1: the encoder reads each source backwards (its tokens reversed, padding still last), as
+     * Sutskever et al. (2014) did: the first outputs then depend on the last inputs read. */
+    int rnn_reverse_source;
 } model_config;
 
 /* 1 for ARCH_LSTM and ARCH_GRU. */

@@ -412,12 +412,23 @@ static void decoder_forward(recurrent *r, int B, int Tq, int S)
                       c->vocab_out);
 }
 
+/* The sources (B, S) time-major into r->src (S B); with reverse_source each one's tokens in
+ * reverse order, its padding still last (Sutskever et al. 2014). */
+static void sources_time_major(recurrent *r, const int *src, const int *src_len, int B, int S)
+{
+    const int reverse = r->cfg.rnn_reverse_source;
+    for (int b = 0; b < B; b++)
+        for (int s = 0; s < S; s++) {
+            int from = reverse && s < src_len[b] ? src_len[b] - 1 - s : s;
+            r->src[s * B + b] = src[(size_t)b * S + from];
+        }
+}
+
 static double rnn_forward(transformer *t, const model_batch *bt, long *ntokens)
 {
     recurrent *r = rnn(t);
     const int B = bt->B, S = bt->S, T = bt->T, Tq = T - 1;
-    for (int s = 0; s < S; s++)
-        for (int b = 0; b < B; b++) r->src[s * B + b] = bt->src[(size_t)b * S + s];
+    sources_time_major(r, bt->src, bt->src_len, B, S);
     memcpy(r->src_len, bt->src_len, (size_t)B * sizeof(int));
     long nt = 0;
     for (int s = 0; s < Tq; s++) {
@@ -590,8 +601,7 @@ static void rnn_decode_begin(transformer *t, const int *src, const int *src_len,
     ds->R = R;
     ds->rows_per_src = rows_per_src;
     ds->S = S;
-    for (int s = 0; s < S; s++)
-        for (int b = 0; b < B; b++) r->src[s * B + b] = src[(size_t)b * S + s];
+    sources_time_major(r, src, src_len, B, S);
     memcpy(r->src_len, src_len, (size_t)B * sizeof(int));
     upload(r, r->d_src, r->src, (size_t)B * S * sizeof(int));
     upload(r, r->d_src_len, r->src_len, (size_t)B * sizeof(int));

@@ -2,10 +2,10 @@
  * model/recurrent.c). Each cell's backward against central finite differences (with rows that
  * have stopped stepping); the parameter count formula against the layout and against
  * PyTorch's count of the same modules; the whole model's gradient against finite differences
- * on a tiny model with padding; padding that does not change a loss; decoding (the stepwise
- * state equals the whole-prefix oracle, beam 1 equals greedy, a wider beam scores at least as
- * well, greedy tokens are the teacher-forced argmax); determinism; the memory plan against the
- * allocation; the configurations refused. */
+ * on a tiny model with padding; padding that does not change a loss; a source read backwards
+ * (rnn_reverse_source); decoding (the stepwise state equals the whole-prefix oracle, beam 1
+ * equals greedy, a wider beam scores at least as well, greedy tokens are the teacher-forced
+ * argmax); determinism; the memory plan against the allocation; the configurations refused. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -300,10 +300,11 @@ static void perturb_params(model *m, float sigma)
 
 /* Directional derivatives per tensor and two coordinates each, at the transformer's
  * tolerance (test_model.c). */
-static void test_model_gradient(int arch)
+static void test_model_gradient(int arch, int reverse)
 {
     const char *name = enum_name(&MODEL_ARCH_TABLE, arch);
     model_config c = rnn_cfg(arch, 2, 6, 5, 4, 13, 10, 9);
+    c.rnn_reverse_source = reverse;
     model *m = model_create(&c, BACKEND_CPU, 4);
     model_init_params(m, 7);
     perturb_params(m, 0.3f);
@@ -391,10 +392,12 @@ static void test_model_gradient(int arch)
     model_free(m);
 }
 
-/* A source padded to more positions gives the same loss: padding leaves the state alone. */
-static void test_padding(int arch)
+/* A source padded to more positions gives the same loss: padding leaves the state alone
+ * (read forwards or backwards). Reading backwards is reading the reversed source forwards. */
+static void test_padding(int arch, int reverse)
 {
     model_config c = rnn_cfg(arch, 2, 8, 6, 6, 11, 9, 12);
+    c.rnn_reverse_source = reverse;
     model *m = model_create(&c, BACKEND_CPU, 2);
     model_init_params(m, 3);
     perturb_params(m, 0.2f);
@@ -407,8 +410,28 @@ static void test_padding(int arch)
     }
     memcpy(b.tgt, a.tgt, sizeof(int) * 10);
     double la = loss_of(m, &a.b), lb = loss_of(m, &b.b);
-    CHECK_MSG(fabs(la - lb) <= 1e-6 * fabs(la), "%s: padding changed the loss: %.9g vs %.9g",
-              enum_name(&MODEL_ARCH_TABLE, arch), la, lb);
+    CHECK_MSG(fabs(la - lb) <= 1e-6 * fabs(la), "%s%s: padding changed the loss: %.9g vs %.9g",
+              enum_name(&MODEL_ARCH_TABLE, arch), reverse ? " (reversed)" : "", la, lb);
+    if (reverse) {
+        model_config f = c;
+        f.rnn_reverse_source = 0;
+        model *mf = model_create(&f, BACKEND_CPU, 2);
+        float *p = malloc(model_num_params(m) * sizeof(float));
+        model_copy_out(m, BUF_PARAMS, p);
+        model_copy_in(mf, BUF_PARAMS, p);
+        for (int i = 0; i < 2; i++) /* a's sources reversed by hand into b, padding last */
+            for (int s = 0; s < sl[i]; s++) b.src[i * 9 + s] = a.src[i * 5 + sl[i] - 1 - s];
+        double lf = loss_of(mf, &b.b);
+        CHECK_MSG(fabs(lf - la) <= 1e-6 * fabs(la),
+                  "%s: reading backwards %.9g, the reversed source forwards %.9g",
+                  enum_name(&MODEL_ARCH_TABLE, arch), la, lf);
+        double lr = loss_of(m, &b.b);
+        CHECK_MSG(fabs(lr - la) > 1e-5 * fabs(la),
+                  "%s: reversing the source changed nothing: %.9g, %.9g",
+                  enum_name(&MODEL_ARCH_TABLE, arch), la, lr);
+        free(p);
+        model_free(mf);
+    }
     batch_free(&a);
     batch_free(&b);
     model_free(m);
@@ -640,8 +663,9 @@ int main(void)
     const int ARCHS[2] = {ARCH_GRU, ARCH_LSTM};
     for (int a = 0; a < 2; a++) {
         printf("%s\n", enum_name(&MODEL_ARCH_TABLE, ARCHS[a]));
-        test_model_gradient(ARCHS[a]);
-        test_padding(ARCHS[a]);
+        test_model_gradient(ARCHS[a], a); /* the LSTM reads its sources backwards */
+        test_padding(ARCHS[a], 0);
+        test_padding(ARCHS[a], 1);
         test_decoding(ARCHS[a]);
         test_determinism(ARCHS[a]);
     }

@@ -96,6 +96,9 @@ static const config_key KEYS[] = {
      "Layers of the encoder and of the decoder of arch = lstm | gru (the paper: 2 to 8)."},
     {"model", "rnn_hidden", KEY_INT, "1024", F(rnn_hidden), 1, 65536, 0, NULL,
      "Hidden units of each layer of arch = lstm | gru (the paper: 1024 or 2048)."},
+    {"model", "rnn_reverse_source", KEY_INT, "0", F(rnn_reverse_source), 0, 1, 0, NULL,
+     "1: the encoder of arch = lstm | gru reads each source backwards (Sutskever et al. 2014), "
+     "so that the first outputs are close to what they depend on; the paper does not say (0)."},
 
     {"train", "seed", KEY_SEED, "0", F(seed), 0, 0, 0, NULL,
      "Seed of the data streams and of the initial weights."},

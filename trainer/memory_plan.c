@@ -51,10 +51,11 @@ model_config config_model(const trainer_config *cfg)
     const int src = datagen_max_src_len(&cfg->data, &in), tgt = datagen_max_tgt_len(&cfg->data, &out);
     model_config mc = {cfg->enc_layers, cfg->dec_layers, cfg->enc_dim, cfg->dec_dim,
                        cfg->enc_heads,  cfg->dec_heads,  vin.size,     vout.size,
-                       src > tgt ? src : tgt, src, tgt, cfg->recompute, cfg->arch, 0, 0};
+                       src > tgt ? src : tgt, src, tgt, cfg->recompute, cfg->arch, 0, 0, 0};
     if (model_arch_recurrent(cfg->arch)) { /* a transformer has none (its checkpoints: 0) */
         mc.rnn_layers = cfg->rnn_layers;
         mc.rnn_hidden = cfg->rnn_hidden;
+        mc.rnn_reverse_source = cfg->rnn_reverse_source;
     }
     vocab_free(&vin);
     vocab_free(&vout);

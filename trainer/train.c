@@ -108,9 +108,10 @@ static void print_summary(run_state *r, const model_config *mc)
         r->vout.enc.name, r->max_src, r->max_tgt);
     if (model_arch_recurrent(mc->arch))
         say(r, "model  %s encoder-decoder: %d layers x %d hidden units a side, embeddings %d -> "
-            "%d | vocab %d -> %d | %zu parameters (formula: %zu)",
+            "%d%s | vocab %d -> %d | %zu parameters (formula: %zu)",
             enum_name(&MODEL_ARCH_TABLE, mc->arch), mc->rnn_layers, mc->rnn_hidden, mc->enc_dim,
-            mc->dec_dim, mc->vocab_in, mc->vocab_out, model_num_params(r->model),
+            mc->dec_dim, mc->rnn_reverse_source ? ", sources read backwards" : "", mc->vocab_in,
+            mc->vocab_out, model_num_params(r->model),
             model_param_count(mc));
     else
         say(r, "model  encoder %d layers x %d dims x %d heads, decoder %d x %d x %d | vocab %d -> "
