@@ -8,7 +8,9 @@
  *                                                          y = LN(y + FFN(y))
  *   logits = y tok_out^T + out_bias   (the projection is tied to the decoder embedding)
  *   FFN(x) = W2 ReLU(W1 x + b1) + b2 with 4*dim hidden units; no dropout.
- * Cross-attention keys and values map enc_dim to dec_dim.
+ * Cross-attention keys and values map enc_dim to dec_dim. model_config.arch = ARCH_LSTM or
+ * ARCH_GRU builds the recurrent encoder-decoders of Appendix E.1 instead (recurrent.c), behind
+ * this same interface.
  *
  * Sequences are framed "EOS tokens EOS" and padded with TOK_PAD. The decoder reads
  * tgt[0 .. T-1) and predicts tgt[1 .. T); the loss is the cross-entropy of every target token

@@ -153,7 +153,7 @@ static void carve(const model_config *c, int maxB, int Ls, int Lt, rnn_acts *enc
     const size_t rows = NS > NT ? NS : NT, width = max3(de, dd, H);
     float *dA = take(b, rows * width), *dB = take(b, rows * width), *dgx = take(b, rows * gH);
     float *dgh = lstm ? NULL : take(b, B * gH);
-    float *dh = take(b, B * H), *dc = take(b, B * H);
+    float *dh = take(b, B * H), *dc = lstm ? take(b, B * H) : NULL;
     float *dh0 = take(b, L * B * H), *dc0 = lstm ? take(b, L * B * H) : NULL;
     float *dpos = take(b, de > dd ? de : dd);
     sz->backward = b->off - mark;
