@@ -35,7 +35,7 @@
 #include "model/model.h"
 #include "tests/test.h"
 
-static const model_config MINI = {1, 1, 4, 4, 1, 1, 5, 5, 3, 0, 0, 0};
+static const model_config MINI = {1, 1, 4, 4, 1, 1, 5, 5, 3, 0, 0, 0, ARCH_TRANSFORMER, 0, 0, 0};
 
 static const checkpoint_meta V1_META = {
     .step = 30, .examples_seen = 240, .epoch = 3, .seed = 5, .test_index = 40, .lr = 2.5e-4,

@@ -51,7 +51,12 @@ model_config config_model(const trainer_config *cfg)
     const int src = datagen_max_src_len(&cfg->data, &in), tgt = datagen_max_tgt_len(&cfg->data, &out);
     model_config mc = {cfg->enc_layers, cfg->dec_layers, cfg->enc_dim, cfg->dec_dim,
                        cfg->enc_heads,  cfg->dec_heads,  vin.size,     vout.size,
-                       src > tgt ? src : tgt, src, tgt, cfg->recompute};
+                       src > tgt ? src : tgt, src, tgt, cfg->recompute, cfg->arch, 0, 0, 0};
+    if (model_arch_recurrent(cfg->arch)) { /* a transformer has none (its checkpoints: 0) */
+        mc.rnn_layers = cfg->rnn_layers;
+        mc.rnn_hidden = cfg->rnn_hidden;
+        mc.rnn_reverse_source = cfg->rnn_reverse_source;
+    }
     vocab_free(&vin);
     vocab_free(&vout);
     return mc;
@@ -147,11 +152,14 @@ void memory_plan_describe(const run_shape *s, char *text, size_t cap)
     add(text, cap, ", Adam moments ", m.adam);
     add(text, cap, ", activations ", m.activations);
     static const char *const RECOMPUTE[] = {"", "recompute ffn; ", "recompute layer; "};
+    const int rnn = model_arch_recurrent(mc->arch);
+    const int enc_layers = rnn ? mc->rnn_layers : mc->enc_layers;
+    const int dec_layers = rnn ? mc->rnn_layers : mc->dec_layers;
     snprintf(label, sizeof label, " (%sencoder %d layer%s ", RECOMPUTE[mc->recompute],
-             mc->enc_layers, mc->enc_layers > 1 ? "s" : "");
+             enc_layers, enc_layers > 1 ? "s" : "");
     add(text, cap, label, m.enc_layers);
-    snprintf(label, sizeof label, ", decoder %d layer%s ", mc->dec_layers,
-             mc->dec_layers > 1 ? "s" : "");
+    snprintf(label, sizeof label, ", decoder %d layer%s ", dec_layers,
+             dec_layers > 1 ? "s" : "");
     add(text, cap, label, m.dec_layers);
     add(text, cap, ", embeddings ", m.embeddings);
     add(text, cap, ", logits ", m.logits);

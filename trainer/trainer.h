@@ -56,6 +56,8 @@ typedef struct {
     /* [model] */
     int enc_layers, dec_layers, enc_dim, dec_dim, enc_heads, dec_heads;
     int recompute; /* model_recompute of model.h, in the same order */
+    int arch;      /* model_arch of model.h */
+    int rnn_layers, rnn_hidden, rnn_reverse_source;
     /* [train] */
     uint64_t seed;
     int batch_size;     /* global: split evenly over the ranks; 0 until config_resolve_batch */

@@ -12,7 +12,7 @@
 
 #include "checkpoint/checkpoint.h"
 
-static const model_config MINI = {1, 1, 4, 4, 1, 1, 5, 5, 3, 0, 0, 0};
+static const model_config MINI = {1, 1, 4, 4, 1, 1, 5, 5, 3, 0, 0, 0, ARCH_TRANSFORMER, 0, 0, 0};
 
 static char path[4096];
 
