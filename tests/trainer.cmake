@@ -6,6 +6,12 @@ target_link_libraries(test_trainer_config PRIVATE lawt_trainer)
 add_test(NAME trainer_config COMMAND test_trainer_config)
 set_tests_properties(trainer_config PROPERTIES LABELS trainer)
 
+# The evaluation's measurements on an untrained model: the test loss is the training loss.
+add_executable(test_trainer_eval test_trainer_eval.c)
+target_link_libraries(test_trainer_eval PRIVATE lawt_trainer)
+add_test(NAME trainer_eval COMMAND test_trainer_eval)
+set_tests_properties(trainer_eval PROPERTIES LABELS trainer)
+
 # test_trainer.sh MODE LAWT_DIST SOURCE_DIR WORK_DIR [ARGS...]
 function(lawt_trainer_test name mode)
   add_test(NAME trainer_${name}

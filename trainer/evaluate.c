@@ -1,6 +1,7 @@
 /* evaluate.c: evaluation on the test stream. Each evaluation takes a fresh slice of the
  * stream, shards it over the ranks and sums the tallies, so the accuracies do not depend on
- * the number of ranks; it writes one eval line and metrics record. Evaluating a checkpoint
+ * the number of ranks; it writes one eval line and metrics record, with the test loss (the
+ * teacher-forced cross-entropy of the same examples, as a training step computes it). Evaluating a checkpoint
  * (--evaluate) also reports accuracy by the condition number of the input (the failure
  * analysis of section 4.5). The buffers of one decoding batch live in run_state. */
 #include "trainer/train_internal.h"
@@ -67,6 +68,8 @@ double evaluate(run_state *r)
     eval_tally_init(&tally, cfg->tol, cfg->ntol);
     for (int b = 0; b < COND_BUCKETS; b++) eval_tally_init(&by_cond[b], cfg->tol, cfg->ntol);
     int square = 1; /* every input so far */
+    double loss_sum = 0; /* teacher-forced cross-entropy, as training computes it */
+    long loss_tokens = 0;
     long lo = cfg->eval_size * r->rank / r->ranks, hi = cfg->eval_size * (r->rank + 1) / r->ranks;
     /* Every rank runs as many batches as the largest shard needs, so that --evaluate, which
      * can be long, checks for a stop signal between batches the same number of times on all. */
@@ -86,6 +89,11 @@ double evaluate(run_state *r)
         /* Sources are padded to the longest possible, not to the batch's longest, so that
          * an example's prediction does not depend on its batch companions (or rank count). */
         pad_rows(r->src, B, r->max_src, r->max_src, r->src_len);
+        pad_rows(r->tgt, B, r->max_tgt, r->max_tgt, r->tgt_len);
+        model_batch batch = {B, r->max_src, r->max_tgt, r->src, r->src_len, r->tgt, r->tgt_len};
+        long tokens;
+        loss_sum += trainer_loss_sum(r->model, r->local_batch, &batch, &tokens);
+        loss_tokens += tokens;
         if (cfg->decoding == DECODING_BEAM)
             model_beam_decode(r->model, r->src, r->src_len, B, r->max_src, cfg->beam_size,
                               r->max_out, r->pred, r->pred_len);
@@ -105,14 +113,18 @@ double evaluate(run_state *r)
         }
     }
     /* Counters are exact sums, so the accuracies do not depend on the number of ranks. */
-    long counts[2 + LAWT_NORM_COUNT * EVAL_MAX_TOLERANCES];
+    long counts[3 + LAWT_NORM_COUNT * EVAL_MAX_TOLERANCES];
     counts[0] = tally.count;
     counts[1] = tally.well_formed;
-    memcpy(counts + 2, tally.pass, sizeof tally.pass);
+    counts[2] = loss_tokens;
+    memcpy(counts + 3, tally.pass, sizeof tally.pass);
     comm_allreduce_sum_long(r->comm, counts, sizeof counts / sizeof counts[0]);
     tally.count = counts[0];
     tally.well_formed = counts[1];
-    memcpy(tally.pass, counts + 2, sizeof tally.pass);
+    loss_tokens = counts[2];
+    memcpy(tally.pass, counts + 3, sizeof tally.pass);
+    comm_allreduce_sum_double(r->comm, &loss_sum, 1);
+    double test_loss = loss_sum / (double)(loss_tokens > 0 ? loss_tokens : 1);
     r->test_index += (uint64_t)cfg->eval_size;
 
     /* Fractional when max_steps or a signal ended the run inside an epoch. */
@@ -139,8 +151,9 @@ double evaluate(run_state *r)
     }
     double well_formed =
         tally.count ? 100.0 * (double)tally.well_formed / (double)tally.count : 0.0;
-    lawt_appendf(&js, ",\"well_formed\":%.2f}", well_formed);
-    lawt_appendf(&ln, " | well-formed %.2f%% | %.1f s", well_formed, lawt_now() - t0);
+    lawt_appendf(&js, ",\"well_formed\":%.2f,\"test_loss\":%.9g}", well_formed, test_loss);
+    lawt_appendf(&ln, " | well-formed %.2f%% | test loss %.4f | %.1f s", well_formed, test_loss,
+                 lawt_now() - t0);
     say(r, "%s", line);
     record_metrics(r, json);
     if (r->opt->evaluate_path) {

@@ -157,6 +157,13 @@ typedef struct {
 double trainer_step(const step_context *ctx, const model_batch *batch, const step_hparams *hp,
                     long step, long *tokens, step_times *times);
 
+/* The teacher-forced loss of batch's B framed examples through the model's loss path
+ * (model_forward, as a training step computes it), in chunks of at most max_batch rows (the
+ * batch the model was created for): returns the sum over target tokens of -log p(token) and
+ * sets *tokens to their count. The evaluation's test loss is the sum over the ranks of the
+ * one over the other. It leaves the model's activations as a forward does. */
+double trainer_loss_sum(model *m, int max_batch, const model_batch *batch, long *tokens);
+
 /* Learning rate of optimizer step `step` (counted from 1) of a run of total_steps steps:
  * linear warm-up from 0 over `warmup` steps, then cosine decay to lr_min at total_steps,
  * constant, or lr * sqrt(warmup / step). */
