@@ -327,6 +327,29 @@ static void test_schedule(void)
     cfg.schedule = SCHEDULE_INVERSE_SQRT;
     CHECK_CLOSE(schedule_lr(&cfg, 400, total), 5e-4, 1e-15);
     CHECK_CLOSE(schedule_lr(&cfg, 50, total), 5e-4, 1e-15);
+
+    /* The reference run of shared/reference-curves.md: adam_cosine, warmup_updates=1000,
+     * lr=5e-4, min_lr=5e-5, init_period=37500, lr_shrink=0.1. */
+    CHECK(parse(&cfg, "[train]\nschedule = cosine_period\nlr = 5e-4\nlr_min = 5e-5\n"
+                      "warmup = 1000\ncosine_period = 37500\nlr_shrink = 0.1\n") == 0);
+    CHECK(cfg.schedule == SCHEDULE_COSINE_PERIOD && cfg.cosine_period == 37500);
+    for (long run = 10; run <= 10000000; run *= 1000) { /* the run's length plays no part */
+        CHECK_CLOSE(schedule_lr(&cfg, 500, run), 2.5e-4, 1e-15);
+        CHECK_CLOSE(schedule_lr(&cfg, 1000, run), 5e-4, 1e-15);
+        CHECK_CLOSE(schedule_lr(&cfg, 1000 + 18750, run), 2.75e-4, 1e-15);
+        CHECK_CLOSE(schedule_lr(&cfg, 1000 + 37499, run),
+                    5e-5 + 0.5 * 4.5e-4 * (1 + cos(3.14159265358979323846 * 37499 / 37500)), 1e-15);
+        CHECK_CLOSE(schedule_lr(&cfg, 1000 + 37500, run), 5e-5, 1e-15);      /* restart: 0.1 lr */
+        CHECK_CLOSE(schedule_lr(&cfg, 1000 + 37500 + 18750, run), 2.75e-5, 1e-15);
+        CHECK_CLOSE(schedule_lr(&cfg, 1000 + 2 * 37500, run), 5e-6, 1e-15); /* 0.01 lr */
+    }
+    CHECK(schedule_lr(&cfg, 1000 + 37501, 0) < schedule_lr(&cfg, 1000 + 37500, 0));
+    CHECK(parse(&cfg, "[train]\nschedule = cosine_period\nlr_shrink = 0\n") < 0 &&
+          err_has("lr_shrink"));
+    CHECK(parse(&cfg, "[train]\nschedule = cosine_period\ncosine_period = 0\n") < 0 &&
+          err_has("cosine_period"));
+    CHECK(parse(&cfg, "[train]\nschedule = cosine_period\nlr = 1e-4\nlr_min = 1e-3\n") < 0 &&
+          err_has("lr_min"));
 }
 
 /* [data] values are parsed once, at their line; task_token follows the final task list. */

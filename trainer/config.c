@@ -107,9 +107,18 @@ static const config_key KEYS[] = {
      "Steps of linear warm-up from 0 to lr."},
     {"train", "schedule", KEY_CHOICE, "cosine", F(schedule), 0, 0, 0,
      &LR_SCHEDULES(ENUM_NAME_PIPED)[1],
-     "After warm-up: cosine decay to lr_min at the last step, constant, or lr*sqrt(warmup/step)."},
+     "After warm-up: cosine decay to lr_min at the last step, constant, lr*sqrt(warmup/step), "
+     "or cosine_period: cosines of train.cosine_period steps from lr to lr_min, restarting "
+     "with both times train.lr_shrink (the paper's code, adam_cosine: its init_period and "
+     "lr_shrink)."},
     {"train", "lr_min", KEY_REAL, "1e-5", F(lr_min), 0, 1, 0, NULL,
-     "Floor of the cosine schedule."},
+     "Floor of the cosine schedules."},
+    {"train", "cosine_period", KEY_LONG, "100000000", F(cosine_period), 1, BIG, 0, NULL,
+     "Schedule cosine_period: steps of one cosine after warm-up (the paper's code's "
+     "init_period; its default 1e8 is all but constant over any run)."},
+    {"train", "lr_shrink", KEY_REAL, "0.75", F(lr_shrink), 0, 1, OPEN_MIN, NULL,
+     "Schedule cosine_period: lr and lr_min are multiplied by this at each restart (the "
+     "paper's code's lr_shrink, default 0.75)."},
     {"train", "clip", KEY_REAL, "5", F(clip), 0, BIG, 0, NULL,
      "Gradient-norm clipping threshold (0: none)."},
     {"train", "beta1", KEY_REAL, "0.9", F(beta1), 0, 1, OPEN_MAX, NULL, "Adam beta1."},
@@ -648,7 +657,8 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
     if (cfg->dec_dim % cfg->dec_heads)
         return fail(err, errcap, &src, "[model] dec_dim = %d is not a multiple of dec_heads = %d",
                     cfg->dec_dim, cfg->dec_heads);
-    if (cfg->schedule == SCHEDULE_COSINE && cfg->lr_min > cfg->lr)
+    if ((cfg->schedule == SCHEDULE_COSINE || cfg->schedule == SCHEDULE_COSINE_PERIOD) &&
+        cfg->lr_min > cfg->lr)
         return fail(err, errcap, &src, "[train] lr_min = %g is above lr = %g", cfg->lr_min,
                     cfg->lr);
     /* The trainer counts steps, examples (step x batch_size) and test examples (eval.size an
@@ -743,6 +753,13 @@ double schedule_lr(const trainer_config *cfg, long step, long total_steps)
     case SCHEDULE_CONSTANT: return cfg->lr;
     case SCHEDULE_INVERSE_SQRT:
         return cfg->warmup > 0 ? cfg->lr * sqrt((double)cfg->warmup / (double)step) : cfg->lr;
+    case SCHEDULE_COSINE_PERIOD: {
+        long t = step - cfg->warmup, cosine = t / cfg->cosine_period;
+        double shrink = pow(cfg->lr_shrink, (double)cosine);
+        double progress = (double)(t % cfg->cosine_period) / (double)cfg->cosine_period;
+        const double pi = 3.14159265358979323846;
+        return shrink * (cfg->lr_min + 0.5 * (cfg->lr - cfg->lr_min) * (1.0 + cos(pi * progress)));
+    }
     default: {
         long span = total_steps - cfg->warmup;
         double progress = span > 0 ? (double)(step - cfg->warmup) / (double)span : 1.0;

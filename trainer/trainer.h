@@ -24,7 +24,10 @@
 #define LR_SCHEDULES(X)                                                                     \
     X(SCHEDULE_COSINE, "cosine", "cosine decay to lr_min at the last step")                 \
     X(SCHEDULE_CONSTANT, "constant", "lr")                                                  \
-    X(SCHEDULE_INVERSE_SQRT, "inverse_sqrt", "lr * sqrt(warmup / step)")
+    X(SCHEDULE_INVERSE_SQRT, "inverse_sqrt", "lr * sqrt(warmup / step)")                    \
+    X(SCHEDULE_COSINE_PERIOD, "cosine_period",                                              \
+      "cosine from lr to lr_min over cosine_period steps, then again from the top, both "   \
+      "ends times lr_shrink at each restart (the paper's code's adam_cosine)")
 typedef enum { LR_SCHEDULES(ENUM_VALUE) } lr_schedule;
 extern const enum_table LR_SCHEDULE_TABLE;
 
@@ -66,6 +69,8 @@ typedef struct {
     double lr, lr_min;
     long warmup;
     int schedule; /* lr_schedule */
+    long cosine_period; /* cosine_period: steps of one cosine after warm-up */
+    double lr_shrink;   /* cosine_period: factor of lr and lr_min at each restart */
     double clip;  /* 0: no clipping */
     double beta1, beta2, eps;
     int threads;
@@ -166,7 +171,10 @@ double trainer_loss_sum(model *m, int max_batch, const model_batch *batch, long 
 
 /* Learning rate of optimizer step `step` (counted from 1) of a run of total_steps steps:
  * linear warm-up from 0 over `warmup` steps, then cosine decay to lr_min at total_steps,
- * constant, or lr * sqrt(warmup / step). */
+ * constant, lr * sqrt(warmup / step), or cosines of cosine_period steps each, the k-th (from
+ * 0) from lr * lr_shrink^k down to lr_min * lr_shrink^k (the reference's adam_cosine: t steps
+ * after warm-up are step t mod period of cosine number floor(t / period)). A pure function of
+ * the step: a resumed run follows the same schedule. */
 double schedule_lr(const trainer_config *cfg, long step, long total_steps);
 
 typedef struct {
