@@ -50,6 +50,7 @@ typedef enum { PREFETCH_CHOICES(ENUM_VALUE) } prefetch_choice;
 
 #define CONFIG_TEXT_MAX 256   /* longest value of a text key (a path, a tolerance list) */
 #define CONFIG_MAX_KEYS 64
+#define CONFIG_MAX_OOD 16     /* out-of-distribution sets of eval.ood */
 
 typedef struct {
     /* [data] */
@@ -85,6 +86,10 @@ typedef struct {
     int beam_size;
     int eval_every;                  /* epochs; 0: only at the end */
     int eval_batch;
+    char ood[CONFIG_TEXT_MAX];       /* eval.ood as given; config_finish makes the sets: */
+    int nood;
+    char ood_name[CONFIG_MAX_OOD][48];          /* "laplace", "wigner@0.3" */
+    datagen_config ood_data[CONFIG_MAX_OOD];    /* the data of each */
     /* [run] */
     char dir[CONFIG_TEXT_MAX];       /* empty: write no files */
     char init_from[CONFIG_TEXT_MAX]; /* a checkpoint whose weights start the run; empty: none */
