@@ -15,12 +15,14 @@
 #                 at tolerance TOL (percent)
 #   evaluate      --evaluate CHECKPOINT gives the run's own final evaluation back, number for
 #                 number, from the configuration file or the checkpoint's, and its analysis by
-#                 condition number adds up to it; other data runs; a
+#                 condition number adds up to it; --dump writes its examples, whose passes
+#                 are its accuracy; other data runs; a
 #                 checkpoint that does not fit the model, or --resume with it, is refused
 #   measures      what an evaluation records besides the accuracies: out-of-distribution sets
 #                 (eval.ood: each its own examples, whatever else is listed, with their test
 #                 losses; --evaluate gives them back; unknown laws refused), accuracy by problem
-#                 size and by task, whose groups hold the examples lawt_datagen makes
+#                 size and by task, whose groups hold the examples lawt_datagen makes;
+#                 --evaluate's failure analysis and --dump (inversion, eigenvectors)
 #   like_reference SEEDS...  the learning-efficiency check (issue 18): jobs/reference_eigenvalues_3x3.ini
 #                 for 400,000 examples per seed (the seeds side by side, one thread each); the
 #                 mean L1 accuracy at 5% is at least the paper's code's mean at 400,000 examples
@@ -259,6 +261,14 @@ evaluate)
                   d = 100 * good / n - wf; if (d < 0) d = -d
                   exit !(n == 200 && d < 0.01) }' ||
         fail "the accuracies by condition number do not add up to the whole evaluation"
+    # --dump: one line an example, whose passes are the accuracy
+    "$dist" --evaluate "$ck" --set eval.size=200 --dump dump.jsonl > dump.log 2>&1 ||
+        { fail "--evaluate --dump"; tail -n 20 dump.log >&2; }
+    acc5=$(echo "$trained" | grep -o '"acc":{"5":[0-9.]*' | cut -d: -f3)
+    passes=$(grep -c '"pass":{"L1":{"5":true' dump.jsonl)
+    echo "--dump: $(wc -l < dump.jsonl) examples, $passes passing at 5% (the run: ${acc5:-none}%)"
+    [ "$(wc -l < dump.jsonl)" -eq 200 ] && awk -v p="$passes" -v a="${acc5:-x}" 'BEGIN { exit !(p / 2 == a) }' ||
+        fail "--dump: $passes passes of $(wc -l < dump.jsonl), the run's accuracy ${acc5:-none}%"
     awk -v w="${wf:-0}" 'BEGIN { exit !(w > 10) }' ||
         fail "well-formed rate ${wf:-none}: the model learned too little for this test to tell"
     line=$(grep '^eval ' run.log | tail -n 1 | sed 's/.*: L1/L1/; s/ | [0-9.]* s$//')
@@ -342,6 +352,45 @@ measures)
     done
     grep -q '^size   L1 accuracy at 5% by problem size: 2: ' groups.log ||
         fail "train.log has no line by problem size"
+
+    # --evaluate's failure analysis (sections 4.5-4.6) and --dump, on an inversion model: the
+    # input's condition number as a failure predictor buckets the examples by the condition
+    # numbers the dump gives for them.
+    "$dist" "${RUN[@]}" --set data.task=inversion --run-dir inv > inv.log 2>&1 ||
+        { fail "inversion"; tail -n 20 inv.log >&2; }
+    "$dist" --evaluate inv/step-000000003.h5 --dump inv.jsonl --run-dir inv-eval > inv-eval.log 2>&1 ||
+        { fail "--evaluate --dump"; tail -n 20 inv-eval.log >&2; }
+    [ "$(wc -l < inv.jsonl)" -eq 60 ] && [ "$(grep -c '^{"index":[0-9]*,"task":"inversion","input":\[\[' inv.jsonl)" -eq 60 ] ||
+        fail "--dump: expected 60 examples, got $(wc -l < inv.jsonl) lines"
+    got=$(grep '^pred   L1 accuracy' inv-eval.log | grep -o 'of [0-9][0-9]*' | cut -d' ' -f2 | tr '\n' ' ')
+    want=$(grep -o '"cond":[0-9.e+-]*' inv.jsonl | cut -d: -f2 | awk '
+        BEGIN { split("10 20 30 40 51.5 75 100 1000", edge, " ") }
+        { b = 9; for (i = 8; i >= 1; i--) if ($1 < edge[i]) b = i; n[b]++ }
+        END { for (i = 1; i <= 9; i++) printf "%d ", n[i] }')
+    echo "by condition number of the input, the record: $got; the dump: $want"
+    [ -n "$got" ] && [ "$got" = "$want" ] || fail "predictor buckets '$got', the dump's '$want'"
+    grep -q '^{"type":"sub_accuracy","check":"inverse_distance","size":60,' inv-eval/metrics.jsonl &&
+        grep -q '^{"type":"failure_predictor","predictor":"input_condition",' inv-eval/metrics.jsonl ||
+        fail "no inverse_distance or failure_predictor record"
+    expect_error "--dump over an existing file" "inv.jsonl: the file exists" \
+        --evaluate inv/step-000000003.h5 --dump inv.jsonl
+    expect_error "--dump without --evaluate" "--dump goes with --evaluate" "${RUN[@]}" --dump x.jsonl
+    # a dump that cannot be written (a full disk): named with its errno, exit status 74
+    LAWT_FAULT_WRITE_FAIL_AFTER=3000 "$dist" --evaluate inv/step-000000003.h5 --dump full.jsonl \
+        > full.log 2> full.err
+    status=$?
+    [ $status -eq 74 ] && grep -q "writing full.jsonl failed: No space left on device" full.err ||
+        { fail "--dump on a full disk: status $status (74 expected)"; cat full.err >&2; }
+    # eigenvectors: the predicted Q's condition number, the eigenvalues of the prediction
+    "$dist" "${RUN[@]}" --set data.task=eigenvectors --run-dir eigv > eigv.log 2>&1 ||
+        { fail "eigenvectors"; tail -n 20 eigv.log >&2; }
+    "$dist" --evaluate eigv/step-000000003.h5 --run-dir eigv-eval > eigv-eval.log 2>&1 ||
+        { fail "--evaluate eigenvectors"; tail -n 20 eigv-eval.log >&2; }
+    for record in '"type":"sub_accuracy","check":"predicted_eigenvalues","size":60,' \
+                  '"type":"sub_accuracy","check":"implied_eigenvalues","size":60,' \
+                  '"type":"failure_predictor","predictor":"q_condition",'; do
+        grep -q "^{$record" eigv-eval/metrics.jsonl || fail "no record {$record..."
+    done
     ;;
 like_reference)
     examples=400000 margin=5

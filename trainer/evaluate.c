@@ -9,9 +9,12 @@
  * decoding batch live in run_state. */
 #include "trainer/train_internal.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "encoding/encoding.h"
 
@@ -26,6 +29,27 @@ static int condition_bucket(const lawt_matrix *input)
     while (b < COND_BUCKETS - 1 && !(c < pow(10.0, b + 1))) b++;
     return b;
 }
+
+/* The failure predictors of sections 4.5 and 4.6 (--evaluate): the condition number of the
+ * predicted Q for eigenvectors (the paper: 98% of correct predictions below 1.035, 98% of
+ * failures above 1.04), that of the input for inversion (98% of each side of 51.5). Examples
+ * are counted in the buckets these edges make, by pass or fail at the first tolerance (L1),
+ * from which each edge's share of correct predictions below it and of failures at or above it
+ * follow. A malformed prediction is a failure whose Q has an infinite condition number. */
+enum { PREDICTOR_EDGES = 8 };
+static const double Q_CONDITION_EDGES[PREDICTOR_EDGES] = {1.01, 1.02,  1.03, 1.035,
+                                                          1.04, 1.05,  1.1,  1.5};
+static const double INPUT_CONDITION_EDGES[PREDICTOR_EDGES] = {10, 20, 30, 40, 51.5, 75, 100, 1000};
+
+/* The checks beside the paper's of section 4.5-4.6 (--evaluate), on tallies of their own. */
+#define SUB_CHECKS(X)                                                                       \
+    X(SUB_INVERSE_DISTANCE, "inverse_distance", "|P - M^-1| / |M^-1| (section 4.6)")        \
+    X(SUB_PREDICTED_EIGENVALUES, "predicted_eigenvalues",                                   \
+      "the predicted eigenvalues D against the true ones (section 4.5)")                    \
+    X(SUB_IMPLIED_EIGENVALUES, "implied_eigenvalues",                                       \
+      "the eigenvalues the predicted Q implies, q^T M q / q^T q, against the true ones")
+typedef enum { SUB_CHECKS(ENUM_VALUE) SUB_CHECK_COUNT } sub_check;
+ENUM_TABLE_DEFINE(SUB_CHECK_TABLE, SUB_CHECKS);
 
 /* The problem sizes of a data configuration, as groups: m in [rows_min, rows_max] and, for
  * rectangular data, n over the columns any task of it can draw (a square task's n is m). */
@@ -70,6 +94,9 @@ typedef struct {
     eval_tally by_task[LAWT_TASK_COUNT];
     eval_tally by_cond[COND_BUCKETS]; /* --evaluate only */
     long not_square;                  /* inputs that are not square (no condition number) */
+    /* --evaluate's failure analysis, test set only: */
+    long predictor[PREDICTOR_EDGES + 1][2]; /* examples, and passes, by bucket */
+    eval_tally sub[SUB_CHECK_COUNT];
 } set_tally;
 
 static void set_init(set_tally *s, const trainer_config *cfg, const datagen_config *data)
@@ -81,6 +108,7 @@ static void set_init(set_tally *s, const trainer_config *cfg, const datagen_conf
     for (int g = 0; g < s->sizes.count; g++) eval_tally_init(&s->by_size[g], cfg->tol, cfg->ntol);
     for (int t = 0; t < LAWT_TASK_COUNT; t++) eval_tally_init(&s->by_task[t], cfg->tol, cfg->ntol);
     for (int b = 0; b < COND_BUCKETS; b++) eval_tally_init(&s->by_cond[b], cfg->tol, cfg->ntol);
+    for (int c = 0; c < SUB_CHECK_COUNT; c++) eval_tally_init(&s->sub[c], cfg->tol, cfg->ntol);
 }
 
 /* The counts of a tally, as the longs an all-reduce sums (err_sum is not reported). */
@@ -105,31 +133,92 @@ static const long *unpack_tally(eval_tally *t, const long *in)
 /* Counters are exact sums, so the accuracies do not depend on the number of ranks. */
 static void reduce_set(run_state *r, set_tally *s)
 {
-    int tallies = 1 + s->sizes.count + LAWT_TASK_COUNT + COND_BUCKETS;
-    size_t n = (size_t)tallies * TALLY_LONGS + 2;
+    int tallies = 1 + s->sizes.count + LAWT_TASK_COUNT + COND_BUCKETS + SUB_CHECK_COUNT;
+    size_t n = (size_t)tallies * TALLY_LONGS + 2 + sizeof s->predictor / sizeof(long);
     long *counts = lawt_malloc(n * sizeof *counts), *p = counts;
     p = pack_tally(&s->all, p);
     for (int g = 0; g < s->sizes.count; g++) p = pack_tally(&s->by_size[g], p);
     for (int t = 0; t < LAWT_TASK_COUNT; t++) p = pack_tally(&s->by_task[t], p);
     for (int b = 0; b < COND_BUCKETS; b++) p = pack_tally(&s->by_cond[b], p);
+    for (int c = 0; c < SUB_CHECK_COUNT; c++) p = pack_tally(&s->sub[c], p);
     p[0] = s->loss_tokens;
     p[1] = s->not_square;
+    memcpy(p + 2, s->predictor, sizeof s->predictor);
     comm_allreduce_sum_long(r->comm, counts, n);
     const long *q = unpack_tally(&s->all, counts);
     for (int g = 0; g < s->sizes.count; g++) q = unpack_tally(&s->by_size[g], q);
     for (int t = 0; t < LAWT_TASK_COUNT; t++) q = unpack_tally(&s->by_task[t], q);
     for (int b = 0; b < COND_BUCKETS; b++) q = unpack_tally(&s->by_cond[b], q);
+    for (int c = 0; c < SUB_CHECK_COUNT; c++) q = unpack_tally(&s->sub[c], q);
     s->loss_tokens = q[0];
     s->not_square = q[1];
+    memcpy(s->predictor, q + 2, sizeof s->predictor);
     free(counts);
     comm_allreduce_sum_double(r->comm, &s->loss_sum, 1);
 }
 
+static void predictor_add(set_tally *s, const double *edges, double value, int pass)
+{
+    int b = 0;
+    while (b < PREDICTOR_EDGES && !(value < edges[b])) b++;
+    s->predictor[b][0]++;
+    s->predictor[b][1] += pass;
+}
+
+/* --dump: one JSON line an example, rank 0 of one (lawt_dist refuses --dump under MPI). A
+ * failed write is named with the file and errno; the evaluation goes on and the run ends
+ * with TRAINER_EXIT_WRITE_FAILED. */
+static void dump_example(run_state *r, uint64_t index, lawt_task task, const lawt_matrix *in,
+                         const lawt_matrix *target, const lawt_matrix *pred)
+{
+    size_t cap = eval_example_json_size(in, target) + 64;
+    char *line = lawt_malloc(cap);
+    lawt_text t = {line, cap, 0};
+    lawt_appendf(&t, "{\"index\":%llu,", (unsigned long long)index);
+    eval_example_json(&t, task, in, target, pred, r->cfg->tol, r->cfg->ntol);
+    lawt_appendf(&t, "}\n");
+    if (t.len + 1 >= cap) lawt_die("--dump: example %llu outgrew its %zu bytes", (unsigned long long)index, cap);
+    if (lawt_write_all(r->dump_fd, line, t.len)) {
+        int e = errno;
+        fprintf(stderr, "lawt: error: writing %s failed: %s (errno %d)\n", r->opt->dump_path,
+                strerror(e), e);
+        close(r->dump_fd);
+        r->dump_fd = -1;
+        r->write_failed = 1;
+    }
+    free(line);
+}
+
+/* The failure analysis of one example of the test set (--evaluate). */
+static void analyse_example(run_state *r, set_tally *s, lawt_task task, const lawt_matrix *in,
+                            const lawt_matrix *target, const lawt_matrix *pred)
+{
+    double err[LAWT_NORM_COUNT];
+    int pass = pred && eval_relative_error(task, in, target, pred, err) == 0 &&
+               eval_passes(task, err[NORM_L1], r->cfg->tol[0]);
+    int one_task = r->cfg->data.ntasks == 1; /* a predictor's buckets hold one task */
+    if (task == TASK_INVERSION) {
+        if (one_task) predictor_add(s, INPUT_CONDITION_EDGES, eval_condition_number(in), pass);
+        double d[LAWT_NORM_COUNT];
+        int ok = pred && eval_direct_error(target, pred, d) == 0;
+        eval_tally_add_error(&s->sub[SUB_INVERSE_DISTANCE], task, ok ? d : NULL);
+    } else if (task == TASK_EIGENVECTORS) {
+        if (one_task)
+            predictor_add(s, Q_CONDITION_EDGES,
+                          pred ? eval_eigenvectors_q_condition(pred) : INFINITY, pass);
+        double predicted[LAWT_NORM_COUNT], implied[LAWT_NORM_COUNT];
+        int ok = pred && eval_eigenvalue_errors(in, target, pred, predicted, implied) == 0;
+        eval_tally_add_error(&s->sub[SUB_PREDICTED_EIGENVALUES], task, ok ? predicted : NULL);
+        eval_tally_add_error(&s->sub[SUB_IMPLIED_EIGENVALUES], task, ok ? implied : NULL);
+    }
+}
+
 /* Evaluates this rank's share of eval_size examples of `data`, numbers first_index + i of
- * `stream`, into s (this rank's counts: reduce_set sums them). Returns 0, or -1 when a stop
- * signal ended an evaluation of a checkpoint (--evaluate) between two batches. */
+ * `stream`, into s (this rank's counts: reduce_set sums them); analyse: the failure analysis
+ * and the dump of --evaluate too. Returns 0, or -1 when a stop signal ended an evaluation of
+ * a checkpoint (--evaluate) between two batches. */
 static int evaluate_set(run_state *r, const datagen_config *data, datagen_stream stream,
-                        uint64_t first_index, set_tally *s)
+                        uint64_t first_index, set_tally *s, int analyse)
 {
     const trainer_config *cfg = r->cfg;
     long lo = cfg->eval_size * r->rank / r->ranks, hi = cfg->eval_size * (r->rank + 1) / r->ranks;
@@ -171,8 +260,11 @@ static int evaluate_set(run_state *r, const datagen_config *data, datagen_stream
             eval_tally_add(&s->by_size[size_group(&s->sizes, task, in)], task, in, target, p);
             eval_tally_add(&s->by_task[task], task, in, target, p);
             if (in->rows != in->cols) s->not_square++;
-            else if (r->opt->evaluate_path)
+            else if (analyse)
                 eval_tally_add(&s->by_cond[condition_bucket(in)], task, in, target, p);
+            if (analyse) analyse_example(r, s, task, in, target, p);
+            if (analyse && r->dump_fd >= 0)
+                dump_example(r, first_index + (uint64_t)(first + j), task, in, target, p);
         }
     }
     return 0;
@@ -278,6 +370,80 @@ static uint64_t ood_index(const char *name, uint64_t index)
     return ((uint64_t)(h & 0xFFFFFu) << 44) | index;
 }
 
+/* The failure predictor's record and lines (inversion, eigenvectors), and the sub-checks'. */
+static void report_failure_analysis(run_state *r, const set_tally *s)
+{
+    const trainer_config *cfg = r->cfg;
+    const double *edges = NULL;
+    const char *predictor = NULL, *of = NULL;
+    for (int c = 0; c < SUB_CHECK_COUNT; c++) {
+        const eval_tally *t = &s->sub[c];
+        if (t->count == 0) continue;
+        char json[1024], line[1024];
+        lawt_text js = {json, sizeof json, 0}, ln = {line, sizeof line, 0};
+        lawt_appendf(&js, "{\"type\":\"sub_accuracy\",\"check\":\"%s\",\"size\":%ld",
+                     enum_name(&SUB_CHECK_TABLE, c), t->count);
+        lawt_appendf(&ln, "sub    %s: L1 accuracy", SUB_CHECK_TABLE.entries[c].help);
+        append_scores(cfg, t, &js, &ln);
+        lawt_appendf(&js, "}");
+        say(r, "%s", line);
+        record_metrics(r, json);
+        if (c == SUB_INVERSE_DISTANCE) {
+            edges = INPUT_CONDITION_EDGES;
+            predictor = "input_condition";
+            of = "the input";
+        } else {
+            edges = Q_CONDITION_EDGES;
+            predictor = "q_condition";
+            of = "the predicted Q";
+        }
+    }
+    if (!edges || r->cfg->data.ntasks > 1) return;
+    long correct = 0, failures = 0;
+    for (int b = 0; b <= PREDICTOR_EDGES; b++) {
+        correct += s->predictor[b][1];
+        failures += s->predictor[b][0] - s->predictor[b][1];
+    }
+    char json[4096], line[2048];
+    lawt_text js = {json, sizeof json, 0}, ln = {line, sizeof line, 0};
+    lawt_appendf(&js, "{\"type\":\"failure_predictor\",\"predictor\":\"%s\",\"tolerance\":%g,"
+                 "\"correct\":%ld,\"failures\":%ld,\"buckets\":[",
+                 predictor, 100.0 * cfg->tol[0], correct, failures);
+    lawt_appendf(&ln, "pred   L1 accuracy at %g%% by condition number of %s:", 100.0 * cfg->tol[0],
+                 of);
+    for (int b = 0; b <= PREDICTOR_EDGES; b++) {
+        long n = s->predictor[b][0];
+        double acc = n ? 100.0 * (double)s->predictor[b][1] / (double)n : 0.0;
+        if (b < PREDICTOR_EDGES)
+            lawt_appendf(&js, "%s{\"below\":%g,\"count\":%ld,\"acc\":%.2f}", b ? "," : "",
+                         edges[b], n, acc);
+        else
+            lawt_appendf(&js, ",{\"from\":%g,\"count\":%ld,\"acc\":%.2f}", edges[b - 1], n, acc);
+        if (b == 0) lawt_appendf(&ln, " <%g: %.2f%% of %ld", edges[b], acc, n);
+        else if (b < PREDICTOR_EDGES)
+            lawt_appendf(&ln, " | %g-%g: %.2f%% of %ld", edges[b - 1], edges[b], acc, n);
+        else lawt_appendf(&ln, " | >=%g: %.2f%% of %ld", edges[b - 1], acc, n);
+    }
+    say(r, "%s", line);
+    ln = (lawt_text){line, sizeof line, 0};
+    lawt_appendf(&js, "],\"thresholds\":[");
+    lawt_appendf(&ln, "pred   as a failure predictor, share of the correct below and of the failures "
+                 "at or above:");
+    long correct_below = 0, failures_below = 0;
+    for (int b = 0; b < PREDICTOR_EDGES; b++) {
+        correct_below += s->predictor[b][1];
+        failures_below += s->predictor[b][0] - s->predictor[b][1];
+        double c = correct ? 100.0 * (double)correct_below / (double)correct : 0.0;
+        double f = failures ? 100.0 * (double)(failures - failures_below) / (double)failures : 0.0;
+        lawt_appendf(&js, "%s{\"at\":%g,\"correct_below\":%.2f,\"failures_at_or_above\":%.2f}",
+                     b ? "," : "", edges[b], c, f);
+        lawt_appendf(&ln, "%s %g: %.2f%% / %.2f%%", b ? " |" : "", edges[b], c, f);
+    }
+    lawt_appendf(&js, "]}");
+    say(r, "%s", line);
+    record_metrics(r, json);
+}
+
 /* The eval line and metrics record of the summed tallies (test: the test stream's, then
  * cfg->nood out-of-distribution sets), and the analysis by condition number of --evaluate. */
 static void report(run_state *r, const set_tally *test, const set_tally *ood, double t0)
@@ -327,6 +493,7 @@ static void report(run_state *r, const set_tally *test, const set_tally *ood, do
     if (r->opt->evaluate_path) {
         if (test->not_square == 0) report_by_condition(r, test->by_cond);
         else say(r, "cond   inputs are not all square: no analysis by condition number");
+        report_failure_analysis(r, test);
     }
 }
 
@@ -342,10 +509,11 @@ double evaluate(run_state *r)
     int nsets = 1 + cfg->nood;
     set_tally *sets = lawt_malloc((size_t)nsets * sizeof *sets);
     for (int k = 0; k < nsets; k++) set_init(&sets[k], cfg, k ? &cfg->ood_data[k - 1] : &cfg->data);
-    int stopped = evaluate_set(r, &cfg->data, STREAM_TEST, r->test_index, &sets[0]);
+    int stopped = evaluate_set(r, &cfg->data, STREAM_TEST, r->test_index, &sets[0],
+                               r->opt->evaluate_path != NULL);
     for (int k = 1; k < nsets && !stopped; k++)
         stopped = evaluate_set(r, &cfg->ood_data[k - 1], STREAM_OOD,
-                               ood_index(cfg->ood_name[k - 1], r->test_index), &sets[k]);
+                               ood_index(cfg->ood_name[k - 1], r->test_index), &sets[k], 0);
     double accuracy = -1.0;
     if (stopped) {
         r->evaluation_stopped = 1;

@@ -186,6 +186,9 @@ typedef struct {
     const char *config_text; /* the resolved text of cfg, stored in run dir and checkpoints */
     const char *resume_path; /* a checkpoint to continue from, or NULL */
     const char *evaluate_path; /* a checkpoint to evaluate (no training), or NULL */
+    /* With evaluate_path, one process: a new file (never an existing one) that receives one
+     * JSON line per test example (eval_example_json, with its "index"); NULL: none */
+    const char *dump_path;
     int dry_run;             /* build everything, print the summary, train nothing */
     /* > 0: print the memory plan of a rank for this backend (1 + model_backend) and exit,
      * building nothing (no model, no data, no device needed) */
