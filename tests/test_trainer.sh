@@ -334,7 +334,8 @@ measures)
 
     # By problem size and by task: the groups hold the test set's examples, as lawt_datagen
     # makes them (test stream, the run's seed), and add up to it.
-    "$dist" "${RUN[@]}" --set data.dim=2-4 --set data.task=transpose,add --run-dir groups \
+    "$dist" "${RUN[@]}" --set data.dim=2-4 --set data.task=transpose,add --set data.task_token=2 \
+        --run-dir groups \
         > groups.log 2>&1 || { fail "dim 2-4, transpose and add"; tail -n 20 groups.log >&2; }
     rec=$(record groups/metrics.jsonl)
     "$datagen" --task transpose,add --dim 2-4 --encoding P1000 --count 60 --seed 1 --stream test \

@@ -294,7 +294,7 @@ static void test_allowed_text_matches_check(void)
     CHECK(accepts("data.bound", "0.5") && !accepts("data.bound", "0"));
     CHECK(accepts("data.eig_scale", "2") && !accepts("data.eig_scale", "0"));
     CHECK(accepts("data.noise", "0") && !accepts("data.noise", "-0.01"));
-    CHECK(accepts("data.task_token", "1") && !accepts("data.task_token", "2"));
+    CHECK(accepts("data.task_token", "2") && !accepts("data.task_token", "3"));
 }
 
 /* The resolved text parses back to the same configuration and the same text. */

@@ -251,8 +251,9 @@ static int evaluate_set(run_state *r, const datagen_config *data, datagen_stream
                                 r->pred_len);
         for (int j = 0; j < B; j++) {
             lawt_matrix pred = {0, 0, r->pred_coeffs};
-            decode_status status = decode_matrix(&r->vout, r->pred + (size_t)j * r->max_out,
-                                                 r->pred_len[j], &pred, (int)r->out_coeffs);
+            decode_status status =
+                datagen_decode_output(data, &r->vout, r->tasks[j], r->pred + (size_t)j * r->max_out,
+                                      r->pred_len[j], &pred, (int)r->out_coeffs);
             const lawt_matrix *p = status == DECODE_OK ? &pred : NULL;
             const lawt_matrix *in = &r->inputs[j], *target = &r->targets[j];
             lawt_task task = r->tasks[j];
