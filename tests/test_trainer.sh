@@ -205,8 +205,12 @@ batch_per_rank)
 resume)
     RUN=(--config "$src/jobs/quickstart.ini" --set train.log_every=1 --set train.threads=1
          --set train.epoch_size=640 --set train.epochs=2 --set eval.size=64)
-    "$dist" "${RUN[@]}" --run-dir straight > straight.log 2>&1 || fail "straight run"
-    "$dist" "${RUN[@]}" --set train.max_steps=10 --run-dir resumed > first.log 2>&1 || fail "first half"
+    # an out-of-distribution set: its stream resumes too
+    "$dist" "${RUN[@]}" --set eval.ood=gaussian --run-dir straight > straight.log 2>&1 ||
+        fail "straight run"
+    "$dist" "${RUN[@]}" --set eval.ood=gaussian --set train.max_steps=10 --run-dir resumed \
+        > first.log 2>&1 || fail "first half"
+    grep -q '"ood":{"gaussian":{"size":64,' straight/metrics.jsonl || fail "no out-of-distribution set recorded"
     "$dist" --resume --run-dir resumed --set train.max_steps=0 --set train.prefetch=on \
         > second.log 2>&1 ||
         { fail "resumed half"; cat second.log >&2; }
