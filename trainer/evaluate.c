@@ -4,9 +4,10 @@
  * teacher-forced cross-entropy of the same examples, as a training step computes it), the
  * accuracy by problem size when the data has several sizes and by task under joint training,
  * and the same scores on each out-of-distribution set of eval.ood (its own stream, a fresh
- * slice each time too). Evaluating a checkpoint (--evaluate) also reports accuracy by the
- * condition number of the input (the failure analysis of section 4.5). The buffers of one
- * decoding batch live in run_state. */
+ * slice each time too). Evaluating a checkpoint (--evaluate) also reports the failure analysis
+ * of sections 4.5-4.6 (accuracy by the condition number of the input; for inversion and
+ * eigenvectors the checks beside the paper's and the failure predictors) and can write every
+ * example to a file (--dump). The buffers of one decoding batch live in run_state. */
 #include "trainer/train_internal.h"
 
 #include <errno.h>
@@ -177,7 +178,8 @@ static void dump_example(run_state *r, uint64_t index, lawt_task task, const law
     lawt_appendf(&t, "{\"index\":%llu,", (unsigned long long)index);
     eval_example_json(&t, task, in, target, pred, r->cfg->tol, r->cfg->ntol);
     lawt_appendf(&t, "}\n");
-    if (t.len + 1 >= cap) lawt_die("--dump: example %llu outgrew its %zu bytes", (unsigned long long)index, cap);
+    if (t.len + 1 >= cap)
+        lawt_die("--dump: example %llu outgrew its %zu bytes", (unsigned long long)index, cap);
     if (lawt_write_all(r->dump_fd, line, t.len)) {
         int e = errno;
         fprintf(stderr, "lawt: error: writing %s failed: %s (errno %d)\n", r->opt->dump_path,
