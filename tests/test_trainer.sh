@@ -288,10 +288,10 @@ evaluate)
         --evaluate "$ck" --resume "$ck"
     ;;
 measures)
-    # What an evaluation records besides the accuracies, on a model of 3 steps (untrained: the
+    # What an evaluation records besides the accuracies, on a model of 1 step (untrained: the
     # point is which examples each number covers, and that the parts add up).
     datagen=$(dirname "$dist")/../datagen/lawt_datagen
-    RUN=(--config "$src/jobs/quickstart.ini" --set train.max_steps=3 --set train.warmup=3
+    RUN=(--config "$src/jobs/quickstart.ini" --set train.max_steps=1 --set train.warmup=1
          --set train.threads=1 --set eval.size=60 --set eval.batch_size=25)
     record() { grep '"type":"eval"' "$1" | tail -n 1; }
     # one out-of-distribution set of an eval record: "NAME":{"size":K,...,"test_loss":X}
@@ -322,7 +322,7 @@ measures)
     grep -q '^ood    wigner@0.3, 60 examples: L1 accuracy' ood2.log ||
         fail "train.log has no line for the set wigner@0.3"
     # --evaluate gives the run's own evaluation back, out-of-distribution sets and test loss too.
-    "$dist" --evaluate ood2/step-000000003.h5 --run-dir again > again.log 2>&1 ||
+    "$dist" --evaluate ood2/step-000000001.h5 --run-dir again > again.log 2>&1 ||
         { fail "--evaluate with eval.ood"; tail -n 20 again.log >&2; }
     after_size() { record "$1" | sed 's/.*"size"/"size"/'; }
     [ "$(after_size ood2/metrics.jsonl)" = "$(after_size again/metrics.jsonl)" ] ||
@@ -363,7 +363,7 @@ measures)
     # numbers the dump gives for them.
     "$dist" "${RUN[@]}" --set data.task=inversion --run-dir inv > inv.log 2>&1 ||
         { fail "inversion"; tail -n 20 inv.log >&2; }
-    "$dist" --evaluate inv/step-000000003.h5 --dump inv.jsonl --run-dir inv-eval > inv-eval.log 2>&1 ||
+    "$dist" --evaluate inv/step-000000001.h5 --dump inv.jsonl --run-dir inv-eval > inv-eval.log 2>&1 ||
         { fail "--evaluate --dump"; tail -n 20 inv-eval.log >&2; }
     [ "$(wc -l < inv.jsonl)" -eq 60 ] && [ "$(grep -c '^{"index":[0-9]*,"task":"inversion","input":\[\[' inv.jsonl)" -eq 60 ] ||
         fail "--dump: expected 60 examples, got $(wc -l < inv.jsonl) lines"
@@ -378,10 +378,10 @@ measures)
         grep -q '^{"type":"failure_predictor","predictor":"input_condition",' inv-eval/metrics.jsonl ||
         fail "no inverse_distance or failure_predictor record"
     expect_error "--dump over an existing file" "inv.jsonl: the file exists" \
-        --evaluate inv/step-000000003.h5 --dump inv.jsonl
+        --evaluate inv/step-000000001.h5 --dump inv.jsonl
     expect_error "--dump without --evaluate" "--dump goes with --evaluate" "${RUN[@]}" --dump x.jsonl
     # a dump that cannot be written (a full disk): named with its errno, exit status 74
-    LAWT_FAULT_WRITE_FAIL_AFTER=3000 "$dist" --evaluate inv/step-000000003.h5 --dump full.jsonl \
+    LAWT_FAULT_WRITE_FAIL_AFTER=3000 "$dist" --evaluate inv/step-000000001.h5 --dump full.jsonl \
         > full.log 2> full.err
     status=$?
     [ $status -eq 74 ] && grep -q "writing full.jsonl failed: No space left on device" full.err ||
@@ -389,7 +389,7 @@ measures)
     # eigenvectors: the predicted Q's condition number, the eigenvalues of the prediction
     "$dist" "${RUN[@]}" --set data.task=eigenvectors --run-dir eigv > eigv.log 2>&1 ||
         { fail "eigenvectors"; tail -n 20 eigv.log >&2; }
-    "$dist" --evaluate eigv/step-000000003.h5 --run-dir eigv-eval > eigv-eval.log 2>&1 ||
+    "$dist" --evaluate eigv/step-000000001.h5 --run-dir eigv-eval > eigv-eval.log 2>&1 ||
         { fail "--evaluate eigenvectors"; tail -n 20 eigv-eval.log >&2; }
     for record in '"type":"sub_accuracy","check":"predicted_eigenvalues","size":60,' \
                   '"type":"sub_accuracy","check":"implied_eigenvalues","size":60,' \

@@ -28,6 +28,8 @@ lawt_trainer_test(readme readme)
 lawt_trainer_test(determinism determinism)
 lawt_trainer_test(resume resume)
 lawt_trainer_test(measures measures)
+# about 20 s; a dozen lawt_dist runs, slower under the sanitizers
+set_tests_properties(trainer_measures PROPERTIES TIMEOUT 600)
 if(LAWT_WITH_MPI)
   lawt_trainer_test(mpi mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
   lawt_trainer_test(mpi4 mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 4 ${MPIEXEC_PREFLAGS})
