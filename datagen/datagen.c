@@ -573,10 +573,11 @@ int datagen_tokens(const datagen_config *cfg, const lawt_vocab *vin, const lawt_
     for (uint32_t attempt = 0;; attempt++) {
         attempt =
             make_example(cfg, &p, in_digits, out_digits, seed, stream, index, attempt, in, out);
-        int ns = 1 + task_tok, nt = 1;
+        int ns = 1 + task_tok, nt = 1 + (cfg->task_token == 2);
         src[0] = TOK_EOS;
         if (task_tok) src[1] = vocab_task_token(vin, p.task);
         tgt[0] = TOK_EOS;
+        if (cfg->task_token == 2) tgt[1] = vocab_task_token(vout, p.task);
         int a =
             encode_matrix(vin, in, src + ns, encoding_matrix_length(&vin->enc, in->rows, in->cols));
         if (a < 0) continue;
@@ -755,7 +756,7 @@ static int set_eig_law(datagen_config *cfg, const datagen_key *key, const char *
 
 #define FIELD(type) ((type *)((char *)cfg + key->field))
 
-/* task_token: 0, 1, or empty: 1 when task lists several tasks, as set_tasks does. */
+/* task_token: 0, 1, 2, or empty: 1 when task lists several tasks, as set_tasks does. */
 static int set_task_token(datagen_config *cfg, const datagen_key *key, const char *value,
                           char *err, size_t errcap)
 {
@@ -763,8 +764,8 @@ static int set_task_token(datagen_config *cfg, const datagen_key *key, const cha
         cfg->task_token = cfg->ntasks > 1;
         return 0;
     }
-    if (parse_int(value, 0, 1, FIELD(int)) != 0)
-        return fail(err, errcap, "%s: bad value '%s' (allowed: 0 or 1, or empty)", key->name,
+    if (parse_int(value, 0, 2, FIELD(int)) != 0)
+        return fail(err, errcap, "%s: bad value '%s' (allowed: 0, 1, 2, or empty)", key->name,
                     value);
     return 0;
 }
@@ -821,9 +822,10 @@ static const datagen_key DATAGEN_KEYS[] = {
     {"task", set_tasks, AT(tasks), 0, 0, 0,
      &(LAWT_TASKS(LAWT_TASK_LISTED) ", or a comma-separated list")[2],
      "The problem; several tasks train jointly (Appendix F.2)."},
-    {"task_token", set_task_token, AT(task_token), 0, 0, 1, "0, 1, or empty",
-     "1: the source starts with the task's token (joint training, Appendix F.2); empty: 1 "
-     "when task lists several tasks, else 0."},
+    {"task_token", set_task_token, AT(task_token), 0, 0, 1, "0, 1, 2, or empty",
+     "1: the source starts with the task's token (joint training); 2: the source and the "
+     "target do, as Appendix F.2 says (the model predicts the token first); empty: 1 when task "
+     "lists several tasks, else 0."},
     {"dim", set_dim_range, AT(rows_min), 0, 0, 0, "N or N-M, 1 <= N <= M <= 100",
      "Rows of the input matrix: \"5\", or \"5-15\" (each example draws its size)."},
     {"dim2", set_dim_range, AT(cols_min), 0, 0, 1, "N or N-M, or empty",
@@ -972,7 +974,8 @@ static size_t max_coeffs(const datagen_config *cfg, int output)
 size_t datagen_max_input_coeffs(const datagen_config *cfg) { return max_coeffs(cfg, 0); }
 size_t datagen_max_output_coeffs(const datagen_config *cfg) { return max_coeffs(cfg, 1); }
 
-/* Framing: EOS [task] Vm Vn coefficients EOS. */
+/* Framing: EOS [task] Vm Vn coefficients EOS, the task token in the target too with
+ * task_token 2. */
 int datagen_max_src_len(const datagen_config *cfg, const lawt_encoding *in_enc)
 {
     return 2 + (cfg->task_token ? 1 : 0) +
@@ -981,7 +984,20 @@ int datagen_max_src_len(const datagen_config *cfg, const lawt_encoding *in_enc)
 
 int datagen_max_tgt_len(const datagen_config *cfg, const lawt_encoding *out_enc)
 {
-    return 2 + encoding_matrix_length(out_enc, 1, (int)datagen_max_output_coeffs(cfg));
+    return 2 + (cfg->task_token == 2) +
+           encoding_matrix_length(out_enc, 1, (int)datagen_max_output_coeffs(cfg));
+}
+
+decode_status datagen_decode_output(const datagen_config *cfg, const lawt_vocab *vout,
+                                    lawt_task task, const int *ids, int n, lawt_matrix *m,
+                                    int cap)
+{
+    if (cfg->task_token == 2) {
+        if (n < 1 || ids[0] != vocab_task_token(vout, task)) return DECODE_MALFORMED;
+        ids++;
+        n--;
+    }
+    return decode_matrix(vout, ids, n, m, cap);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -59,7 +59,8 @@ int eig_law_from_name(const char *name);   /* -1 when unknown */
 typedef struct {
     lawt_task tasks[LAWT_TASK_COUNT]; /* one task, or several for joint training */
     int ntasks;
-    int task_token;       /* 1: prefix the source with the task's token (Appendix F.2) */
+    int task_token;       /* 1: prefix the source with the task's token; 2: the source and
+                           * the target, as Appendix F.2 does (0: none) */
     int rows_min, rows_max; /* "5" or "5-15": each example draws its dimensions */
     int cols_min, cols_max; /* 0, 0: square (cols = rows) */
     coef_law law;
@@ -110,7 +111,7 @@ int datagen_max_src_len(const datagen_config *cfg, const lawt_encoding *in_enc);
 int datagen_max_tgt_len(const datagen_config *cfg, const lawt_encoding *out_enc);
 
 /* Example `index` as framed token sequences: src = EOS [task] Vm Vn coeffs EOS,
- * tgt = EOS Vm Vn coeffs EOS (capacities datagen_max_src_len / datagen_max_tgt_len). An example
+ * tgt = EOS [task] Vm Vn coeffs EOS, the task token in the target with task_token 2 (capacities datagen_max_src_len / datagen_max_tgt_len). An example
  * whose numbers the encodings cannot represent is redrawn (deterministically). The digits are
  * cfg's, or the encoding's where it keeps fewer, so the output is computed from the input the
  * sequence shows. in/out/task may be NULL; when given they receive the matrices (capacities
@@ -119,6 +120,13 @@ int datagen_tokens(const datagen_config *cfg, const lawt_vocab *vin, const lawt_
                    uint64_t seed, datagen_stream stream, uint64_t index,
                    int *src, int *src_len, int *tgt, int *tgt_len,
                    lawt_matrix *in, lawt_matrix *out, lawt_task *task);
+
+/* The matrix of a predicted target of task (the tokens between the two EOS, as decoding
+ * gives them): with task_token 2 the first must be the task's token, else the prediction is
+ * malformed; the rest is decode_matrix's. */
+decode_status datagen_decode_output(const datagen_config *cfg, const lawt_vocab *vout,
+                                    lawt_task task, const int *ids, int n, lawt_matrix *m,
+                                    int cap);
 
 /* A user's problem solved as datagen solves its examples (lawt_solve's reference answer).
  * datagen_problem_size: the dimensions of M (m x n) of an input of rows x cols for task, in the

@@ -108,8 +108,15 @@ int eval_relative_error(lawt_task task, const lawt_matrix *input, const lawt_mat
     case TASK_INVERSION: inversion_error(input, pred, err); return 0;
     default: break;
     }
-    if (!target || target->rows != rows || target->cols != cols) return -1;
-    size_t count = (size_t)rows * cols;
+    return eval_direct_error(target, pred, err);
+}
+
+int eval_direct_error(const lawt_matrix *target, const lawt_matrix *pred,
+                      double err[LAWT_NORM_COUNT])
+{
+    set_all(err, INFINITY);
+    if (!target || !pred || target->rows != pred->rows || target->cols != pred->cols) return -1;
+    size_t count = (size_t)target->rows * target->cols;
     double *diff = lawt_malloc(count * sizeof(double));
     for (size_t i = 0; i < count; i++) diff[i] = pred->a[i] - target->a[i];
     double num[LAWT_NORM_COUNT], den[LAWT_NORM_COUNT];
@@ -117,6 +124,37 @@ int eval_relative_error(lawt_task task, const lawt_matrix *input, const lawt_mat
     norms(target->a, count, den);
     ratios(num, den, 1, err);
     free(diff);
+    return 0;
+}
+
+int eval_eigenvalue_errors(const lawt_matrix *input, const lawt_matrix *target,
+                           const lawt_matrix *pred, double predicted[LAWT_NORM_COUNT],
+                           double implied[LAWT_NORM_COUNT])
+{
+    set_all(predicted, INFINITY);
+    set_all(implied, INFINITY);
+    int n = input->cols;
+    if (input->rows != n || n < 1 || !pred || pred->rows != n + 1 || pred->cols != n ||
+        !target || target->rows != n + 1 || target->cols != n)
+        return -1;
+    lawt_matrix truth = {1, n, target->a}, d = {1, n, pred->a};
+    eval_direct_error(&truth, &d, predicted);
+    /* q_j^T I q_j / q_j^T q_j: the eigenvalue of column j if it is an eigenvector */
+    double *rayleigh = lawt_malloc((size_t)n * sizeof(double));
+    const double *q = pred->a + n;
+    for (int j = 0; j < n; j++) {
+        double num = 0, den = 0;
+        for (int i = 0; i < n; i++) {
+            double iq = 0;
+            for (int k = 0; k < n; k++) iq += input->a[(size_t)i * n + k] * q[(size_t)k * n + j];
+            num += q[(size_t)i * n + j] * iq;
+            den += q[(size_t)i * n + j] * q[(size_t)i * n + j];
+        }
+        rayleigh[j] = den > 0 ? num / den : INFINITY;
+    }
+    lawt_matrix r = {1, n, rayleigh};
+    eval_direct_error(&truth, &r, implied);
+    free(rayleigh);
     return 0;
 }
 
@@ -165,9 +203,15 @@ void eval_tally_init(eval_tally *t, const double *tol, int ntol)
 void eval_tally_add(eval_tally *t, lawt_task task, const lawt_matrix *input,
                     const lawt_matrix *target, const lawt_matrix *pred)
 {
-    t->count++;
     double err[LAWT_NORM_COUNT];
-    if (!pred || eval_relative_error(task, input, target, pred, err) < 0) return;
+    int formed = pred && eval_relative_error(task, input, target, pred, err) == 0;
+    eval_tally_add_error(t, task, formed ? err : NULL);
+}
+
+void eval_tally_add_error(eval_tally *t, lawt_task task, const double err[LAWT_NORM_COUNT])
+{
+    t->count++;
+    if (!err) return;
     t->well_formed++;
     for (int k = 0; k < LAWT_NORM_COUNT; k++) {
         if (isfinite(err[k])) t->err_sum[k] += err[k];
@@ -192,4 +236,86 @@ double eval_tally_accuracy(const eval_tally *t, lawt_norm norm, int tol_index)
     if (t->count == 0 || norm < 0 || norm >= LAWT_NORM_COUNT || tol_index < 0 || tol_index >= t->ntol)
         return 0.0;
     return 100.0 * (double)t->pass[norm][tol_index] / (double)t->count;
+}
+
+static void json_number(lawt_text *o, const char *fmt, double x)
+{
+    if (isfinite(x)) lawt_appendf(o, fmt, x);
+    else lawt_appendf(o, "null");
+}
+
+static void json_matrix(lawt_text *o, const lawt_matrix *m)
+{
+    lawt_appendf(o, "[");
+    for (int i = 0; i < m->rows; i++) {
+        lawt_appendf(o, "%s[", i ? "," : "");
+        for (int j = 0; j < m->cols; j++) {
+            if (j) lawt_appendf(o, ",");
+            json_number(o, "%.15g", MAT(m, i, j));
+        }
+        lawt_appendf(o, "]");
+    }
+    lawt_appendf(o, "]");
+}
+
+size_t eval_example_json_size(const lawt_matrix *input, const lawt_matrix *target)
+{
+    /* a coefficient is at most 22 characters ("-1.23456789012345e-100") and a comma */
+    size_t coeffs = (size_t)input->rows * input->cols + 2 * (size_t)target->rows * target->cols;
+    return 1024 + 24 * coeffs + 4 * (size_t)(input->rows + 2 * target->rows + 4);
+}
+
+void eval_example_json(lawt_text *out, lawt_task task, const lawt_matrix *input,
+                       const lawt_matrix *target, const lawt_matrix *pred, const double *tol,
+                       int ntol)
+{
+    double err[LAWT_NORM_COUNT];
+    int formed = pred && eval_relative_error(task, input, target, pred, err) == 0;
+    lawt_appendf(out, "\"task\":\"%s\",\"input\":", task_name(task));
+    json_matrix(out, input);
+    lawt_appendf(out, ",\"target\":");
+    json_matrix(out, target);
+    lawt_appendf(out, ",\"prediction\":");
+    if (pred) json_matrix(out, pred);
+    else lawt_appendf(out, "null");
+    lawt_appendf(out, ",\"well_formed\":%s,\"error\":", formed ? "true" : "false");
+    if (formed) {
+        for (int k = 0; k < LAWT_NORM_COUNT; k++) {
+            lawt_appendf(out, "%s\"%s\":", k ? "," : "{", norm_name((lawt_norm)k));
+            json_number(out, "%.9g", err[k]);
+        }
+        lawt_appendf(out, "}");
+    } else {
+        lawt_appendf(out, "null");
+    }
+    lawt_appendf(out, ",\"pass\":");
+    for (int k = 0; k < LAWT_NORM_COUNT; k++) {
+        lawt_appendf(out, "%s\"%s\":{", k ? "," : "{", norm_name((lawt_norm)k));
+        for (int j = 0; j < ntol; j++)
+            lawt_appendf(out, "%s\"%g\":%s", j ? "," : "", 100.0 * tol[j],
+                         formed && eval_passes(task, err[k], tol[j]) ? "true" : "false");
+        lawt_appendf(out, "}");
+    }
+    lawt_appendf(out, "}");
+    if (input->rows == input->cols) {
+        lawt_appendf(out, ",\"cond\":");
+        json_number(out, "%.9g", eval_condition_number(input));
+    }
+    if (task == TASK_EIGENVECTORS) {
+        lawt_appendf(out, ",\"q_cond\":");
+        json_number(out, "%.9g", formed ? eval_eigenvectors_q_condition(pred) : INFINITY);
+    }
+    if (task == TASK_INVERSION) {
+        double direct[LAWT_NORM_COUNT];
+        lawt_appendf(out, ",\"inverse_error\":");
+        if (formed && eval_direct_error(target, pred, direct) == 0) {
+            for (int k = 0; k < LAWT_NORM_COUNT; k++) {
+                lawt_appendf(out, "%s\"%s\":", k ? "," : "{", norm_name((lawt_norm)k));
+                json_number(out, "%.9g", direct[k]);
+            }
+            lawt_appendf(out, "}");
+        } else {
+            lawt_appendf(out, "null");
+        }
+    }
 }

@@ -30,6 +30,20 @@ const char *norm_name(lawt_norm norm); /* "L1", "L2", "Linf" */
 int eval_relative_error(lawt_task task, const lawt_matrix *input, const lawt_matrix *target,
                         const lawt_matrix *pred, double err[LAWT_NORM_COUNT]);
 
+/* |P - O| / |O| in the three norms, P and O of the same shape (-1 otherwise, err +Inf): the
+ * direct check of every task but the decompositions and inversion, and for inversion the
+ * distance to M^-1 that section 4.6 reports beside the paper's |PM - Id| check. */
+int eval_direct_error(const lawt_matrix *target, const lawt_matrix *pred,
+                      double err[LAWT_NORM_COUNT]);
+
+/* The eigenvalues of an eigenvectors prediction P = [D ; Q] against the true ones (the first
+ * row of target): predicted, |D - d| / |d|; implied, the same for the Rayleigh quotients
+ * q_j^T I q_j / q_j^T q_j of Q's columns, the eigenvalues Q stands for (sections 4.5: failures
+ * keep the eigenvalues right). Returns 0, or -1 (errors +Inf) when P is not (n+1) x n. */
+int eval_eigenvalue_errors(const lawt_matrix *input, const lawt_matrix *target,
+                           const lawt_matrix *pred, double predicted[LAWT_NORM_COUNT],
+                           double implied[LAWT_NORM_COUNT]);
+
 /* 1 when err passes tolerance tau for the task. */
 int eval_passes(lawt_task task, double err, double tau);
 
@@ -39,6 +53,18 @@ double eval_condition_number(const lawt_matrix *m);
 /* Condition number of the predicted eigenvector matrix Q of an eigenvectors prediction
  * [D ; Q] ((n+1) x n), the failure predictor of section 4.5; +Inf if malformed. */
 double eval_eigenvectors_q_condition(const lawt_matrix *pred);
+
+/* One example for failure studies (lawt_dist --evaluate --dump), as the members of a JSON
+ * object (no braces) appended to out: "task", "input", "target", "prediction" (null when it did
+ * not decode), "well_formed", "error" (the paper's relative error per norm; null when not
+ * well-formed; non-finite numbers are null), "pass" (per norm and tolerance, tolerances in
+ * percent), "cond" (condition number of a square input), "q_cond" (eigenvectors: of the
+ * predicted Q) and "inverse_error" (inversion: |P - M^-1| / |M^-1| per norm). out needs
+ * eval_example_json_size bytes at most. */
+void eval_example_json(lawt_text *out, lawt_task task, const lawt_matrix *input,
+                       const lawt_matrix *target, const lawt_matrix *pred, const double *tol,
+                       int ntol);
+size_t eval_example_json_size(const lawt_matrix *input, const lawt_matrix *target);
 
 /* Accuracy accumulator over many predictions at several tolerances in one pass. */
 #define EVAL_MAX_TOLERANCES 8
@@ -56,6 +82,8 @@ void eval_tally_init(eval_tally *t, const double *tol, int ntol);
  * and so does a prediction of the wrong shape. */
 void eval_tally_add(eval_tally *t, lawt_task task, const lawt_matrix *input,
                     const lawt_matrix *target, const lawt_matrix *pred);
+/* Adds one prediction by its errors (from any check); err == NULL: not well-formed. */
+void eval_tally_add_error(eval_tally *t, lawt_task task, const double err[LAWT_NORM_COUNT]);
 /* Adds b's counts into a (shards of an evaluation). */
 void eval_tally_merge(eval_tally *a, const eval_tally *b);
 double eval_tally_accuracy(const eval_tally *t, lawt_norm norm, int tol_index); /* percent */

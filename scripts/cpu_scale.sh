@@ -99,13 +99,20 @@ config_value() { # file section key
         cur == sec && $1 == key && $2 == "=" { sub(/^[^=]*=[ \t]*/, ""); print; exit }' "$1"
 }
 
-# "a / b / c / d" of one norm's object in an eval record.
+# "a / b / c / d" of one norm's object in an eval record: its first occurrence, the
+# in-distribution test set's (out-of-distribution sets and groups nest their own after it).
 accuracies() { # record field
-    echo "$1" | sed -n "s/.*\"$2\":{\([^}]*\)}.*/\1/p" |
-        awk -F, '{ s = ""; for (i = 1; i <= NF; i++) { split($i, kv, ":"); s = s (i > 1 ? " / " : "") kv[2] } print s }'
+    echo "$1" | awk -v field="\"$2\":[{][^}]*[}]" '
+        match($0, field) {
+            body = substr($0, RSTART, RLENGTH); sub(/^[^{]*[{]/, "", body); sub(/[}]$/, "", body)
+            n = split(body, pairs, ","); s = ""
+            for (i = 1; i <= n; i++) { split(pairs[i], kv, ":"); s = s (i > 1 ? " / " : "") kv[2] }
+            print s
+        }'
 }
 
-number() { echo "$1" | sed -n "s/.*\"$2\":\([0-9.eE+-]*\).*/\1/p"; }
+# A number field of a record, its first occurrence.
+number() { echo "$1" | awk -v field="\"$2\":[0-9.eE+-]+" 'match($0, field) { v = substr($0, RSTART, RLENGTH); sub(/^[^:]*:/, "", v); print v }'; }
 
 table() {
     echo "| task | size | encoding | model (enc/dec x dims) | examples | wall | ex/s | L1 5 / 2 / 1 / 0.5% | paper's L2 | L-inf | well-formed | target (5%, L1) | status | the paper, at its scale |"

@@ -44,7 +44,7 @@ static void test_set_errors(void)
     check_rejects("task", "add,frob", "task", "'frob'", "comma-separated");
     check_rejects("task", "add,add", "task", "'add'", "twice");
     check_rejects("task", "", "task", "''", "transpose");
-    check_rejects("task_token", "2", "task_token", "'2'", "0 or 1");
+    check_rejects("task_token", "3", "task_token", "'3'", "0, 1, 2");
     check_rejects("dim", "0", "dim", "'0'", "1 <= N <= M <= 100");
     check_rejects("dim", "15-5", "dim", "'15-5'", "range");
     check_rejects("dim", "five", "dim", "'five'", NULL);

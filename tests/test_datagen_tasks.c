@@ -495,6 +495,46 @@ static void test_tokens(void)
     vocab_free(&v);
 }
 
+/* task_token 2 (Appendix F.2): the target starts with the task's token too, one token longer
+ * than with task_token 1, and datagen_decode_output reads its matrix only after the right
+ * task's token. */
+static void test_output_task_token(void)
+{
+    datagen_config one = config("add,matmul,eigenvalues", "2-4", NULL, 3), two = one;
+    CHECK(one.task_token == 1);
+    char err[256];
+    CHECK(datagen_set(&two, "task_token", "2", err, sizeof err) == 0 && two.task_token == 2);
+    lawt_encoding enc;
+    encoding_from_name("P1000", &enc);
+    lawt_vocab v;
+    vocab_init(&v, &enc);
+    CHECK(datagen_max_tgt_len(&two, &enc) == datagen_max_tgt_len(&one, &enc) + 1);
+    CHECK(datagen_max_src_len(&two, &enc) == datagen_max_src_len(&one, &enc));
+    int bad = 0, seen[LAWT_TASK_COUNT] = {0};
+    for (uint64_t i = 0; i < 60; i++) {
+        int s1[256], t1[256], s2[256], t2[256], sl1, tl1, sl2, tl2;
+        double a[64], b[64], d[64];
+        lawt_matrix in = {0, 0, a}, out = {0, 0, b}, dec = {0, 0, d};
+        lawt_task task, other;
+        datagen_tokens(&one, &v, &v, 5, STREAM_TEST, i, s1, &sl1, t1, &tl1, NULL, NULL, NULL);
+        datagen_tokens(&two, &v, &v, 5, STREAM_TEST, i, s2, &sl2, t2, &tl2, &in, &out, &task);
+        seen[task]++;
+        bad += sl1 != sl2 || memcmp(s1, s2, sizeof(int) * (size_t)sl1) != 0 || tl2 != tl1 + 1;
+        bad += t2[1] != vocab_task_token(&v, task) || memcmp(t2 + 2, t1 + 1, sizeof(int) * (size_t)(tl1 - 1)) != 0;
+        /* decoding what the model predicts: the tokens between the two EOS */
+        bad += datagen_decode_output(&two, &v, task, t2 + 1, tl2 - 2, &dec, 64) != DECODE_OK;
+        bad += dec.rows != out.rows || dec.cols != out.cols ||
+               memcmp(d, b, sizeof(double) * (size_t)out.rows * out.cols) != 0;
+        other = task == TASK_ADD ? TASK_MATMUL : TASK_ADD;
+        bad += datagen_decode_output(&two, &v, other, t2 + 1, tl2 - 2, &dec, 64) != DECODE_MALFORMED;
+        bad += datagen_decode_output(&two, &v, task, t2 + 2, tl2 - 3, &dec, 64) != DECODE_MALFORMED;
+        bad += datagen_decode_output(&one, &v, task, t1 + 1, tl1 - 2, &dec, 64) != DECODE_OK;
+    }
+    CHECK_MSG(bad == 0, "task_token 2: %d problems", bad);
+    CHECK(seen[TASK_ADD] > 0 && seen[TASK_MATMUL] > 0 && seen[TASK_EIGENVALUES] > 0);
+    vocab_free(&v);
+}
+
 int main(void)
 {
     test_shapes();
@@ -507,5 +547,6 @@ int main(void)
     test_sizes();
     test_noise();
     test_tokens();
+    test_output_task_token();
     return test_report("test_datagen_tasks");
 }

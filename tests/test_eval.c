@@ -369,10 +369,76 @@ static void test_condition(void)
     CHECK_CLOSE(eval_eigenvectors_q_condition(&p.out), 1.0, 1e-10);
 }
 
+/* The checks of sections 4.5-4.6 beside the paper's, and the --dump line of an example. */
+static void test_failure_analysis(void)
+{
+    /* Inversion: |P - M^-1| / |M^-1| beside |PM - Id| / |Id|. M = diag(1, 2, 4), P its inverse
+     * but 0.3 for 0.25: |P - M^-1|_1 = 0.05 over 1.75; PM - Id has 0.2 for 1.2 - 1 over 3. */
+    double m[9] = {1, 0, 0, 0, 2, 0, 0, 0, 4}, inv[9] = {1, 0, 0, 0, 0.5, 0, 0, 0, 0.25};
+    double pv[9] = {1, 0, 0, 0, 0.5, 0, 0, 0, 0.3};
+    lawt_matrix in = {3, 3, m}, target = {3, 3, inv}, pred = {3, 3, pv};
+    double direct[LAWT_NORM_COUNT], paper[LAWT_NORM_COUNT];
+    CHECK(eval_direct_error(&target, &pred, direct) == 0);
+    CHECK_CLOSE(direct[NORM_L1], 0.05 / 1.75, 1e-15);
+    CHECK_CLOSE(direct[NORM_L2], 0.05 * 0.05 / (1 + 0.25 + 0.0625), 1e-15);
+    CHECK_CLOSE(direct[NORM_LINF], 0.05 / 1.0, 1e-15);
+    CHECK(eval_relative_error(TASK_INVERSION, &in, &target, &pred, paper) == 0);
+    CHECK_CLOSE(paper[NORM_L1], 0.2 / 3.0, 1e-15);
+    lawt_matrix wrong = {1, 9, pv};
+    CHECK(eval_direct_error(&target, &wrong, direct) < 0 && isinf(direct[NORM_L1]));
+
+    /* Its --dump line: LAPACK's condition number 4, both errors, pass and fail. */
+    double tol[2] = {0.05, 0.1};
+    char buf[4096];
+    lawt_text t = {buf, sizeof buf, 0};
+    CHECK(eval_example_json_size(&in, &target) < sizeof buf);
+    eval_example_json(&t, TASK_INVERSION, &in, &target, &pred, tol, 2);
+    CHECK_MSG(strstr(buf, "\"cond\":4,") != NULL, "%s", buf);
+    CHECK_MSG(strstr(buf, "\"prediction\":[[1,0,0],[0,0.5,0],[0,0,0.3]]") != NULL, "%s", buf);
+    CHECK_MSG(strstr(buf, "\"error\":{\"L1\":0.0666666667,") != NULL, "%s", buf);
+    CHECK_MSG(strstr(buf, "\"inverse_error\":{\"L1\":0.0285714286,") != NULL, "%s", buf);
+    CHECK_MSG(strstr(buf, "\"pass\":{\"L1\":{\"5\":false,\"10\":true}") != NULL, "%s", buf);
+    t = (lawt_text){buf, sizeof buf, 0};
+    eval_example_json(&t, TASK_INVERSION, &in, &target, NULL, tol, 2);
+    CHECK_MSG(strstr(buf, "\"prediction\":null,\"well_formed\":false,\"error\":null") != NULL &&
+              strstr(buf, "\"inverse_error\":null") != NULL, "%s", buf);
+
+    /* Eigenvectors: a real decomposition (LAPACK) predicts its eigenvalues exactly, and so do
+     * the Rayleigh quotients of its Q; D off by 10% is a predicted-eigenvalue error of 0.1
+     * while Q still implies the right ones. */
+    problem p;
+    make_problem(&p, TASK_EIGENVECTORS, 5, 5);
+    double predicted[LAWT_NORM_COUNT], implied[LAWT_NORM_COUNT];
+    CHECK(eval_eigenvalue_errors(&p.in, &p.out, &p.out, predicted, implied) == 0);
+    CHECK(predicted[NORM_L1] == 0.0);
+    CHECK_MSG(implied[NORM_L1] < 1e-12, "implied eigenvalues off by %g", implied[NORM_L1]);
+    double off[6 * 5];
+    memcpy(off, p.out.a, sizeof off);
+    for (int j = 0; j < 5; j++) off[j] *= 1.1;
+    lawt_matrix poff = {6, 5, off};
+    CHECK(eval_eigenvalue_errors(&p.in, &p.out, &poff, predicted, implied) == 0);
+    CHECK_CLOSE(predicted[NORM_L1], 0.1, 1e-12);
+    CHECK_CLOSE(predicted[NORM_L2], 0.01, 1e-12);
+    CHECK(implied[NORM_L1] < 1e-12);
+    /* Q's columns scaled (2, 1, 1, 1, 1): the Rayleigh quotients do not change, the condition
+     * number of Q is 2. */
+    for (int i = 0; i < 5; i++) off[5 + 5 * i] *= 2.0;
+    CHECK(eval_eigenvalue_errors(&p.in, &p.out, &poff, predicted, implied) == 0);
+    CHECK(implied[NORM_L1] < 1e-12);
+    t = (lawt_text){buf, sizeof buf, 0};
+    eval_example_json(&t, TASK_EIGENVECTORS, &p.in, &p.out, &poff, tol, 2);
+    size_t len = strlen(buf), want = strlen("\"q_cond\":2");
+    CHECK_MSG(len > want && strcmp(buf + len - want, "\"q_cond\":2") == 0, "%s", buf);
+    lawt_matrix short_pred = {5, 5, off};
+    CHECK(eval_eigenvalue_errors(&p.in, &p.out, &short_pred, predicted, implied) < 0 &&
+          isinf(predicted[NORM_L1]) && isinf(implied[NORM_L1]));
+}
+
 int main(void)
 {
     test_tasks();
     test_tally();
     test_condition();
+    test_failure_analysis();
     return test_report("test_eval");
 }

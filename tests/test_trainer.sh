@@ -16,8 +16,14 @@
 #                 at tolerance TOL (percent)
 #   evaluate      --evaluate CHECKPOINT gives the run's own final evaluation back, number for
 #                 number, from the configuration file or the checkpoint's, and its analysis by
-#                 condition number adds up to it; other data runs; a
+#                 condition number adds up to it; --dump writes its examples, whose passes
+#                 are its accuracy; other data runs; a
 #                 checkpoint that does not fit the model, or --resume with it, is refused
+#   measures      what an evaluation records besides the accuracies: out-of-distribution sets
+#                 (eval.ood: each its own examples, whatever else is listed, with their test
+#                 losses; --evaluate gives them back; unknown laws refused), accuracy by problem
+#                 size and by task, whose groups hold the examples lawt_datagen makes;
+#                 --evaluate's failure analysis and --dump (inversion, eigenvectors)
 #   like_reference SEEDS...  the learning-efficiency check (issue 18): jobs/reference_eigenvalues_3x3.ini
 #                 for 400,000 examples per seed (the seeds side by side, one thread each); the
 #                 mean L1 accuracy at 5% is at least the paper's code's mean at 400,000 examples
@@ -54,15 +60,16 @@ losses() {
     sed -n 's/^{"type":"train","step":\([0-9]*\),.*"loss":\([^,]*\),.*/\1 \2/p' "$1"
 }
 
-# The L1 accuracy at tolerance $2 of the last evaluation in metrics file $1.
+# The L1 accuracy at tolerance $2 of the last evaluation in metrics file $1 (the first "acc" of
+# the record: the test set's; groups and out-of-distribution sets follow it).
 last_accuracy() {
-    grep '"type":"eval"' "$1" | tail -n 1 | grep -o '"acc":{[^}]*}' | grep -o "\"$2\":[0-9.]*" |
-        cut -d: -f2
+    grep '"type":"eval"' "$1" | tail -n 1 | grep -o '"acc":{[^}]*}' | head -n 1 |
+        grep -o "\"$2\":[0-9.]*" | cut -d: -f2
 }
 
 # The L1 accuracy at tolerance $3 of metrics file $1's evaluation after $2 examples.
 accuracy_at() {
-    grep '"type":"eval"' "$1" | grep "\"examples\":$2," | grep -o '"acc":{[^}]*}' |
+    grep '"type":"eval"' "$1" | grep "\"examples\":$2," | grep -o '"acc":{[^}]*}' | head -n 1 |
         grep -o "\"$3\":[0-9.]*" | cut -d: -f2
 }
 
@@ -199,8 +206,12 @@ batch_per_rank)
 resume)
     RUN=(--config "$src/jobs/quickstart.ini" --set train.log_every=1 --set train.threads=1
          --set train.epoch_size=640 --set train.epochs=2 --set eval.size=64 "$@")
-    "$dist" "${RUN[@]}" --run-dir straight > straight.log 2>&1 || fail "straight run"
-    "$dist" "${RUN[@]}" --set train.max_steps=10 --run-dir resumed > first.log 2>&1 || fail "first half"
+    # an out-of-distribution set: its stream resumes too
+    "$dist" "${RUN[@]}" --set eval.ood=gaussian --run-dir straight > straight.log 2>&1 ||
+        fail "straight run"
+    "$dist" "${RUN[@]}" --set eval.ood=gaussian --set train.max_steps=10 --run-dir resumed \
+        > first.log 2>&1 || fail "first half"
+    grep -q '"ood":{"gaussian":{"size":64,' straight/metrics.jsonl || fail "no out-of-distribution set recorded"
     "$dist" --resume --run-dir resumed --set train.max_steps=0 --set train.prefetch=on \
         > second.log 2>&1 ||
         { fail "resumed half"; cat second.log >&2; }
@@ -255,6 +266,14 @@ evaluate)
                   d = 100 * good / n - wf; if (d < 0) d = -d
                   exit !(n == 200 && d < 0.01) }' ||
         fail "the accuracies by condition number do not add up to the whole evaluation"
+    # --dump: one line an example, whose passes are the accuracy
+    "$dist" --evaluate "$ck" --set eval.size=200 --dump dump.jsonl > dump.log 2>&1 ||
+        { fail "--evaluate --dump"; tail -n 20 dump.log >&2; }
+    acc5=$(echo "$trained" | grep -o '"acc":{"5":[0-9.]*' | cut -d: -f3)
+    passes=$(grep -c '"pass":{"L1":{"5":true' dump.jsonl)
+    echo "--dump: $(wc -l < dump.jsonl) examples, $passes passing at 5% (the run: ${acc5:-none}%)"
+    [ "$(wc -l < dump.jsonl)" -eq 200 ] && awk -v p="$passes" -v a="${acc5:-x}" 'BEGIN { exit !(p / 2 == a) }' ||
+        fail "--dump: $passes passes of $(wc -l < dump.jsonl), the run's accuracy ${acc5:-none}%"
     awk -v w="${wf:-0}" 'BEGIN { exit !(w > 10) }' ||
         fail "well-formed rate ${wf:-none}: the model learned too little for this test to tell"
     line=$(grep '^eval ' run.log | tail -n 1 | sed 's/.*: L1/L1/; s/ | [0-9.]* s$//')
@@ -268,6 +287,116 @@ evaluate)
         --evaluate "$ck" --set model.dim=128
     expect_error "--evaluate with --resume" "--evaluate and --resume do not go together" \
         --evaluate "$ck" --resume "$ck"
+    ;;
+measures)
+    # What an evaluation records besides the accuracies, on a model of 1 step (untrained: the
+    # point is which examples each number covers, and that the parts add up).
+    datagen=$(dirname "$dist")/../datagen/lawt_datagen
+    RUN=(--config "$src/jobs/quickstart.ini" --set train.max_steps=1 --set train.warmup=1
+         --set train.threads=1 --set eval.size=60 --set eval.batch_size=25)
+    record() { grep '"type":"eval"' "$1" | tail -n 1; }
+    # one out-of-distribution set of an eval record: "NAME":{"size":K,...,"test_loss":X}
+    ood_set() {
+        record "$1" | grep -oE "\"$2\":\\{\"size\":[0-9]+,\"acc\":\\{[^}]*\\},\"acc_l2\":\\{[^}]*\\},\"acc_linf\":\\{[^}]*\\},\"well_formed\":[0-9.]+,\"test_loss\":[0-9.e+-]+\\}"
+    }
+    loss_of() { echo "$1" | grep -o '"test_loss":[0-9.e+-]*' | head -n 1 | cut -d: -f2; }
+    EIG=("${RUN[@]}" --set data.task=eigenvalues)
+    "$dist" "${EIG[@]}" --set eval.ood=laplace,wigner@0.3 --run-dir ood2 > ood2.log 2>&1 ||
+        { fail "eval.ood = laplace, wigner@0.3"; tail -n 20 ood2.log >&2; }
+    "$dist" "${EIG[@]}" --set eval.ood=laplace --run-dir ood1 > ood1.log 2>&1 ||
+        { fail "eval.ood = laplace"; tail -n 20 ood1.log >&2; }
+    laplace2=$(ood_set ood2/metrics.jsonl laplace) wigner=$(ood_set ood2/metrics.jsonl 'wigner@0.3')
+    laplace1=$(ood_set ood1/metrics.jsonl laplace)
+    echo "laplace:    $laplace2"
+    echo "wigner@0.3: $wigner"
+    [ -n "$laplace2" ] && [ -n "$wigner" ] && echo "$laplace2" | grep -q '"size":60,' ||
+        fail "the eval record lacks its out-of-distribution sets: $(record ood2/metrics.jsonl)"
+    # A set's examples are its own: the same whatever else eval.ood lists.
+    [ "$laplace1" = "$laplace2" ] || fail "laplace alone '$laplace1', beside wigner '$laplace2'"
+    # Three sets of different examples: three test losses.
+    losses3=$(printf '%s\n' "$(loss_of "$(record ood2/metrics.jsonl)")" "$(loss_of "$laplace2")" \
+              "$(loss_of "$wigner")")
+    echo "test losses (test set, laplace, wigner@0.3):" $losses3
+    [ "$(echo "$losses3" | grep -cE '^[0-9]+\.[0-9]+')" -eq 3 ] &&
+        [ "$(echo "$losses3" | sort -u | wc -l)" -eq 3 ] ||
+        fail "expected three different test losses, got: $losses3"
+    grep -q '^ood    wigner@0.3, 60 examples: L1 accuracy' ood2.log ||
+        fail "train.log has no line for the set wigner@0.3"
+    # --evaluate gives the run's own evaluation back, out-of-distribution sets and test loss too.
+    "$dist" --evaluate ood2/step-000000001.h5 --run-dir again > again.log 2>&1 ||
+        { fail "--evaluate with eval.ood"; tail -n 20 again.log >&2; }
+    after_size() { record "$1" | sed 's/.*"size"/"size"/'; }
+    [ "$(after_size ood2/metrics.jsonl)" = "$(after_size again/metrics.jsonl)" ] ||
+        fail "--evaluate: '$(after_size again/metrics.jsonl)', the run: '$(after_size ood2/metrics.jsonl)'"
+    expect_error "an unknown law" "\\[eval\\] ood = 'laplace,cauchy': unknown law 'cauchy'" \
+        "${EIG[@]}" --set eval.ood=laplace,cauchy --dry-run
+    expect_error "a bad scale" "\\[eval\\] ood = 'laplace@-1': .*number > 0" \
+        "${EIG[@]}" --set eval.ood=laplace@-1 --dry-run
+    expect_error "an eigenvalue law for transposition" "unknown law 'semicircle' for transpose.*coefficient law" \
+        "${RUN[@]}" --set eval.ood=semicircle --dry-run
+    "$dist" "${RUN[@]}" --set eval.ood=gaussian,laplace@2 --dry-run > coef.log 2>&1 ||
+        { fail "coefficient laws as out-of-distribution sets of transposition"; cat coef.log >&2; }
+
+    # By problem size and by task: the groups hold the test set's examples, as lawt_datagen
+    # makes them (test stream, the run's seed), and add up to it.
+    "$dist" "${RUN[@]}" --set data.dim=2-4 --set data.task=transpose,add --set data.task_token=2 \
+        --run-dir groups \
+        > groups.log 2>&1 || { fail "dim 2-4, transpose and add"; tail -n 20 groups.log >&2; }
+    rec=$(record groups/metrics.jsonl)
+    "$datagen" --task transpose,add --dim 2-4 --encoding P1000 --count 60 --seed 1 --stream test \
+        --format tokens > examples.txt || fail "lawt_datagen"
+    for group in size task; do
+        got=$(echo "$rec" | grep -o "\"by_$group\":{.*" | sed 's/,"by_task":.*//' |
+              grep -oE '"[a-z0-9]+":\{"size":[0-9]+' | tr -d '"{' | sed 's/:size:/ /' | sort)
+        if [ $group = size ]; then
+            want=$(cut -d' ' -f2 examples.txt | sed 's/^V//' | sort | uniq -c | awk '{ print $2, $1 }')
+        else
+            want=$(cut -d' ' -f1 examples.txt | tr -d '<>' | sort | uniq -c | awk '{ print $2, $1 }')
+        fi
+        echo "by $group:" $got
+        [ -n "$got" ] && [ "$got" = "$want" ] || fail "by $group: '$got', lawt_datagen: '$want'"
+    done
+    grep -q '^size   L1 accuracy at 5% by problem size: 2: ' groups.log ||
+        fail "train.log has no line by problem size"
+
+    # --evaluate's failure analysis (sections 4.5-4.6) and --dump, on an inversion model: the
+    # input's condition number as a failure predictor buckets the examples by the condition
+    # numbers the dump gives for them.
+    "$dist" "${RUN[@]}" --set data.task=inversion --run-dir inv > inv.log 2>&1 ||
+        { fail "inversion"; tail -n 20 inv.log >&2; }
+    "$dist" --evaluate inv/step-000000001.h5 --dump inv.jsonl --run-dir inv-eval > inv-eval.log 2>&1 ||
+        { fail "--evaluate --dump"; tail -n 20 inv-eval.log >&2; }
+    [ "$(wc -l < inv.jsonl)" -eq 60 ] && [ "$(grep -c '^{"index":[0-9]*,"task":"inversion","input":\[\[' inv.jsonl)" -eq 60 ] ||
+        fail "--dump: expected 60 examples, got $(wc -l < inv.jsonl) lines"
+    got=$(grep '^pred   L1 accuracy' inv-eval.log | grep -o 'of [0-9][0-9]*' | cut -d' ' -f2 | tr '\n' ' ')
+    want=$(grep -o '"cond":[0-9.e+-]*' inv.jsonl | cut -d: -f2 | awk '
+        BEGIN { split("10 20 30 40 51.5 75 100 1000", edge, " ") }
+        { b = 9; for (i = 8; i >= 1; i--) if ($1 < edge[i]) b = i; n[b]++ }
+        END { for (i = 1; i <= 9; i++) printf "%d ", n[i] }')
+    echo "by condition number of the input, the record: $got; the dump: $want"
+    [ -n "$got" ] && [ "$got" = "$want" ] || fail "predictor buckets '$got', the dump's '$want'"
+    grep -q '^{"type":"sub_accuracy","check":"inverse_distance","size":60,' inv-eval/metrics.jsonl &&
+        grep -q '^{"type":"failure_predictor","predictor":"input_condition",' inv-eval/metrics.jsonl ||
+        fail "no inverse_distance or failure_predictor record"
+    expect_error "--dump over an existing file" "inv.jsonl: the file exists" \
+        --evaluate inv/step-000000001.h5 --dump inv.jsonl
+    expect_error "--dump without --evaluate" "--dump goes with --evaluate" "${RUN[@]}" --dump x.jsonl
+    # a dump that cannot be written (a full disk): named with its errno, exit status 74
+    LAWT_FAULT_WRITE_FAIL_AFTER=3000 "$dist" --evaluate inv/step-000000001.h5 --dump full.jsonl \
+        > full.log 2> full.err
+    status=$?
+    [ $status -eq 74 ] && grep -q "writing full.jsonl failed: No space left on device" full.err ||
+        { fail "--dump on a full disk: status $status (74 expected)"; cat full.err >&2; }
+    # eigenvectors: the predicted Q's condition number, the eigenvalues of the prediction
+    "$dist" "${RUN[@]}" --set data.task=eigenvectors --run-dir eigv > eigv.log 2>&1 ||
+        { fail "eigenvectors"; tail -n 20 eigv.log >&2; }
+    "$dist" --evaluate eigv/step-000000001.h5 --run-dir eigv-eval > eigv-eval.log 2>&1 ||
+        { fail "--evaluate eigenvectors"; tail -n 20 eigv-eval.log >&2; }
+    for record in '"type":"sub_accuracy","check":"predicted_eigenvalues","size":60,' \
+                  '"type":"sub_accuracy","check":"implied_eigenvalues","size":60,' \
+                  '"type":"failure_predictor","predictor":"q_condition",'; do
+        grep -q "^{$record" eigv-eval/metrics.jsonl || fail "no record {$record..."
+    done
     ;;
 like_reference)
     examples=400000 margin=5

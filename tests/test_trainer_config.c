@@ -294,7 +294,7 @@ static void test_allowed_text_matches_check(void)
     CHECK(accepts("data.bound", "0.5") && !accepts("data.bound", "0"));
     CHECK(accepts("data.eig_scale", "2") && !accepts("data.eig_scale", "0"));
     CHECK(accepts("data.noise", "0") && !accepts("data.noise", "-0.01"));
-    CHECK(accepts("data.task_token", "1") && !accepts("data.task_token", "2"));
+    CHECK(accepts("data.task_token", "2") && !accepts("data.task_token", "3"));
 }
 
 /* The resolved text parses back to the same configuration and the same text. */
@@ -327,6 +327,64 @@ static void test_schedule(void)
     cfg.schedule = SCHEDULE_INVERSE_SQRT;
     CHECK_CLOSE(schedule_lr(&cfg, 400, total), 5e-4, 1e-15);
     CHECK_CLOSE(schedule_lr(&cfg, 50, total), 5e-4, 1e-15);
+
+    /* The reference run of shared/reference-curves.md: adam_cosine, warmup_updates=1000,
+     * lr=5e-4, min_lr=5e-5, init_period=37500, lr_shrink=0.1. */
+    CHECK(parse(&cfg, "[train]\nschedule = cosine_period\nlr = 5e-4\nlr_min = 5e-5\n"
+                      "warmup = 1000\ncosine_period = 37500\nlr_shrink = 0.1\n") == 0);
+    CHECK(cfg.schedule == SCHEDULE_COSINE_PERIOD && cfg.cosine_period == 37500);
+    for (long run = 10; run <= 10000000; run *= 1000) { /* the run's length plays no part */
+        CHECK_CLOSE(schedule_lr(&cfg, 500, run), 2.5e-4, 1e-15);
+        CHECK_CLOSE(schedule_lr(&cfg, 1000, run), 5e-4, 1e-15);
+        CHECK_CLOSE(schedule_lr(&cfg, 1000 + 18750, run), 2.75e-4, 1e-15);
+        CHECK_CLOSE(schedule_lr(&cfg, 1000 + 37499, run),
+                    5e-5 + 0.5 * 4.5e-4 * (1 + cos(3.14159265358979323846 * 37499 / 37500)), 1e-15);
+        CHECK_CLOSE(schedule_lr(&cfg, 1000 + 37500, run), 5e-5, 1e-15);      /* restart: 0.1 lr */
+        CHECK_CLOSE(schedule_lr(&cfg, 1000 + 37500 + 18750, run), 2.75e-5, 1e-15);
+        CHECK_CLOSE(schedule_lr(&cfg, 1000 + 2 * 37500, run), 5e-6, 1e-15); /* 0.01 lr */
+    }
+    CHECK(schedule_lr(&cfg, 1000 + 37501, 0) < schedule_lr(&cfg, 1000 + 37500, 0));
+    CHECK(parse(&cfg, "[train]\nschedule = cosine_period\nlr_shrink = 0\n") < 0 &&
+          err_has("lr_shrink"));
+    CHECK(parse(&cfg, "[train]\nschedule = cosine_period\ncosine_period = 0\n") < 0 &&
+          err_has("cosine_period"));
+    CHECK(parse(&cfg, "[train]\nschedule = cosine_period\nlr = 1e-4\nlr_min = 1e-3\n") < 0 &&
+          err_has("lr_min"));
+}
+
+/* eval.ood: each set is the training data with the law it names. */
+static void test_ood(void)
+{
+    static trainer_config cfg;
+    CHECK(parse(&cfg, "[data]\ntask = eigenvalues\nlaw = uniform_mixed\n"
+                      "[eval]\nood = laplace, wigner@0.3,positive@0.6 , gaussian@1\n") == 0);
+    CHECK(cfg.nood == 4);
+    CHECK(strcmp(cfg.ood_name[0], "laplace") == 0 && strcmp(cfg.ood_name[1], "wigner@0.3") == 0 &&
+          strcmp(cfg.ood_name[2], "positive@0.6") == 0 && strcmp(cfg.ood_name[3], "gaussian") == 0);
+    CHECK(cfg.ood_data[0].eig_weights[EIG_LAPLACE] > 0 && cfg.ood_data[0].eig_scale == 1.0);
+    CHECK(cfg.ood_data[1].eig_weights[EIG_LAPLACE] == 0 && cfg.ood_data[1].eig_weights[EIG_POSITIVE] == 0);
+    CHECK_CLOSE(cfg.ood_data[1].bound, 3.0, 1e-12);
+    CHECK(cfg.ood_data[2].eig_weights[EIG_POSITIVE] > 0 && cfg.ood_data[2].eig_scale == 0.6 &&
+          cfg.ood_data[2].bound == 10.0);
+    /* Table 12's test sets are at A = 10, whatever A the training law draws */
+    for (int k = 0; k < cfg.nood; k++) CHECK(cfg.ood_data[k].law == COEF_UNIFORM);
+    CHECK(cfg.data.law == COEF_UNIFORM_MIXED);
+    CHECK(parse(&cfg, "[data]\ntask = transpose\n[eval]\nood = gaussian,laplace@2\n") == 0);
+    CHECK(cfg.nood == 2 && cfg.ood_data[0].law == COEF_GAUSSIAN && cfg.ood_data[1].law == COEF_LAPLACE);
+    CHECK_CLOSE(cfg.ood_data[1].bound, 20.0, 1e-12);
+    CHECK(parse(&cfg, "[data]\ntask = transpose\n") == 0 && cfg.nood == 0);
+    CHECK(parse(&cfg, "[data]\ntask = eigenvalues\n[eval]\nood = laplace, cauchy\n") < 0 &&
+          err_has("[eval] ood = 'laplace, cauchy': unknown law 'cauchy' for eigenvalues") &&
+          err_has("marchenko_pastur"));
+    CHECK(parse(&cfg, "[data]\ntask = transpose\n[eval]\nood = positive\n") < 0 &&
+          err_has("unknown law 'positive' for transpose") && err_has("uniform_mixed"));
+    CHECK(parse(&cfg, "[data]\ntask = eigenvalues\n[eval]\nood = laplace,laplace@1\n") < 0 &&
+          err_has("'laplace' is listed twice"));
+    CHECK(parse(&cfg, "[data]\ntask = eigenvalues\n[eval]\nood = laplace@0\n") < 0 &&
+          err_has("number > 0"));
+    char many[512] = "[data]\ntask = eigenvalues\n[eval]\nood = laplace";
+    for (int k = 2; k <= 17; k++) snprintf(many + strlen(many), sizeof many - strlen(many), ",laplace@%d", k);
+    CHECK(parse(&cfg, many) < 0 && err_has("more than 16 sets"));
 }
 
 /* [data] values are parsed once, at their line; task_token follows the final task list. */
@@ -393,6 +451,7 @@ int main(void)
     test_allowed_text_matches_check();
     test_round_trip();
     test_schedule();
+    test_ood();
     test_batch_resolution();
     return test_report("test_trainer_config");
 }

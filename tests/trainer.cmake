@@ -6,6 +6,12 @@ target_link_libraries(test_trainer_config PRIVATE lawt_trainer)
 add_test(NAME trainer_config COMMAND test_trainer_config)
 set_tests_properties(trainer_config PROPERTIES LABELS trainer)
 
+# The evaluation's measurements on an untrained model: the test loss is the training loss.
+add_executable(test_trainer_eval test_trainer_eval.c)
+target_link_libraries(test_trainer_eval PRIVATE lawt_trainer)
+add_test(NAME trainer_eval COMMAND test_trainer_eval)
+set_tests_properties(trainer_eval PROPERTIES LABELS trainer)
+
 # test_trainer.sh MODE LAWT_DIST SOURCE_DIR WORK_DIR [ARGS...]
 function(lawt_trainer_test name mode)
   add_test(NAME trainer_${name}
@@ -24,6 +30,9 @@ lawt_trainer_test(resume resume)
 # The recurrent models (Appendix E.1) resume exactly too: their config fields in the checkpoint.
 lawt_trainer_test(resume_gru resume --set model.arch=gru --set model.rnn_layers=2
                   --set model.rnn_hidden=48)
+lawt_trainer_test(measures measures)
+# about 20 s; a dozen lawt_dist runs, slower under the sanitizers
+set_tests_properties(trainer_measures PROPERTIES TIMEOUT 600)
 if(LAWT_WITH_MPI)
   lawt_trainer_test(mpi mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
   lawt_trainer_test(mpi4 mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 4 ${MPIEXEC_PREFLAGS})

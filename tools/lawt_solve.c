@@ -379,7 +379,9 @@ static void solve_one(solver *s, const input_matrix *im, int beam)
     size_t cap = (size_t)(1 + pm + pn) * (size_t)big;
     lawt_matrix pred = {0, 0, lawt_malloc(cap * sizeof(double))};
     lawt_matrix ref = {0, 0, lawt_malloc(cap * sizeof(double))};
-    int decoded = decode_matrix(&s->vout, out, out_len, &pred, (int)cap) == DECODE_OK;
+    int decoded =
+        datagen_decode_output(&s->cfg.data, &s->vout, s->task, out, out_len, &pred, (int)cap) ==
+        DECODE_OK;
     /* Rounded as the training targets are: the check is the one evaluation makes. */
     int solved = datagen_solve(s->task, &in, &ref) == 0;
     for (int k = 0; solved && k < ref.rows * ref.cols; k++) ref.a[k] = round_significant(ref.a[k], s->out_digits);

@@ -119,9 +119,18 @@ static const config_key KEYS[] = {
      "Steps of linear warm-up from 0 to lr."},
     {"train", "schedule", KEY_CHOICE, "cosine", F(schedule), 0, 0, 0,
      &LR_SCHEDULES(ENUM_NAME_PIPED)[1],
-     "After warm-up: cosine decay to lr_min at the last step, constant, or lr*sqrt(warmup/step)."},
+     "After warm-up: cosine decay to lr_min at the last step, constant, lr*sqrt(warmup/step), "
+     "or cosine_period: cosines of train.cosine_period steps from lr to lr_min, restarting "
+     "with both times train.lr_shrink (the paper's code, adam_cosine: its init_period and "
+     "lr_shrink)."},
     {"train", "lr_min", KEY_REAL, "1e-5", F(lr_min), 0, 1, 0, NULL,
-     "Floor of the cosine schedule."},
+     "Floor of the cosine schedules."},
+    {"train", "cosine_period", KEY_LONG, "100000000", F(cosine_period), 1, BIG, 0, NULL,
+     "Schedule cosine_period: steps of one cosine after warm-up (the paper's code's "
+     "init_period; its default 1e8 is all but constant over any run)."},
+    {"train", "lr_shrink", KEY_REAL, "0.75", F(lr_shrink), 0, 1, OPEN_MIN, NULL,
+     "Schedule cosine_period: lr and lr_min are multiplied by this at each restart (the "
+     "paper's code's lr_shrink, default 0.75)."},
     {"train", "clip", KEY_REAL, "5", F(clip), 0, BIG, 0, NULL,
      "Gradient-norm clipping threshold (0: none)."},
     {"train", "beta1", KEY_REAL, "0.9", F(beta1), 0, 1, OPEN_MAX, NULL, "Adam beta1."},
@@ -152,6 +161,13 @@ static const config_key KEYS[] = {
     {"eval", "batch_size", KEY_INT, "64", F(eval_batch), 1, 1 << 20, 0, NULL,
      "Examples generated and decoded together, per rank; the model decodes them in chunks of "
      "at most the per-rank training batch, which alone sizes its activations."},
+    {"eval", "ood", KEY_TEXT, "", F(ood), 0, 0, 0, NULL,
+     "Out-of-distribution test sets (section 5, Table 12), comma-separated, at most "
+     "16: each is evaluated on eval.size examples of its own stream at every evaluation and "
+     "recorded under its name. LAW or LAW@SCALE; eigen tasks: wigner (Wigner matrices of "
+     "uniform coefficients in [-A, A], A = data.bound x SCALE) or an eigenvalue law of "
+     "data.eig_law (eig_scale SCALE); other tasks: a coefficient law of data.law (bound x "
+     "SCALE). Empty: none."},
 
     {"run", "dir", KEY_TEXT, "", F(dir), 0, 0, 0, NULL,
      "Run directory (--run-dir): config.ini, train.log, metrics.jsonl, checkpoints; empty: "
@@ -638,6 +654,75 @@ int config_set_assignment(trainer_config *cfg, const char *assignment, char *err
     return set_by_name(cfg, section, name, eq + 1, &src, err, errcap);
 }
 
+/* eval.ood: each set is the training data with another law (config_finish, after the data
+ * keys are final). Eigen tasks: "wigner" (plain Wigner matrices of uniform coefficients in
+ * [-A x SCALE, A x SCALE]) or an eigenvalue law (eig_scale SCALE); other tasks: a coefficient
+ * law, A x SCALE. A uniform_mixed training law is tested at A = data.bound, as Table 12's test
+ * sets (sigma_tst / sigma_tr against A = 10). */
+static int parse_ood(trainer_config *cfg, const value_source *src, char *err, size_t errcap)
+{
+    char buf[CONFIG_TEXT_MAX];
+    snprintf(buf, sizeof buf, "%s", cfg->ood);
+    int eigen = 1;
+    for (int t = 0; t < cfg->data.ntasks; t++) eigen &= task_get(cfg->data.tasks[t])->symmetric;
+    cfg->nood = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && end[-1] == ' ') *--end = '\0';
+        if (cfg->nood == CONFIG_MAX_OOD)
+            return fail(err, errcap, src, "[eval] ood = '%s': more than %d sets", cfg->ood,
+                        CONFIG_MAX_OOD);
+        double scale = 1.0;
+        char *at = strchr(tok, '@');
+        if (at) {
+            *at = '\0';
+            if (parse_double(at + 1, &scale) || !(scale > 0))
+                return fail(err, errcap, src, "[eval] ood = '%s': '%s@%s': the scale after @ must "
+                            "be a number > 0", cfg->ood, tok, at + 1);
+        }
+        datagen_config d = cfg->data;
+        char why[512] = "";
+        if (eigen) {
+            if (d.law == COEF_UNIFORM_MIXED) d.law = COEF_UNIFORM;
+            if (strcmp(tok, "wigner") == 0) {
+                datagen_set(&d, "eig_law", "none", why, sizeof why);
+                d.bound *= scale;
+            } else if (eig_law_from_name(tok) >= 0) {
+                if (datagen_set(&d, "eig_law", tok, why, sizeof why))
+                    return fail(err, errcap, src, "[eval] ood = '%s': %s", cfg->ood, why);
+                d.eig_scale = scale;
+            } else {
+                return fail(err, errcap, src, "[eval] ood = '%s': unknown law '%s' for %s; "
+                            "allowed: wigner or an eigenvalue law (%s), each with an optional "
+                            "@SCALE", cfg->ood, tok, task_name(d.tasks[0]),
+                            &EIG_LAWS(ENUM_NAME_LISTED)[2]);
+            }
+        } else {
+            int law = coef_law_from_name(tok);
+            if (law < 0)
+                return fail(err, errcap, src, "[eval] ood = '%s': unknown law '%s' for %s; "
+                            "allowed: a coefficient law (%s), each with an optional @SCALE",
+                            cfg->ood, tok, task_name(d.tasks[0]), &COEF_LAWS(ENUM_NAME_LISTED)[2]);
+            d.law = (coef_law)law;
+            d.bound *= scale;
+        }
+        if (datagen_validate(&d, why, sizeof why))
+            return fail(err, errcap, src, "[eval] ood = '%s': the set '%s': %s", cfg->ood, tok, why);
+        /* The name records the set and keys its stream: "laplace@1" is "laplace". */
+        char *name = cfg->ood_name[cfg->nood];
+        if (scale != 1.0) snprintf(name, sizeof cfg->ood_name[0], "%s@%g", tok, scale);
+        else snprintf(name, sizeof cfg->ood_name[0], "%s", tok);
+        for (int k = 0; k < cfg->nood; k++)
+            if (strcmp(cfg->ood_name[k], name) == 0)
+                return fail(err, errcap, src, "[eval] ood = '%s': '%s' is listed twice", cfg->ood,
+                            name);
+        cfg->ood_data[cfg->nood++] = d;
+    }
+    return 0;
+}
+
 int config_finish(trainer_config *cfg, char *err, size_t errcap)
 {
     value_source src = {"configuration", 0, 0};
@@ -654,6 +739,7 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
     cfg->data.out_digits = out.digits;
     if (datagen_validate(&cfg->data, why, sizeof why))
         return fail(err, errcap, &src, "[data]: %s", why);
+    if (parse_ood(cfg, &src, err, errcap)) return -1;
     if (cfg->arch == ARCH_UNIVERSAL)
         return fail(err, errcap, &src, "[model] arch = universal (Appendix E.2) is not built yet "
                     "in this lawt: use transformer, lstm or gru");
@@ -667,7 +753,8 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
     if (!model_arch_recurrent(cfg->arch) && cfg->dec_dim % cfg->dec_heads)
         return fail(err, errcap, &src, "[model] dec_dim = %d is not a multiple of dec_heads = %d",
                     cfg->dec_dim, cfg->dec_heads);
-    if (cfg->schedule == SCHEDULE_COSINE && cfg->lr_min > cfg->lr)
+    if ((cfg->schedule == SCHEDULE_COSINE || cfg->schedule == SCHEDULE_COSINE_PERIOD) &&
+        cfg->lr_min > cfg->lr)
         return fail(err, errcap, &src, "[train] lr_min = %g is above lr = %g", cfg->lr_min,
                     cfg->lr);
     /* The trainer counts steps, examples (step x batch_size) and test examples (eval.size an
@@ -687,6 +774,11 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
     if (__builtin_mul_overflow(cfg->eval_size, (long)cfg->epochs + 1, &test_examples))
         return fail(err, errcap, &src, "[eval] size = %ld x (train.epochs = %d + 1) evaluations: "
                     "the test examples overflow a 64-bit counter; lower eval.size",
+                    cfg->eval_size, cfg->epochs);
+    /* Each out-of-distribution set takes test indices below 2^44 in its range of the stream. */
+    if (cfg->nood && test_examples >= (1L << 44))
+        return fail(err, errcap, &src, "[eval] size = %ld x (train.epochs = %d + 1) evaluations: "
+                    "more test examples than eval.ood's streams hold (2^44); lower eval.size",
                     cfg->eval_size, cfg->epochs);
     return 0;
 }
@@ -762,6 +854,13 @@ double schedule_lr(const trainer_config *cfg, long step, long total_steps)
     case SCHEDULE_CONSTANT: return cfg->lr;
     case SCHEDULE_INVERSE_SQRT:
         return cfg->warmup > 0 ? cfg->lr * sqrt((double)cfg->warmup / (double)step) : cfg->lr;
+    case SCHEDULE_COSINE_PERIOD: {
+        long t = step - cfg->warmup, cosine = t / cfg->cosine_period;
+        double shrink = pow(cfg->lr_shrink, (double)cosine);
+        double progress = (double)(t % cfg->cosine_period) / (double)cfg->cosine_period;
+        const double pi = 3.14159265358979323846;
+        return shrink * (cfg->lr_min + 0.5 * (cfg->lr - cfg->lr_min) * (1.0 + cos(pi * progress)));
+    }
     default: {
         long span = total_steps - cfg->warmup;
         double progress = span > 0 ? (double)(step - cfg->warmup) / (double)span : 1.0;

@@ -22,6 +22,7 @@ static const char USAGE[] =
     "usage: lawt_dist --config FILE [--set SECTION.KEY=VALUE]... [--run-dir DIR]\n"
     "                 [--resume [CHECKPOINT]] [--dry-run] [--memory-plan [cpu|cuda]]\n"
     "       lawt_dist --evaluate CHECKPOINT [--config FILE] [--set SECTION.KEY=VALUE]...\n"
+    "                 [--run-dir DIR] [--dump FILE]\n"
     "       lawt_dist --help | --help-config [--markdown]\n"
     "\n"
     "Trains a transformer on generated linear-algebra problems (Charton 2022) and evaluates\n"
@@ -48,7 +49,16 @@ static const char USAGE[] =
     "                       (out of distribution with --set data.*), or without --config the\n"
     "                       checkpoint's own; the model keys must match the checkpoint. It\n"
     "                       writes files only with --run-dir (or --set run.dir): the run.dir\n"
-    "                       of the checkpoint or of --config is not used\n"
+    "                       of the checkpoint or of --config is not used. It also reports\n"
+    "                       the failure analysis of sections 4.5-4.6 (accuracy by condition\n"
+    "                       number; inversion: |P - M^-1|, the input's condition number as a\n"
+    "                       failure predictor; eigenvectors: the eigenvalues of the\n"
+    "                       prediction, the condition number of the predicted Q)\n"
+    "  --dump FILE          with --evaluate, one process: writes every test example to FILE\n"
+    "                       (new: an existing file is refused), one JSON object a line: index,\n"
+    "                       task, input, target, prediction (null if malformed), well_formed,\n"
+    "                       error and pass per norm and tolerance, cond, q_cond (eigenvectors),\n"
+    "                       inverse_error (inversion)\n"
     "  --help-config        the table of every configuration key (--markdown: the table of\n"
     "                       jobs/README.md)\n"
     "\n"
@@ -64,6 +74,7 @@ typedef struct {
     int resume;
     const char *resume_file;
     const char *evaluate;
+    const char *dump;
     int dry_run, help, help_config, markdown;
     int memory_plan; /* trainer_options.memory_plan: 0, or 1 + the backend; -1: the run's */
     char config_path[PATH_MAX];
@@ -114,6 +125,7 @@ static int parse_args(int argc, char **argv, cli_args *a, char *err, size_t errc
         }
         else if (strcmp(arg, "--run-dir") == 0 && has_value) a->run_dir = argv[++i];
         else if (strcmp(arg, "--evaluate") == 0 && has_value) a->evaluate = argv[++i];
+        else if (strcmp(arg, "--dump") == 0 && has_value) a->dump = argv[++i];
         else if (strcmp(arg, "--set") == 0 && has_value) {
             if (a->nsets == MAX_SETS) {
                 snprintf(err, errcap, "more than %d --set options", MAX_SETS);
@@ -153,6 +165,15 @@ static int resolve_config(const cli_args *a, int ranks, trainer_config *cfg, cha
     config_init(cfg);
     if (a->evaluate && a->resume) {
         snprintf(err, errcap, "--evaluate and --resume do not go together (--resume trains on)");
+        return -1;
+    }
+    if (a->dump && !a->evaluate) {
+        snprintf(err, errcap, "--dump goes with --evaluate (it writes the examples evaluated)");
+        return -1;
+    }
+    if (a->dump && ranks > 1) {
+        snprintf(err, errcap, "--dump writes from one process: run --evaluate --dump without "
+                 "mpirun (%d ranks here)", ranks);
         return -1;
     }
     if (!a->config && !a->resume && !a->evaluate) {
@@ -217,7 +238,7 @@ int main(int argc, char **argv)
     trainer_config *cfg = malloc(sizeof *cfg);
     if (!cfg) comm_abort(c, 1, "out of memory");
     char *text = NULL;
-    char resume_path[4096] = "", evaluate_path[4096] = "";
+    char resume_path[4096] = "", evaluate_path[4096] = "", dump_path[4096] = "";
 
     /* Rank 0 decides; exit_status >= 0 tells every rank to stop there (help, or a bad
      * configuration: reported once, before any work, with a clean exit everywhere). */
@@ -252,6 +273,7 @@ int main(int argc, char **argv)
             decision.dry_run = a.dry_run;
             decision.memory_plan = a.memory_plan;
             if (a.evaluate) snprintf(evaluate_path, sizeof evaluate_path, "%s", a.evaluate);
+            if (a.dump) snprintf(dump_path, sizeof dump_path, "%s", a.dump);
         }
     }
     comm_broadcast(c, &decision, sizeof decision, 0);
@@ -270,8 +292,9 @@ int main(int argc, char **argv)
         config_finish(cfg, err, sizeof err))
         comm_abort(c, 1, "%s", err);
     trainer_options opt = {shared_text, shared_resume[0] ? shared_resume : NULL,
-                           shared_evaluate[0] ? shared_evaluate : NULL, decision.dry_run,
-                           decision.memory_plan};
+                           shared_evaluate[0] ? shared_evaluate : NULL,
+                           dump_path[0] ? dump_path : NULL, /* one rank: rank 0's */
+                           decision.dry_run, decision.memory_plan};
     int status = trainer_run(cfg, &opt, c);
 
     free(text);

@@ -54,3 +54,24 @@ double trainer_step(const step_context *ctx, const model_batch *batch, const ste
     }
     return mean_loss;
 }
+
+double trainer_loss_sum(model *m, int max_batch, const model_batch *batch, long *tokens)
+{
+    double sum = 0;
+    long count = 0;
+    for (int first = 0; first < batch->B; first += max_batch) {
+        int rows = batch->B - first < max_batch ? batch->B - first : max_batch;
+        model_batch chunk = {rows,
+                             batch->S,
+                             batch->T,
+                             batch->src + (size_t)first * batch->S,
+                             batch->src_len + first,
+                             batch->tgt + (size_t)first * batch->T,
+                             batch->tgt_len + first};
+        long n;
+        sum += model_forward(m, &chunk, &n);
+        count += n;
+    }
+    *tokens = count;
+    return sum;
+}

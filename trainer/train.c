@@ -9,6 +9,8 @@
  * run_dir.c. */
 #include "trainer/train_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,6 +153,21 @@ static void stop_cause(char *buf, size_t cap)
     else snprintf(buf, cap, "a stop signal that another rank received");
 }
 
+/* --dump FILE: a new file, so that no earlier dump is ever overwritten. Returns 0, or
+ * TRAINER_EXIT_USAGE with the reason said. */
+static int open_dump(run_state *r)
+{
+    const char *path = r->opt->dump_path;
+    if (!path) return 0;
+    r->dump_fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (r->dump_fd >= 0) return 0;
+    if (errno == EEXIST)
+        shout(r, "error: --dump %s: the file exists; lawt never overwrites one (remove it or "
+              "name another)", path);
+    else shout(r, "error: --dump %s: cannot create it: %s", path, strerror(errno));
+    return TRAINER_EXIT_USAGE;
+}
+
 /* Steps until last_step (or a stop signal), evaluating and checkpointing at epoch ends and at
  * the end. Returns the exit status. */
 static int train(run_state *r)
@@ -258,7 +275,7 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
     r->t_start = lawt_now();
     r->tty = isatty(fileno(stderr));
     r->best_accuracy = -1.0;
-    r->log_fd = r->metrics_fd = -1;
+    r->log_fd = r->metrics_fd = r->dump_fd = -1;
     r->fault_nan_step = lawt_fault_setting("LAWT_FAULT_NAN_AT_STEP");
     int status = 0;
     /* A fixed thread count fixes how each product is split, hence its rounding. */
@@ -327,9 +344,17 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
               opt->evaluate_path ? "the evaluation" : "training", cause);
         status = TRAINER_EXIT_STOPPED;
     } else if (opt->evaluate_path) {
-        say(r, "evaluating %s on examples 0 to %ld of the test stream (seed %llu)",
-            opt->evaluate_path, cfg->eval_size - 1, (unsigned long long)cfg->seed);
-        evaluate(r);
+        status = open_dump(r);
+        if (status == 0) {
+            say(r, "evaluating %s on examples 0 to %ld of the test stream (seed %llu)",
+                opt->evaluate_path, cfg->eval_size - 1, (unsigned long long)cfg->seed);
+            evaluate(r);
+        }
+        if (r->dump_fd >= 0 && close(r->dump_fd) != 0) {
+            shout(r, "error: writing %s failed at its close: %s", opt->dump_path, strerror(errno));
+            r->write_failed = 1;
+        }
+        r->dump_fd = -1;
         if (r->evaluation_stopped) {
             char cause[128];
             stop_cause(cause, sizeof cause);
@@ -346,7 +371,8 @@ int trainer_run(const trainer_config *cfg, const trainer_options *opt, comm *c)
         status = train(r);
     }
     if (status == 0 && agree_write_failed(r)) {
-        shout(r, "a write into %s failed (above)", cfg->dir);
+        shout(r, "a write into %s failed (above)", opt->dump_path && !cfg->dir[0] ? opt->dump_path
+                                                                                  : cfg->dir);
         status = TRAINER_EXIT_WRITE_FAILED;
     }
 

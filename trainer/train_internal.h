@@ -63,6 +63,7 @@ typedef struct {
                             * the next check: stop_check, save_checkpoints) */
     int checkpoint_failed; /* that write was a checkpoint's */
     long fault_nan_step;   /* LAWT_FAULT_NAN_AT_STEP: the loss of that step is NaN (tests) */
+    int dump_fd;           /* --evaluate --dump: the file of one JSON line an example; -1: none */
     int evaluation_stopped; /* --evaluate: a stop signal came between two batches */
     text_buffer metrics;
     int tty;

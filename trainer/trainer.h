@@ -24,7 +24,10 @@
 #define LR_SCHEDULES(X)                                                                     \
     X(SCHEDULE_COSINE, "cosine", "cosine decay to lr_min at the last step")                 \
     X(SCHEDULE_CONSTANT, "constant", "lr")                                                  \
-    X(SCHEDULE_INVERSE_SQRT, "inverse_sqrt", "lr * sqrt(warmup / step)")
+    X(SCHEDULE_INVERSE_SQRT, "inverse_sqrt", "lr * sqrt(warmup / step)")                    \
+    X(SCHEDULE_COSINE_PERIOD, "cosine_period",                                              \
+      "cosine from lr to lr_min over cosine_period steps, then again from the top, both "   \
+      "ends times lr_shrink at each restart (the paper's code's adam_cosine)")
 typedef enum { LR_SCHEDULES(ENUM_VALUE) } lr_schedule;
 extern const enum_table LR_SCHEDULE_TABLE;
 
@@ -47,6 +50,7 @@ typedef enum { PREFETCH_CHOICES(ENUM_VALUE) } prefetch_choice;
 
 #define CONFIG_TEXT_MAX 256   /* longest value of a text key (a path, a tolerance list) */
 #define CONFIG_MAX_KEYS 64
+#define CONFIG_MAX_OOD 16     /* out-of-distribution sets of eval.ood */
 
 typedef struct {
     /* [data] */
@@ -68,6 +72,8 @@ typedef struct {
     double lr, lr_min;
     long warmup;
     int schedule; /* lr_schedule */
+    long cosine_period; /* cosine_period: steps of one cosine after warm-up */
+    double lr_shrink;   /* cosine_period: factor of lr and lr_min at each restart */
     double clip;  /* 0: no clipping */
     double beta1, beta2, eps;
     int threads;
@@ -82,6 +88,10 @@ typedef struct {
     int beam_size;
     int eval_every;                  /* epochs; 0: only at the end */
     int eval_batch;
+    char ood[CONFIG_TEXT_MAX];       /* eval.ood as given; config_finish makes the sets: */
+    int nood;
+    char ood_name[CONFIG_MAX_OOD][48];          /* "laplace", "wigner@0.3" */
+    datagen_config ood_data[CONFIG_MAX_OOD];    /* the data of each */
     /* [run] */
     char dir[CONFIG_TEXT_MAX];       /* empty: write no files */
     char init_from[CONFIG_TEXT_MAX]; /* a checkpoint whose weights start the run; empty: none */
@@ -159,15 +169,28 @@ typedef struct {
 double trainer_step(const step_context *ctx, const model_batch *batch, const step_hparams *hp,
                     long step, long *tokens, step_times *times);
 
+/* The teacher-forced loss of batch's B framed examples through the model's loss path
+ * (model_forward, as a training step computes it), in chunks of at most max_batch rows (the
+ * batch the model was created for): returns the sum over target tokens of -log p(token) and
+ * sets *tokens to their count. The evaluation's test loss is the sum over the ranks of the
+ * one over the other. It leaves the model's activations as a forward does. */
+double trainer_loss_sum(model *m, int max_batch, const model_batch *batch, long *tokens);
+
 /* Learning rate of optimizer step `step` (counted from 1) of a run of total_steps steps:
  * linear warm-up from 0 over `warmup` steps, then cosine decay to lr_min at total_steps,
- * constant, or lr * sqrt(warmup / step). */
+ * constant, lr * sqrt(warmup / step), or cosines of cosine_period steps each, the k-th (from
+ * 0) from lr * lr_shrink^k down to lr_min * lr_shrink^k (the reference's adam_cosine: t steps
+ * after warm-up are step t mod period of cosine number floor(t / period)). A pure function of
+ * the step: a resumed run follows the same schedule. */
 double schedule_lr(const trainer_config *cfg, long step, long total_steps);
 
 typedef struct {
     const char *config_text; /* the resolved text of cfg, stored in run dir and checkpoints */
     const char *resume_path; /* a checkpoint to continue from, or NULL */
     const char *evaluate_path; /* a checkpoint to evaluate (no training), or NULL */
+    /* With evaluate_path, one process: a new file (never an existing one) that receives one
+     * JSON line per test example (eval_example_json, with its "index"); NULL: none */
+    const char *dump_path;
     int dry_run;             /* build everything, print the summary, train nothing */
     /* > 0: print the memory plan of a rank for this backend (1 + model_backend) and exit,
      * building nothing (no model, no data, no device needed) */
