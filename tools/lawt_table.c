@@ -68,7 +68,8 @@ static const char USAGE[] =
     "                   task `lawt_table --run --only $SLURM_ARRAY_TASK_ID`, requeued when the\n"
     "                   time limit comes (sbatch it from this directory)\n"
     "  --check          runs lawt_dist --memory-plan on every run's and test's configuration,\n"
-    "                   training nothing: a grid whose keys lawt_dist refuses fails here\n"
+    "                   training nothing: a grid whose keys lawt_dist refuses fails here (the\n"
+    "                   grid planned for a GPU, --smoke for this machine's CPU)\n"
     "  --dist PATH      the lawt_dist program (default: the build tree's or installed one\n"
     "                   beside lawt_table, else lawt_dist on PATH)\n"
     "\n"
@@ -1077,8 +1078,8 @@ static void print_slurm(const plan *p, const char *self, const char *grid_arg)
            p->smoke ? " --smoke" : "", EXIT_STOPPED);
 }
 
-/* lawt_dist --memory-plan cpu on each run's configuration and each test's: the configuration
- * is read and checked as a run would, nothing is built. */
+/* lawt_dist --memory-plan on each run's configuration and each test's: the configuration is
+ * read and checked as a run would, nothing is built. */
 static int check_grid(const plan *p)
 {
     int bad = 0;
@@ -1092,8 +1093,11 @@ static int check_grid(const plan *p)
                 for (int i = 0; i < p->tests[t].nparts; i++)
                     for (int l = 0; l < p->tests[t].parts[i]->nlines[KEY_TEST]; l++)
                         set_arg(&c, p->tests[t].parts[i]->lines[KEY_TEST][l]);
+            /* The paper's sizes are planned for a GPU (this machine's memory does not bound
+             * them); a smoke run runs here, on the CPU. */
+            if (!p->smoke) set_arg(&c, "run.device=cuda");
             arg(&c, "--memory-plan");
-            arg(&c, "cpu");
+            arg(&c, p->smoke ? "cpu" : "cuda");
             char out[64];
             snprintf(out, sizeof out, "/tmp/lawt_table_check_%d.txt", (int)getpid());
             fflush(stdout);
