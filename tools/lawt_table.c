@@ -1020,8 +1020,14 @@ static int run_grid(const plan *p, int only, const char *launcher)
     return failed;
 }
 
-static void print_slurm(const plan *p, const char *self, const char *grid_arg)
+static int print_slurm(const plan *p, const char *self, const char *grid_arg)
 {
+    /* Slurm opens the tasks' output files there before anything of ours runs. */
+    if (mkdir(p->runs_dir, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "lawt_table: cannot create %s (where the tasks' output goes): %s\n",
+                p->runs_dir, strerror(errno));
+        return 1;
+    }
     char abs_self[PATH_MAX], abs_grid[PATH_MAX], abs_runs[PATH_MAX], abs_dist[PATH_MAX];
     if (!realpath(self, abs_self)) snprintf(abs_self, sizeof abs_self, "%s", self);
     if (!realpath(grid_arg, abs_grid)) snprintf(abs_grid, sizeof abs_grid, "%s", grid_arg);
@@ -1076,61 +1082,90 @@ static void print_slurm(const plan *p, const char *self, const char *grid_arg)
            "fi\n"
            "exit \"$status\"\n",
            p->smoke ? " --smoke" : "", EXIT_STOPPED);
+    return 0;
 }
 
-/* lawt_dist --memory-plan on each run's configuration and each test's: the configuration is
- * read and checked as a run would, nothing is built. */
+/* One lawt_dist of --check: its command, its process and the file of its output. */
+typedef struct {
+    command c;
+    pid_t pid;
+    char out[64];
+    char what[3 * ID_MAX + 16];
+} check_job;
+
+#define CHECK_PARALLEL 8 /* lawt_dist --memory-plan mostly waits for MPI to start */
+
+static void check_start(check_job *j, int k)
+{
+    snprintf(j->out, sizeof j->out, "/tmp/lawt_table_check_%d_%d.txt", (int)getpid(), k);
+    fflush(stdout);
+    j->pid = fork();
+    if (j->pid == 0) {
+        int fd = open(j->out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execvp(j->c.argv[0], j->c.argv);
+        fprintf(stderr, "lawt_dist: cannot run %s: %s\n", j->c.argv[0], strerror(errno));
+        _exit(127);
+    }
+}
+
+/* Waits for job j; prints its verdict (and, when bad, its command and lawt_dist's message).
+ * Returns 1 when bad. */
+static int check_finish(check_job *j)
+{
+    int status = -1;
+    if (j->pid > 0)
+        while (waitpid(j->pid, &status, 0) < 0 && errno == EINTR) continue;
+    int ok = j->pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    printf("%s %s\n", ok ? "ok  " : "BAD ", j->what);
+    if (!ok) {
+        if (j->pid < 0) printf("fork: %s\n", strerror(errno));
+        put_command(stdout, &j->c);
+        FILE *f = fopen(j->out, "r");
+        char line[1024];
+        while (f && fgets(line, sizeof line, f))
+            if (strstr(line, "lawt_dist:") || strstr(line, "error")) fputs(line, stdout);
+        if (f) fclose(f);
+    }
+    unlink(j->out);
+    command_free(&j->c);
+    return !ok;
+}
+
+/* lawt_dist --memory-plan on each run's configuration and each test's, CHECK_PARALLEL at a
+ * time: the configuration is read and checked as a run would, nothing is built. */
 static int check_grid(const plan *p)
 {
-    int bad = 0;
+    int bad = 0, k = 0;
+    check_job jobs[CHECK_PARALLEL];
     for (int r = 0; r < p->nruns; r++) {
         run_status fresh = {STATE_MISSING, -1, -1, 0};
         for (int t = -1; t < p->ntests; t++) {
             if (t >= 0 && p->tests[t].run != r) continue;
-            command c = {0};
-            train_command(p, r, &fresh, NULL, 1, &c);
+            check_job *j = &jobs[k % CHECK_PARALLEL];
+            if (k >= CHECK_PARALLEL) bad |= check_finish(j);
+            memset(j, 0, sizeof *j);
+            snprintf(j->what, sizeof j->what, "run %s%s%s", p->runs[r].name, t >= 0 ? " test " : "",
+                     t >= 0 ? p->tests[t].name : "");
+            train_command(p, r, &fresh, NULL, 1, &j->c);
             if (t >= 0)
                 for (int i = 0; i < p->tests[t].nparts; i++)
                     for (int l = 0; l < p->tests[t].parts[i]->nlines[KEY_TEST]; l++)
-                        set_arg(&c, p->tests[t].parts[i]->lines[KEY_TEST][l]);
+                        set_arg(&j->c, p->tests[t].parts[i]->lines[KEY_TEST][l]);
             /* The paper's sizes are planned for a GPU (this machine's memory does not bound
              * them); a smoke run runs here, on the CPU. */
-            if (!p->smoke) set_arg(&c, "run.device=cuda");
-            arg(&c, "--memory-plan");
-            arg(&c, p->smoke ? "cpu" : "cuda");
-            char out[64];
-            snprintf(out, sizeof out, "/tmp/lawt_table_check_%d.txt", (int)getpid());
-            fflush(stdout);
-            pid_t pid = fork();
-            if (pid == 0) {
-                int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-                if (fd >= 0) {
-                    dup2(fd, 1);
-                    dup2(fd, 2);
-                    close(fd);
-                }
-                execvp(c.argv[0], c.argv);
-                fprintf(stderr, "cannot run %s: %s\n", c.argv[0], strerror(errno));
-                _exit(127);
-            }
-            int status = -1;
-            if (pid > 0) waitpid(pid, &status, 0);
-            int ok = pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-            printf("%s run %s%s%s\n", ok ? "ok  " : "BAD ", p->runs[r].name, t >= 0 ? " test " : "",
-                   t >= 0 ? p->tests[t].name : "");
-            if (!ok) {
-                bad = 1;
-                put_command(stdout, &c);
-                FILE *f = fopen(out, "r");
-                char line[1024];
-                while (f && fgets(line, sizeof line, f))
-                    if (strstr(line, "lawt_dist:") || strstr(line, "error")) fputs(line, stdout);
-                if (f) fclose(f);
-            }
-            unlink(out);
-            command_free(&c);
+            if (!p->smoke) set_arg(&j->c, "run.device=cuda");
+            arg(&j->c, "--memory-plan");
+            arg(&j->c, p->smoke ? "cpu" : "cuda");
+            check_start(j, k % CHECK_PARALLEL);
+            k++;
         }
     }
+    for (int i = k > CHECK_PARALLEL ? k - CHECK_PARALLEL : 0; i < k; i++) bad |= check_finish(&jobs[i % CHECK_PARALLEL]);
     return bad;
 }
 
@@ -1434,7 +1469,7 @@ int main(int argc, char **argv)
     } else if (mode_plan) {
         print_plan(p);
     } else if (mode_slurm) {
-        print_slurm(p, argv[0], grid_arg);
+        status = print_slurm(p, argv[0], grid_arg);
     } else if (mode_check) {
         status = check_grid(p);
     } else {
