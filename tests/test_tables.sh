@@ -9,6 +9,9 @@
 #           the one in the run directory's metrics.jsonl. A second --run trains nothing; a run
 #           whose train.log lost its "done:" line shows as stopped, and --run resumes it.
 #           --plan and --slurm (bash -n, one array task per run group) on the same grids.
+#   faults  a SIGTERM to lawt_table --run stops lawt_dist with a checkpoint (exit 75), the table
+#           says where, and --run resumes it; runs whose lawt_dist fails (a NaN loss) leave the
+#           runs that start from them not run, the others run, and the status is 1
 #   errors  bad grid files and command lines: exit 2 and a message naming the file, the line
 #           and the key
 #   check   every grid of jobs/tables/ (and its smoke variant) passes lawt_table --check: each
@@ -167,6 +170,36 @@ smoke)
         want="$(metric "ood/wigner.test-$law/metrics.jsonl" acc_l2 2)$published"
         [ "${got[$j]}" = "$want" ] || fail "ood $law: '${got[$j]}', expected '$want'"
     done
+    ;;
+faults)
+    # A SIGTERM to lawt_table --run reaches lawt_dist, which checkpoints and stops: exit 75; the
+    # table says where it stopped, and --run resumes it.
+    grid=$src/tests/tables/stop.ini
+    "$table" "$grid" --runs stop --run > run1.txt 2>&1 &
+    pid=$!
+    for _ in $(seq 600); do
+        grep -q '^train .*| step [1-9]' stop/base/train.log 2> /dev/null && break
+        sleep 0.1
+    done
+    kill -TERM "$pid"
+    wait "$pid"
+    status=$?
+    [ "$status" = 75 ] || { fail "SIGTERM to lawt_table --run: exit status $status, expected 75"; cat run1.txt >&2; }
+    compgen -G "stop/base/step-*.h5" > /dev/null || fail "no checkpoint after the stop"
+    expect 0 "the table of a stopped run" '\| transpose 3x3 \| stopped at step [0-9]+/200 \|' "$table" "$grid" --runs stop
+    expect 0 "--run resumes the stopped run" 'Runs: 1 complete' "$table" "$grid" --runs stop --run
+    grep -q -- "--resume --run-dir stop/base" out.txt || fail "--run did not resume stop/base"
+    mapfile -t got < <(cells out.txt "transpose 3x3")
+    [ "${got[0]}" = "$(metric stop/base/metrics.jsonl acc 5)" ] || fail "the resumed run's cell: '${got[0]}'"
+    # Runs that fail (a NaN loss at step 2: lawt_dist exits 65): the runs that start from them
+    # are not run, the others still are, the status is 1 and no cell has a number.
+    expect 1 "failing runs" 'p10_5-6 not run: it starts from p10_5x5, which did not complete' \
+        env LAWT_FAULT_NAN_AT_STEP=2 "$table" "$src/jobs/tables/table25.ini" --runs t25 --smoke --run
+    grep -q "p1000_5x5 failed (exit status 65)" out.txt || fail "table25 with NaN: p1000_5x5 not run or not failed"
+    grep -Eq '\| P10, 5-6 \| not run \(100\) \| not run \(99.9\) \| not run \(10M\) \|' out.txt ||
+        fail "table25 with NaN: the retraining rows are not 'not run': $(grep 'P10, 5-6' out.txt)"
+    grep -q 'Runs: 0 complete, 0 training now, 2 stopped or failed, 3 not run.' out.txt ||
+        fail "table25 with NaN: $(grep Runs: out.txt)"
     ;;
 errors)
     printf '[table]\ntitle = t\nconfig = %s/jobs/quickstart.ini\n[row r]\n[column c]\nsize = 3\n' "$src" > unknown.ini

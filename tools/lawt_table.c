@@ -35,7 +35,6 @@
 #define MAX_AUX 16           /* [run ID] sections */
 #define MAX_RUNS (MAX_ROWS * MAX_COLS + MAX_AUX)
 #define MAX_SETS 32          /* set / test / smoke lines of one section */
-#define MAX_NOTES 8
 #define VALUE_MAX 200        /* lawt_dist's own line limit is 198 characters */
 #define ID_MAX 40
 #define EXIT_STOPPED 75      /* lawt_dist's status after a stop signal */
@@ -163,9 +162,10 @@ typedef struct {
     int group;     /* the job-array task: the run at the root of its init_from chain */
 } run_def;
 
-/* An evaluation of a run on other data. */
+/* An evaluation of a run on other data: named by the ids of the table ("table"), row and
+ * column that give it test lines. */
 typedef struct {
-    char name[2 * ID_MAX + 2];
+    char name[3 * ID_MAX + 3];
     int run;
     const section *parts[3];
     int nparts;
@@ -598,15 +598,14 @@ static int plan_build(plan *p, char *err, size_t errcap)
             for (int a = 0; a < 3; a++) {
                 if (!axes[a]->nlines[KEY_TEST]) continue;
                 tparts[ntparts++] = axes[a];
-                size_t n = strlen(tname);
-                snprintf(tname + n, sizeof tname - n, "%s%s", n ? "-" : "", a == 0 ? "table" : axes[a]->id);
+                concat(tname, sizeof tname, tname, tname[0] ? "-" : "", a == 0 ? "table" : axes[a]->id);
             }
             if (ntparts) {
                 int t = 0;
                 while (t < p->ntests && !(p->tests[t].run == c->run && strcmp(p->tests[t].name, tname) == 0)) t++;
                 if (t == p->ntests) {
                     test_def *td = &p->tests[p->ntests++];
-                    snprintf(td->name, sizeof td->name, "%s", tname);
+                    concat(td->name, sizeof td->name, "", "", tname);
                     td->run = c->run;
                     td->nparts = ntparts;
                     memcpy(td->parts, tparts, sizeof tparts);
@@ -901,7 +900,7 @@ static void forward_signal(int sig)
     if (child_pid > 0) kill(child_pid, sig);
 }
 
-/* Runs c, passing SIGTERM, SIGINT and SIGUSR1 on to it (lawt_dist then checkpoints and exits
+/* Runs c, passing SIGTERM and SIGUSR1 on to it (lawt_dist then checkpoints and exits
  * 75). Returns its exit status, 128 + N when killed by signal N, or -1 when it cannot start. */
 static int execute(const command *c)
 {
@@ -929,20 +928,21 @@ static int execute(const command *c)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* Runs run r (its base first, when it starts from one) and its evaluations. Returns 0, 1 when
+/* Runs run r (its base first, when it starts from one) and its evaluations. visited[r]: 0 not
+ * yet, 1 its training is complete, 2 it is not (failed, or its base did). Returns 0, 1 when
  * something failed, EXIT_STOPPED when a signal stops everything. */
 static int run_one(const plan *p, int r, const char *launcher, int *visited)
 {
     if (visited[r]) return visited[r] == 1 ? 0 : 1;
     const run_def *run = &p->runs[r];
     if (run->init_from >= 0) {
-        int rc = run_one(p, run->init_from, launcher, visited);
-        if (rc) {
-            if (rc != EXIT_STOPPED)
-                fprintf(stderr, "lawt_table: %s not run: it starts from %s, which did not complete\n",
-                        run->name, p->runs[run->init_from].name);
+        /* Its failures are the base run's own: counted where run_grid runs it. */
+        if (run_one(p, run->init_from, launcher, visited) == EXIT_STOPPED) return EXIT_STOPPED;
+        if (visited[run->init_from] != 1) {
+            fprintf(stderr, "lawt_table: %s not run: it starts from %s, which did not complete\n",
+                    run->name, p->runs[run->init_from].name);
             visited[r] = 2;
-            return rc;
+            return 1;
         }
     }
     char dir[PATH_MAX];
@@ -1004,8 +1004,8 @@ static int run_grid(const plan *p, int only, const char *launcher)
     struct sigaction sa = {0};
     sa.sa_handler = forward_signal;
     sigemptyset(&sa.sa_mask);
+    /* lawt_dist's stop signals (comm.h); a ^C reaches lawt_dist itself, as its process group's. */
     sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     int visited[MAX_RUNS] = {0}, failed = 0;
     for (int r = 0; r < p->nruns; r++) {
