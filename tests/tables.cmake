@@ -7,8 +7,8 @@ function(lawt_tables_test name timeout labels)
                        ENVIRONMENT "OPENBLAS_NUM_THREADS=1")
 endfunction()
 
-lawt_tables_test(smoke 120 "tools;tables")
+lawt_tables_test(smoke 300 "tools;tables")
 lawt_tables_test(errors 60 "tools;tables")
-lawt_tables_test(faults 120 "tools;tables")
+lawt_tables_test(faults 300 "tools;tables")
 # Every grid, full and smoke: about 900 lawt_dist starts (a second each on a busy machine).
 lawt_tables_test(check 3600 "tools;tables;slow")

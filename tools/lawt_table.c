@@ -1090,7 +1090,7 @@ typedef struct {
     command c;
     pid_t pid;
     char out[64];
-    char what[3 * ID_MAX + 16];
+    char what[256];
 } check_job;
 
 #define CHECK_PARALLEL 8 /* lawt_dist --memory-plan mostly waits for MPI to start */
