@@ -1040,7 +1040,9 @@ static int print_slurm(const plan *p, const char *self, const char *grid_arg)
            "# the evaluations of each): lawt_table --run --only $SLURM_ARRAY_TASK_ID, which skips\n"
            "# what is complete and resumes what has a checkpoint. 120 s before the time limit the\n"
            "# task checkpoints, stops and requeues itself. Adapt the resources to your cluster\n"
-           "# (options given to sbatch override these lines); LAUNCHER starts lawt_dist.\n"
+           "# (options given to sbatch override these lines); LAUNCHER starts lawt_dist. The\n"
+           "# paper's 4-GPU jobs (Tables 8-10, train.batch_per_rank = 64): sbatch\n"
+           "# --ntasks-per-node=4 --gpus-per-node=4 THIS_FILE.\n"
            "#   sbatch THIS_FILE            then: %s %s --runs %s%s\n",
            title, p->smoke ? " (smoke)" : "", p->ngroups, p->ngroups == 1 ? "" : "s", abs_self,
            abs_grid, abs_runs, p->smoke ? " --smoke" : "");
