@@ -1222,7 +1222,10 @@ static void measure_cell(const plan *p, const cell_def *cell, char *out, size_t 
     run_status s = run_dir_status(dir);
     int from_test = cell->test >= 0;
     if (from_test && s.state != STATE_COMPLETE) {
-        snprintf(out, cap, "%s", s.state == STATE_MISSING ? "not run" : "run not complete");
+        /* Its best.h5 is not the trained model yet: no evaluation to read. */
+        const char *what = s.state == STATE_MISSING ? "not run" : s.state == STATE_BUSY ? "training" : "stopped";
+        if (s.state != STATE_MISSING && s.last_step > 0) snprintf(out, cap, "%s at step %ld/%ld", what, s.step, s.last_step);
+        else snprintf(out, cap, "%s", what);
         return;
     }
     if (!from_test && s.state == STATE_MISSING) {
