@@ -10,7 +10,7 @@ function(lawt_tables_test name timeout labels)
 endfunction()
 
 lawt_tables_test(smoke 900 "tools;tables")
-lawt_tables_test(errors 60 "tools;tables")
+lawt_tables_test(errors 300 "tools;tables")
 lawt_tables_test(faults 900 "tools;tables")
 # Every grid, full and smoke: about 900 lawt_dist starts (a second each on a busy machine).
 lawt_tables_test(check 3600 "tools;tables;slow")
