@@ -705,7 +705,8 @@ static run_status run_dir_status(const char *dir)
         const char *at;
         if (strncmp(line, "lawt ", 5) == 0 && strstr(line, " | ")) started = 1, done = 0;
         else if (strncmp(line, "done: ", 6) == 0) done = 1;
-        else if (strncmp(line, "stopped: ", 9) == 0) done = 0;
+        else if (strncmp(line, "stopped: ", 9) == 0 && sscanf(line, "stopped: %ld steps", &step) == 1)
+            done = 0, s.step = step;
         else if (strncmp(line, "train  ", 7) == 0 && (at = strstr(line, "| step ")) &&
                  sscanf(at, "| step %ld/%ld", &step, &last) == 2)
             s.step = step, s.last_step = last;
