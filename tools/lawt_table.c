@@ -1030,7 +1030,10 @@ static int print_slurm(const plan *p, const char *self, const char *grid_arg)
         return 1;
     }
     char abs_self[PATH_MAX], abs_grid[PATH_MAX], abs_runs[PATH_MAX], abs_dist[PATH_MAX];
-    if (!realpath(self, abs_self)) snprintf(abs_self, sizeof abs_self, "%s", self);
+    /* This program as the job will find it: its own file, else the name it was run by. */
+    ssize_t n = readlink("/proc/self/exe", abs_self, sizeof abs_self - 1);
+    if (n > 0) abs_self[n] = '\0';
+    else if (!realpath(self, abs_self)) snprintf(abs_self, sizeof abs_self, "%s", self);
     if (!realpath(grid_arg, abs_grid)) snprintf(abs_grid, sizeof abs_grid, "%s", grid_arg);
     if (!realpath(p->runs_dir, abs_runs)) snprintf(abs_runs, sizeof abs_runs, "%s", p->runs_dir);
     if (!strchr(p->dist, '/') || !realpath(p->dist, abs_dist)) snprintf(abs_dist, sizeof abs_dist, "%s", p->dist);
