@@ -253,6 +253,10 @@ static int tensors_of(ctx *x, const model_config *cfg, size_t num_params, tensor
 #define CONFIG_FIELDS(X)                                                                 \
     X(enc_layers) X(dec_layers) X(enc_dim) X(dec_dim) X(enc_heads) X(dec_heads) X(vocab_in) \
         X(vocab_out) X(max_len)
+/* format_version 3 on: the architecture (integers, then the two reals of ACT). Older files
+ * hold transformers: arch 0, no loops. */
+#define CONFIG_FIELDS_V3(X) X(arch) X(enc_loops) X(dec_loops) X(loop_mode)
+#define CONFIG_REALS_V3(X) X(act_threshold) X(ponder_cost)
 
 /* ---- the numeric attributes of the root group ---- */
 
@@ -267,23 +271,31 @@ typedef struct {
 typedef enum { ATTR_I64, ATTR_U64, ATTR_F64, ATTR_I32 } attr_kind;
 
 /* The one list writing, reading and attributes_crc32 use, in the order of the CRC. */
+/* since: the format version that introduced the attribute. */
 static const struct {
     const char *name;
     attr_kind kind;
     size_t offset;
+    int since;
 } HEADER_ATTRS[] = {
-    {"step", ATTR_I64, offsetof(header, step)},
-    {"examples_seen", ATTR_I64, offsetof(header, examples_seen)},
-    {"epoch", ATTR_I64, offsetof(header, epoch)},
-    {"seed", ATTR_U64, offsetof(header, seed)},
-    {"test_index", ATTR_U64, offsetof(header, test_index)},
-    {"lr", ATTR_F64, offsetof(header, lr)},
-    {"best_accuracy", ATTR_F64, offsetof(header, best_accuracy)},
-    {"wall_seconds", ATTR_F64, offsetof(header, wall_seconds)},
-    {"num_params", ATTR_U64, offsetof(header, num_params)},
-#define HEADER_CONFIG_ATTR(field) {#field, ATTR_I32, offsetof(header, cfg.field)},
+    {"step", ATTR_I64, offsetof(header, step), 1},
+    {"examples_seen", ATTR_I64, offsetof(header, examples_seen), 1},
+    {"epoch", ATTR_I64, offsetof(header, epoch), 1},
+    {"seed", ATTR_U64, offsetof(header, seed), 1},
+    {"test_index", ATTR_U64, offsetof(header, test_index), 1},
+    {"lr", ATTR_F64, offsetof(header, lr), 1},
+    {"best_accuracy", ATTR_F64, offsetof(header, best_accuracy), 1},
+    {"wall_seconds", ATTR_F64, offsetof(header, wall_seconds), 1},
+    {"num_params", ATTR_U64, offsetof(header, num_params), 1},
+#define HEADER_CONFIG_ATTR(field) {#field, ATTR_I32, offsetof(header, cfg.field), 1},
     CONFIG_FIELDS(HEADER_CONFIG_ATTR)
 #undef HEADER_CONFIG_ATTR
+#define HEADER_CONFIG_ATTR_V3(field) {#field, ATTR_I32, offsetof(header, cfg.field), 3},
+    CONFIG_FIELDS_V3(HEADER_CONFIG_ATTR_V3)
+#undef HEADER_CONFIG_ATTR_V3
+#define HEADER_CONFIG_REAL_V3(field) {#field, ATTR_F64, offsetof(header, cfg.field), 3},
+    CONFIG_REALS_V3(HEADER_CONFIG_REAL_V3)
+#undef HEADER_CONFIG_REAL_V3
 };
 #define NHEADER_ATTRS (sizeof HEADER_ATTRS / sizeof HEADER_ATTRS[0])
 
@@ -299,13 +311,15 @@ static hid_t attr_mem_type(attr_kind k)
                          : k == ATTR_F64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT;
 }
 
-/* attributes_crc32: the CRC-32 of the attributes of HEADER_ATTRS as little-endian bytes, in
- * that order (int64, uint64, float64 as 8 bytes, int32 as 4): what Python's
- * struct.pack("<qqqQQdddQ9i", ...) gives. */
-static uint32_t header_crc(const header *h)
+/* attributes_crc32: the CRC-32 of the attributes of HEADER_ATTRS a file of format version
+ * `version` has, as little-endian bytes, in that order (int64, uint64, float64 as 8 bytes,
+ * int32 as 4): what Python's struct.pack("<qqqQQdddQ9i", ...) gives for version 2, and
+ * struct.pack("<qqqQQdddQ9i4i2d", ...) for version 3. */
+static uint32_t header_crc(const header *h, int version)
 {
     unsigned char buf[NHEADER_ATTRS * 8], *p = buf;
     for (size_t i = 0; i < NHEADER_ATTRS; i++) {
+        if (HEADER_ATTRS[i].since > version) continue;
         const void *field = (const char *)h + HEADER_ATTRS[i].offset;
         uint64_t v;
         int bytes = 8;
@@ -497,7 +511,7 @@ static int build_image(ctx *x, const model *m, const checkpoint_meta *meta, cons
     int format_version = CHECKPOINT_FORMAT_VERSION;
     header h = {meta->step, meta->examples_seen, meta->epoch, meta->seed, meta->test_index,
                 tl->num_params, meta->lr, meta->best_accuracy, meta->wall_seconds, *cfg};
-    unsigned int crc_h = header_crc(&h), crc_p = crc32_floats(params, tl->num_params),
+    unsigned int crc_h = header_crc(&h, format_version), crc_p = crc32_floats(params, tl->num_params),
                  crc_m = crc32_floats(am, tl->num_params), crc_v = crc32_floats(av, tl->num_params),
                  crc_c = crc32_text(meta->config_text), crc_j = crc32_text(meta->metrics_jsonl);
     if (write_string_attr(x, f, "lawt_version", LAWT_VERSION) ||
@@ -774,7 +788,8 @@ static int read_header(ctx *x, hid_t f, int version, header *h)
 {
     memset(h, 0, sizeof *h);
     for (size_t i = 0; i < NHEADER_ATTRS; i++)
-        if (read_attr(x, f, HEADER_ATTRS[i].name, attr_mem_type(HEADER_ATTRS[i].kind),
+        if (HEADER_ATTRS[i].since <= version &&
+            read_attr(x, f, HEADER_ATTRS[i].name, attr_mem_type(HEADER_ATTRS[i].kind),
                       (char *)h + HEADER_ATTRS[i].offset))
             return -1;
     /* The values first, so that an impossible one is named; then the CRC, for the others. */
@@ -782,7 +797,7 @@ static int read_header(ctx *x, hid_t f, int version, header *h)
     if (version >= 2) {
         unsigned int stored = 0;
         if (read_attr(x, f, "attributes_crc32", H5T_NATIVE_UINT, &stored)) return -1;
-        unsigned int got = header_crc(h);
+        unsigned int got = header_crc(h, version);
         if (got != stored) {
             fail(x, "its attributes (step, examples_seen, ..., the model config) are corrupt: "
                  "CRC-32 0x%08x, the file records attributes_crc32 0x%08x: refusing the file",
@@ -1007,7 +1022,15 @@ static int compare_config(ctx *x, const model_config *file, const model_config *
         return -1;                                                                               \
     }
     CONFIG_FIELDS(COMPARE_FIELD)
+    CONFIG_FIELDS_V3(COMPARE_FIELD)
 #undef COMPARE_FIELD
+#define COMPARE_REAL(field)                                                                      \
+    if (file->field != want->field) {                                                            \
+        fail(x, "has " #field " %g, the model (config) has %g", file->field, want->field);       \
+        return -1;                                                                               \
+    }
+    CONFIG_REALS_V3(COMPARE_REAL)
+#undef COMPARE_REAL
     return 0;
 }
 
@@ -1521,6 +1544,20 @@ static int config_from_attrs(const checkpoint_contents *c, model_config *cfg)
     }
     CONFIG_FIELDS(CONFIG_FROM_ATTR)
 #undef CONFIG_FROM_ATTR
+    /* format_version 3 on; absent before (a transformer) */
+#define CONFIG_FROM_ATTR_V3(field, KIND, value)                                                   \
+    {                                                                                             \
+        const checkpoint_attr *a = checkpoint_contents_attr(c, #field);                           \
+        if (a && a->kind != KIND) return -1;                                                      \
+        if (a) cfg->field = value;                                                                \
+    }
+#define CONFIG_INT_V3(field) CONFIG_FROM_ATTR_V3(field, CHECKPOINT_ATTR_INT, (int)a->i)
+#define CONFIG_REAL_V3(field) CONFIG_FROM_ATTR_V3(field, CHECKPOINT_ATTR_FLOAT, a->f)
+    CONFIG_FIELDS_V3(CONFIG_INT_V3)
+    CONFIG_REALS_V3(CONFIG_REAL_V3)
+#undef CONFIG_INT_V3
+#undef CONFIG_REAL_V3
+#undef CONFIG_FROM_ATTR_V3
     return 0;
 }
 

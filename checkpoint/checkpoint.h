@@ -16,7 +16,7 @@
 
 #include "model/model.h"
 
-#define CHECKPOINT_FORMAT_VERSION 2
+#define CHECKPOINT_FORMAT_VERSION 3
 
 typedef struct {
     long step;              /* optimizer steps done */

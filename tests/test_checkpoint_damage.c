@@ -35,7 +35,9 @@
 #include "model/model.h"
 #include "tests/test.h"
 
-static const model_config MINI = {1, 1, 4, 4, 1, 1, 5, 5, 3, 0, 0, 0};
+static const model_config MINI = {.enc_layers = 1, .dec_layers = 1, .enc_dim = 4,
+                                   .dec_dim = 4, .enc_heads = 1, .dec_heads = 1,
+                                   .vocab_in = 5, .vocab_out = 5, .max_len = 3};
 
 static const checkpoint_meta V1_META = {
     .step = 30, .examples_seen = 240, .epoch = 3, .seed = 5, .test_index = 40, .lr = 2.5e-4,
@@ -331,10 +333,12 @@ static void test_attributes(const char *good, const reference *r)
     static const char *const ints[] = {"step", "examples_seen", "epoch", "seed", "test_index",
                                        "num_params", "enc_layers", "dec_layers", "enc_dim",
                                        "dec_dim", "enc_heads", "dec_heads", "vocab_in",
-                                       "vocab_out", "max_len", "attributes_crc32", "params_crc32",
+                                       "vocab_out", "max_len", "arch", "enc_loops",
+                                       "dec_loops", "loop_mode", "attributes_crc32", "params_crc32",
                                        "adam_m_crc32", "adam_v_crc32", "config_text_crc32",
                                        "metrics_jsonl_crc32"};
-    static const char *const reals[] = {"lr", "best_accuracy", "wall_seconds"};
+    static const char *const reals[] = {"lr", "best_accuracy", "wall_seconds", "act_threshold",
+                                        "ponder_cost"};
     char bad[512], what[96];
     snprintf(bad, sizeof bad, "%s/attr.h5", dir);
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {

@@ -49,9 +49,15 @@ model_config config_model(const trainer_config *cfg)
     vocab_init(&vin, &in);
     vocab_init(&vout, &out);
     const int src = datagen_max_src_len(&cfg->data, &in), tgt = datagen_max_tgt_len(&cfg->data, &out);
-    model_config mc = {cfg->enc_layers, cfg->dec_layers, cfg->enc_dim, cfg->dec_dim,
-                       cfg->enc_heads,  cfg->dec_heads,  vin.size,     vout.size,
-                       src > tgt ? src : tgt, src, tgt, cfg->recompute};
+    model_config mc = {.enc_layers = cfg->enc_layers, .dec_layers = cfg->dec_layers,
+                       .enc_dim = cfg->enc_dim, .dec_dim = cfg->dec_dim,
+                       .enc_heads = cfg->enc_heads, .dec_heads = cfg->dec_heads,
+                       .vocab_in = vin.size, .vocab_out = vout.size,
+                       .max_len = src > tgt ? src : tgt, .max_src = src, .max_tgt = tgt,
+                       .recompute = cfg->recompute, .arch = cfg->arch,
+                       .enc_loops = cfg->enc_loops, .dec_loops = cfg->dec_loops,
+                       .loop_mode = cfg->loop_mode, .act_threshold = cfg->act_threshold,
+                       .ponder_cost = cfg->ponder_cost};
     vocab_free(&vin);
     vocab_free(&vout);
     return mc;

@@ -56,6 +56,10 @@ typedef struct {
     /* [model] */
     int enc_layers, dec_layers, enc_dim, dec_dim, enc_heads, dec_heads;
     int recompute; /* model_recompute of model.h, in the same order */
+    int arch;      /* model_arch */
+    int enc_loops, dec_loops;
+    int loop_mode; /* model_loop_mode */
+    double act_threshold, ponder_cost;
     /* [train] */
     uint64_t seed;
     int batch_size;     /* global: split evenly over the ranks; 0 until config_resolve_batch */
