@@ -17,7 +17,10 @@
  * second moment i * 1e-6 (float i, the flat index), and the counters of V1_META. It must
  * still load, exactly; its counters are checked by range alone.
  *
- * Usage: test_checkpoint_damage PATH/TO/checkpoint_v1.h5 */
+ * tests/fuzz/corpus/checkpoint/v2.h5, a file of format_version 2 for the same model, must load
+ * too (format 3 added the architecture attributes).
+ *
+ * Usage: test_checkpoint_damage PATH/TO/checkpoint_v1.h5 PATH/TO/v2.h5 */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -497,12 +500,35 @@ static void test_foreign(const char *good, const reference *r)
     unlink(bad);
 }
 
+/* A file of format_version 2 (before the architecture attributes of version 3) holds a
+ * transformer: every reader takes it, as arch transformer without loops. */
+static void test_format_2(const char *v2)
+{
+    char err[1024];
+    model_config cfg;
+    CHECK_MSG(checkpoint_read_model_config(v2, &cfg, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(&cfg, &MINI, sizeof cfg) == 0);
+    CHECK(cfg.arch == ARCH_TRANSFORMER && cfg.enc_loops == 0 && cfg.loop_mode == LOOP_FIXED);
+    checkpoint_meta meta;
+    CHECK_MSG(checkpoint_read_meta(v2, &meta, err, sizeof err) == 0, "%s", err);
+    checkpoint_meta_free(&meta);
+    model *m = make_model(0);
+    CHECK_MSG(checkpoint_load(v2, m, 1, err, sizeof err) == 0, "format 2: %s", err);
+    CHECK_MSG(checkpoint_load_for_retraining(v2, m, err, sizeof err) == 0, "format 2: %s", err);
+    model_free(m);
+    checkpoint_contents c;
+    CHECK(checkpoint_inspect(v2, &c) == 0 && !c.damaged && c.format_version == 2);
+    checkpoint_contents_free(&c);
+    printf("format_version 2 file %s: read, loaded and inspected\n", v2);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PATH/TO/checkpoint_v1.h5\n", argv[0]);
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s PATH/TO/checkpoint_v1.h5 PATH/TO/v2.h5\n", argv[0]);
         return 2;
     }
+    test_format_2(argv[2]);
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(dir, sizeof dir, "%s/lawt-test-damage-XXXXXX", base);
     if (!mkdtemp(dir)) {

@@ -153,11 +153,18 @@ void memory_plan_describe(const run_shape *s, char *text, size_t cap)
     add(text, cap, ", Adam moments ", m.adam);
     add(text, cap, ", activations ", m.activations);
     static const char *const RECOMPUTE[] = {"", "recompute ffn; ", "recompute layer; "};
-    snprintf(label, sizeof label, " (%sencoder %d layer%s ", RECOMPUTE[mc->recompute],
-             mc->enc_layers, mc->enc_layers > 1 ? "s" : "");
+    /* a looped side holds the activations of every iteration of its one layer */
+    const int enc_loops = mc->arch == ARCH_UNIVERSAL ? mc->enc_loops : 0;
+    const int dec_loops = mc->arch == ARCH_UNIVERSAL ? mc->dec_loops : 0;
+    char loops[32] = "";
+    if (enc_loops) snprintf(loops, sizeof loops, "x %d loops ", enc_loops);
+    snprintf(label, sizeof label, " (%sencoder %d layer%s %s", RECOMPUTE[mc->recompute],
+             mc->enc_layers, mc->enc_layers > 1 ? "s" : "", loops);
     add(text, cap, label, m.enc_layers);
-    snprintf(label, sizeof label, ", decoder %d layer%s ", mc->dec_layers,
-             mc->dec_layers > 1 ? "s" : "");
+    loops[0] = '\0';
+    if (dec_loops) snprintf(loops, sizeof loops, "x %d loops ", dec_loops);
+    snprintf(label, sizeof label, ", decoder %d layer%s %s", mc->dec_layers,
+             mc->dec_layers > 1 ? "s" : "", loops);
     add(text, cap, label, m.dec_layers);
     add(text, cap, ", embeddings ", m.embeddings);
     add(text, cap, ", logits ", m.logits);
