@@ -16,7 +16,14 @@
  *   embeddings       res = tok[tokens] + pos (N,d) -> out = LN(res)
  * Backward reuses a few gradient buffers: two (rows, d) buffers that alternate as the gradient
  * of a sub-layer's output and of its input, and one each for d(h), d(qkv), d(atty), d(q), d(kv),
- * and d(enc_out), which the decoder layers' cross-attention keys/values accumulate into. */
+ * and d(enc_out), which the decoder layers' cross-attention keys/values accumulate into.
+ *
+ * Universal transformers (model.h, MODEL_LOOP_MODES): a looped side runs its one layer once per
+ * iteration, each iteration with activations of its own (a stack of that depth, sharing one
+ * layer's parameters, whose gradients accumulate over the iterations); the loop step after each
+ * iteration (the copy gate, ACT's halting unit) and ACT's weighted sum are backend layers too.
+ * Backward carries the gradient of the state between a gated side's iterations, or of an ACT
+ * side's output, in one more (rows, d) buffer. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
