@@ -239,9 +239,6 @@ typedef struct {
     size_t embeddings, enc_layer, dec_layer, enc_layers, dec_layers, attention, logits, backward;
 } act_sizes;
 
-/* The activation buffer for maxB examples: the encoder's rows for sources of Ls tokens, the
- * decoder's for targets of Lt (it reads at most Lt positions); views into b->base (sizes only
- * when it is NULL), and the floats of each part into sz. */
 static void take_act(bump *b, act_acts *a, size_t L, size_t NB, size_t d)
 {
     a->halt = take(b, L * NB);
@@ -251,6 +248,9 @@ static void take_act(bump *b, act_acts *a, size_t L, size_t NB, size_t d)
     a->mask = take(b, NB);
 }
 
+/* The activation buffer for maxB examples: the encoder's rows for sources of Ls tokens, the
+ * decoder's for targets of Lt (it reads at most Lt positions); views into b->base (sizes only
+ * when it is NULL), and the floats of each part into sz. */
 static void carve(const model_config *c, const backend_sizes *bs, int maxB, int Ls, int Lt,
                   enc_acts *enc, dec_acts *dec, transformer *tf, bump *b, act_sizes *sz)
 {
@@ -738,8 +738,9 @@ static void encoder_forward(transformer *tf, int B, int S)
     for (int l = 0; l < tf->enc_iters; l++) {
         enc_acts *a = &tf->enc[l];
         encoder_layer_forward(tf, l, B, S);
-        loop_step_forward(tf, tf->enc_mode, &P->enc_loop, a->gate, a->next,
-                          tf->enc_act.halt + (size_t)l * N, enc_in(tf, l), a->ffn.norm.out, N, d);
+        float *halt = tf->enc_act.halt ? tf->enc_act.halt + (size_t)l * N : NULL;
+        loop_step_forward(tf, tf->enc_mode, &P->enc_loop, a->gate, a->next, halt, enc_in(tf, l),
+                          a->ffn.norm.out, N, d);
     }
     if (tf->enc_mode == LOOP_ACT) act_finish_forward(tf, &tf->enc_act, tf->enc_iters, N, d, enc_y);
 }
@@ -756,8 +757,9 @@ static void decoder_forward(transformer *tf, int B, int Tq, int S)
     for (int l = 0; l < tf->dec_iters; l++) {
         dec_acts *a = &tf->dec[l];
         decoder_layer_forward(tf, l, B, Tq, S);
-        loop_step_forward(tf, tf->dec_mode, &P->dec_loop, a->gate, a->next,
-                          tf->dec_act.halt + (size_t)l * M, dec_in(tf, l), a->ffn.norm.out, M, d);
+        float *halt = tf->dec_act.halt ? tf->dec_act.halt + (size_t)l * M : NULL;
+        loop_step_forward(tf, tf->dec_mode, &P->dec_loop, a->gate, a->next, halt, dec_in(tf, l),
+                          a->ffn.norm.out, M, d);
     }
     if (tf->dec_mode == LOOP_ACT) act_finish_forward(tf, &tf->dec_act, tf->dec_iters, M, d, dec_y);
     /* tied output projection: logits = y E_dec^T + out_bias (M, V) */
