@@ -11,7 +11,10 @@
  *                           seed, test_index, lr, best_accuracy, wall_seconds, num_params, the
  *                           model config (enc_layers ... max_len), the CRC-32 (zlib's) of each
  *                           of the five blocks of data above, and (format_version 2) of the
- *                           numeric attributes themselves (attributes_crc32)
+ *                           numeric attributes themselves (attributes_crc32); from
+ *                           format_version 3 the model config has arch, rnn_layers,
+ *                           rnn_hidden and rnn_reverse_source too (an earlier file holds a
+ *                           transformer)
  *
  * Tensor names keep their dots ("enc.layer0.attn.qkv.weight"): one flat group per buffer,
  * names identical to model_tensors() and to a PyTorch-style state dict.
@@ -253,10 +256,12 @@ static int tensors_of(ctx *x, const model_config *cfg, size_t num_params, tensor
 #define CONFIG_FIELDS(X)                                                                 \
     X(enc_layers) X(dec_layers) X(enc_dim) X(dec_dim) X(enc_heads) X(dec_heads) X(vocab_in) \
         X(vocab_out) X(max_len)
-/* format_version 3 on: the architecture (integers, then the two reals of ACT). Older files
- * hold transformers: arch 0, no loops. */
-#define CONFIG_FIELDS_V3(X) X(arch) X(enc_loops) X(dec_loops) X(loop_mode)
-#define CONFIG_REALS_V3(X) X(act_threshold) X(ponder_cost)
+/* Since format_version 3 (before: 0, a transformer, which has no recurrent layers). */
+#define CONFIG_FIELDS_V3(X) X(arch) X(rnn_layers) X(rnn_hidden) X(rnn_reverse_source)
+/* Since format_version 4: the loops of universal transformers (integers, then ACT's two
+ * reals; before: 0, no loops). */
+#define CONFIG_FIELDS_V4(X) X(enc_loops) X(dec_loops) X(loop_mode)
+#define CONFIG_REALS_V4(X) X(act_threshold) X(ponder_cost)
 
 /* ---- the numeric attributes of the root group ---- */
 
@@ -271,12 +276,11 @@ typedef struct {
 typedef enum { ATTR_I64, ATTR_U64, ATTR_F64, ATTR_I32 } attr_kind;
 
 /* The one list writing, reading and attributes_crc32 use, in the order of the CRC. */
-/* since: the format version that introduced the attribute. */
 static const struct {
     const char *name;
     attr_kind kind;
     size_t offset;
-    int since;
+    int since; /* the first format_version that has it */
 } HEADER_ATTRS[] = {
     {"step", ATTR_I64, offsetof(header, step), 1},
     {"examples_seen", ATTR_I64, offsetof(header, examples_seen), 1},
@@ -293,9 +297,12 @@ static const struct {
 #define HEADER_CONFIG_ATTR_V3(field) {#field, ATTR_I32, offsetof(header, cfg.field), 3},
     CONFIG_FIELDS_V3(HEADER_CONFIG_ATTR_V3)
 #undef HEADER_CONFIG_ATTR_V3
-#define HEADER_CONFIG_REAL_V3(field) {#field, ATTR_F64, offsetof(header, cfg.field), 3},
-    CONFIG_REALS_V3(HEADER_CONFIG_REAL_V3)
-#undef HEADER_CONFIG_REAL_V3
+#define HEADER_CONFIG_ATTR_V4(field) {#field, ATTR_I32, offsetof(header, cfg.field), 4},
+    CONFIG_FIELDS_V4(HEADER_CONFIG_ATTR_V4)
+#undef HEADER_CONFIG_ATTR_V4
+#define HEADER_CONFIG_REAL_V4(field) {#field, ATTR_F64, offsetof(header, cfg.field), 4},
+    CONFIG_REALS_V4(HEADER_CONFIG_REAL_V4)
+#undef HEADER_CONFIG_REAL_V4
 };
 #define NHEADER_ATTRS (sizeof HEADER_ATTRS / sizeof HEADER_ATTRS[0])
 
@@ -311,10 +318,10 @@ static hid_t attr_mem_type(attr_kind k)
                          : k == ATTR_F64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT;
 }
 
-/* attributes_crc32: the CRC-32 of the attributes of HEADER_ATTRS a file of format version
- * `version` has, as little-endian bytes, in that order (int64, uint64, float64 as 8 bytes,
- * int32 as 4): what Python's struct.pack("<qqqQQdddQ9i", ...) gives for version 2, and
- * struct.pack("<qqqQQdddQ9i4i2d", ...) for version 3. */
+/* attributes_crc32: the CRC-32 of the attributes of HEADER_ATTRS that a file of `version`
+ * has, as little-endian bytes, in that order (int64, uint64, float64 as 8 bytes, int32 as 4):
+ * what Python's struct.pack("<qqqQQdddQ9i", ...) gives for version 2, "<qqqQQdddQ13i" for 3,
+ * "<qqqQQdddQ16i2d" for 4. */
 static uint32_t header_crc(const header *h, int version)
 {
     unsigned char buf[NHEADER_ATTRS * 8], *p = buf;
@@ -786,7 +793,7 @@ static int check_header(ctx *x, const header *h)
  * (format_version 2 on). */
 static int read_header(ctx *x, hid_t f, int version, header *h)
 {
-    memset(h, 0, sizeof *h);
+    memset(h, 0, sizeof *h); /* an earlier format's absent attributes: arch 0, a transformer */
     for (size_t i = 0; i < NHEADER_ATTRS; i++)
         if (HEADER_ATTRS[i].since <= version &&
             read_attr(x, f, HEADER_ATTRS[i].name, attr_mem_type(HEADER_ATTRS[i].kind),
@@ -1023,13 +1030,14 @@ static int compare_config(ctx *x, const model_config *file, const model_config *
     }
     CONFIG_FIELDS(COMPARE_FIELD)
     CONFIG_FIELDS_V3(COMPARE_FIELD)
+    CONFIG_FIELDS_V4(COMPARE_FIELD)
 #undef COMPARE_FIELD
 #define COMPARE_REAL(field)                                                                      \
     if (file->field != want->field) {                                                            \
         fail(x, "has " #field " %g, the model (config) has %g", file->field, want->field);       \
         return -1;                                                                               \
     }
-    CONFIG_REALS_V3(COMPARE_REAL)
+    CONFIG_REALS_V4(COMPARE_REAL)
 #undef COMPARE_REAL
     return 0;
 }
@@ -1129,6 +1137,10 @@ static int compare_for_retraining(ctx *x, const model_config *file, const model_
              want->field, hint);                                                                  \
         return -1;                                                                                \
     }
+    COMPARE_SHAPE(arch)
+    COMPARE_SHAPE(rnn_layers)
+    COMPARE_SHAPE(rnn_hidden)
+    COMPARE_SHAPE(rnn_reverse_source)
     COMPARE_SHAPE(enc_layers)
     COMPARE_SHAPE(dec_layers)
     COMPARE_SHAPE(enc_dim)
@@ -1136,7 +1148,7 @@ static int compare_for_retraining(ctx *x, const model_config *file, const model_
     COMPARE_SHAPE(enc_heads)
     COMPARE_SHAPE(dec_heads)
 #undef COMPARE_SHAPE
-    /* Every field of CONFIG_FIELDS but max_len is compared above. */
+    /* The others (the loops among them) as compare_config compares them, max_len aside. */
     model_config a = *file, b = *want;
     a.max_len = b.max_len = 0;
     if (compare_config(x, &a, &b) != 0) return -1;
@@ -1544,20 +1556,25 @@ static int config_from_attrs(const checkpoint_contents *c, model_config *cfg)
     }
     CONFIG_FIELDS(CONFIG_FROM_ATTR)
 #undef CONFIG_FROM_ATTR
-    /* format_version 3 on; absent before (a transformer) */
-#define CONFIG_FROM_ATTR_V3(field, KIND, value)                                                   \
+    /* format_version 3 on; absent from earlier files, which hold transformers */
+#define CONFIG_FROM_ATTR_V3(field)                                                                \
     {                                                                                             \
         const checkpoint_attr *a = checkpoint_contents_attr(c, #field);                           \
-        if (a && a->kind != KIND) return -1;                                                      \
-        if (a) cfg->field = value;                                                                \
+        if (a && a->kind != CHECKPOINT_ATTR_INT) return -1;                                       \
+        if (a) cfg->field = (int)a->i;                                                            \
     }
-#define CONFIG_INT_V3(field) CONFIG_FROM_ATTR_V3(field, CHECKPOINT_ATTR_INT, (int)a->i)
-#define CONFIG_REAL_V3(field) CONFIG_FROM_ATTR_V3(field, CHECKPOINT_ATTR_FLOAT, a->f)
-    CONFIG_FIELDS_V3(CONFIG_INT_V3)
-    CONFIG_REALS_V3(CONFIG_REAL_V3)
-#undef CONFIG_INT_V3
-#undef CONFIG_REAL_V3
+    CONFIG_FIELDS_V3(CONFIG_FROM_ATTR_V3)
+    CONFIG_FIELDS_V4(CONFIG_FROM_ATTR_V3)
 #undef CONFIG_FROM_ATTR_V3
+    /* format_version 4 on */
+#define CONFIG_REAL_FROM_ATTR_V4(field)                                                           \
+    {                                                                                             \
+        const checkpoint_attr *a = checkpoint_contents_attr(c, #field);                           \
+        if (a && a->kind != CHECKPOINT_ATTR_FLOAT) return -1;                                     \
+        if (a) cfg->field = a->f;                                                                 \
+    }
+    CONFIG_REALS_V4(CONFIG_REAL_FROM_ATTR_V4)
+#undef CONFIG_REAL_FROM_ATTR_V4
     return 0;
 }
 

@@ -17,6 +17,11 @@ ENUM_TABLE_DEFINE(MODEL_PRECISION_TABLE, MODEL_PRECISIONS);
 ENUM_TABLE_DEFINE(MODEL_ARCH_TABLE, LAWT_ARCHS);
 ENUM_TABLE_DEFINE(MODEL_LOOP_MODE_TABLE, MODEL_LOOP_MODES);
 
+int model_arch_recurrent(int arch) { return arch == ARCH_LSTM || arch == ARCH_GRU; }
+
+/* Gates of a recurrent cell: GRU r, z, n; LSTM i, f, g, o. */
+static size_t rnn_gates(int arch) { return arch == ARCH_LSTM ? 4 : 3; }
+
 #define MODEL_PI 3.14159265358979323846
 
 struct model {
@@ -59,8 +64,18 @@ static size_t loop_params(int mode, size_t d)
     return mode == LOOP_GATED ? d * (d + 1) : mode == LOOP_ACT ? d + 1 : 0;
 }
 
+static size_t recurrent_param_count(const model_config *c)
+{
+    size_t de = (size_t)c->enc_dim, dd = (size_t)c->dec_dim, wi = (size_t)c->vocab_in,
+           wo = (size_t)c->vocab_out, g = rnn_gates(c->arch), h = (size_t)c->rnn_hidden,
+           L = (size_t)c->rnn_layers;
+    return de * wi + dd * wo + g * h * (de + h + 2) + g * h * (dd + h + 2) +
+           2 * (L - 1) * g * h * (2 * h + 2) + dd * (h + 1) + wo;
+}
+
 size_t model_param_count(const model_config *c)
 {
+    if (model_arch_recurrent(c->arch)) return recurrent_param_count(c);
     size_t de = (size_t)c->enc_dim, dd = (size_t)c->dec_dim, ne = (size_t)c->enc_layers,
            nd = (size_t)c->dec_layers, wi = (size_t)c->vocab_in, wo = (size_t)c->vocab_out,
            wp = (size_t)c->max_len;
@@ -76,15 +91,29 @@ int model_config_validate(const model_config *c, char *err, size_t errcap)
         if (err && errcap) snprintf(err, errcap, __VA_ARGS__); \
         return -1;                                    \
     } while (0)
+    if (c->arch < 0 || c->arch >= MODEL_ARCH_TABLE.count)
+        BAD("arch %d is not a model_arch", c->arch);
+    if (model_arch_recurrent(c->arch)) {
+        if (c->rnn_layers < 1 || c->rnn_hidden < 1)
+            BAD("rnn_layers %d and rnn_hidden %d must be >= 1", c->rnn_layers, c->rnn_hidden);
+        if (c->rnn_layers > 1024 || c->rnn_hidden > 65536)
+            BAD("configuration too large (rnn_layers %d, rnn_hidden %d)", c->rnn_layers,
+                c->rnn_hidden);
+        if (c->rnn_reverse_source != 0 && c->rnn_reverse_source != 1)
+            BAD("rnn_reverse_source must be 0 or 1 (got %d)", c->rnn_reverse_source);
+        if (c->recompute != MODEL_RECOMPUTE_NONE)
+            BAD("recompute applies to the transformer only (arch %s)",
+                enum_name(&MODEL_ARCH_TABLE, c->arch));
+    }
     if (c->enc_layers < 1 || c->dec_layers < 1)
         BAD("layers must be >= 1 (encoder %d, decoder %d)", c->enc_layers, c->dec_layers);
     if (c->enc_dim < 1 || c->dec_dim < 1)
         BAD("dimensions must be >= 1 (encoder %d, decoder %d)", c->enc_dim, c->dec_dim);
     if (c->enc_heads < 1 || c->dec_heads < 1)
         BAD("heads must be >= 1 (encoder %d, decoder %d)", c->enc_heads, c->dec_heads);
-    if (c->enc_dim % c->enc_heads)
+    if (!model_arch_recurrent(c->arch) && c->enc_dim % c->enc_heads)
         BAD("encoder dimension %d is not divisible by its %d heads", c->enc_dim, c->enc_heads);
-    if (c->dec_dim % c->dec_heads)
+    if (!model_arch_recurrent(c->arch) && c->dec_dim % c->dec_heads)
         BAD("decoder dimension %d is not divisible by its %d heads", c->dec_dim, c->dec_heads);
     if (c->vocab_in <= TOK_EOS || c->vocab_out <= TOK_EOS)
         BAD("vocabularies must hold the special tokens (in %d, out %d)", c->vocab_in,
@@ -99,16 +128,11 @@ int model_config_validate(const model_config *c, char *err, size_t errcap)
     if (c->enc_dim > 65536 || c->dec_dim > 65536 || c->enc_layers > 1024 ||
         c->dec_layers > 1024 || c->max_len > 65536)
         BAD("configuration too large");
-    if (c->arch == ARCH_LSTM || c->arch == ARCH_GRU)
-        BAD("arch = %s: the recurrent encoder-decoders are not built yet in this lawt (issue "
-            "17); use transformer or universal", enum_name(&MODEL_ARCH_TABLE, c->arch));
-    if (c->arch != ARCH_TRANSFORMER && c->arch != ARCH_UNIVERSAL)
-        BAD("arch %d is not a model_arch", c->arch);
     if (c->enc_loops < 0 || c->dec_loops < 0 || c->enc_loops > 1024 || c->dec_loops > 1024)
         BAD("enc_loops %d and dec_loops %d must be in [0, 1024]", c->enc_loops, c->dec_loops);
     if (c->loop_mode < LOOP_FIXED || c->loop_mode > LOOP_ACT)
         BAD("loop_mode %d is not a model_loop_mode", c->loop_mode);
-    if (c->arch == ARCH_TRANSFORMER && (c->enc_loops || c->dec_loops || c->loop_mode))
+    if (c->arch != ARCH_UNIVERSAL && (c->enc_loops || c->dec_loops || c->loop_mode))
         BAD("enc_loops %d, dec_loops %d, loop_mode %s: loops need arch = universal",
             c->enc_loops, c->dec_loops, enum_name(&MODEL_LOOP_MODE_TABLE, c->loop_mode));
     if (c->arch == ARCH_UNIVERSAL) {
@@ -197,9 +221,41 @@ static void walk_loop(layout_walk *w, int mode, int d, loop_views *v, const char
     }
 }
 
+/* The recurrent models: embeddings, rnn_layers layers a side (nn.GRU / nn.LSTM's tensors and
+ * initialisation: every weight and bias U(-1/sqrt(h), 1/sqrt(h))), the projection of the top
+ * decoder state to dd (nn.Linear) and the output bias of the tied projection. */
+static void walk_recurrent_layout(layout_walk *w, const model_config *c, model_views *v)
+{
+    const int de = c->enc_dim, dd = c->dec_dim, h = c->rnn_hidden;
+    const int gh = (int)rnn_gates(c->arch) * h;
+    const tensor_init TOKENS = {INIT_TOKEN_EMBEDDING, 0}, CELL = {INIT_LINEAR, h},
+                      OUT_BIAS = {INIT_LINEAR, dd};
+    for (int side = 0; side < 2; side++) {
+        const char *name = side ? "dec" : "enc";
+        rnn_layer_views *layers = v ? (side ? v->dec_rnn : v->enc_rnn) : NULL;
+        add(w, v ? (side ? &v->dec_tok : &v->enc_tok) : NULL, TOKENS,
+            side ? c->vocab_out : c->vocab_in, side ? dd : de, "%s.tok_emb.weight", name);
+        for (int l = 0; l < c->rnn_layers; l++) {
+            const int in = l ? h : side ? dd : de;
+            rnn_layer_views *lv = layers ? &layers[l] : NULL;
+            add(w, lv ? &lv->w_ih : NULL, CELL, gh, in, "%s.rnn.weight_ih_l%d", name, l);
+            add(w, lv ? &lv->w_hh : NULL, CELL, gh, h, "%s.rnn.weight_hh_l%d", name, l);
+            add(w, lv ? &lv->b_ih : NULL, CELL, gh, 0, "%s.rnn.bias_ih_l%d", name, l);
+            add(w, lv ? &lv->b_hh : NULL, CELL, gh, 0, "%s.rnn.bias_hh_l%d", name, l);
+        }
+    }
+    add(w, v ? &v->proj_w : NULL, CELL, dd, h, "dec.out_proj.weight");
+    add(w, v ? &v->proj_b : NULL, CELL, dd, 0, "dec.out_proj.bias");
+    add(w, v ? &v->out_bias : NULL, OUT_BIAS, c->vocab_out, 0, "dec.out_bias");
+}
+
 /* v: NULL, or views whose enc/dec arrays are allocated. */
 static void walk_layout(layout_walk *w, const model_config *c, model_views *v)
 {
+    if (model_arch_recurrent(c->arch)) {
+        walk_recurrent_layout(w, c, v);
+        return;
+    }
     const int de = c->enc_dim, dd = c->dec_dim;
     const tensor_init TOKENS = {INIT_TOKEN_EMBEDDING, 0}, POSITIONS = {INIT_EMBEDDING, 0},
                       ONE = {INIT_ONE, 0}, ZERO = {INIT_ZERO, 0};
@@ -275,8 +331,13 @@ static size_t layout_size(const model_config *cfg)
 void model_views_bind(model_views *v, const model_config *cfg, float *base)
 {
     memset(v, 0, sizeof *v);
-    v->enc = lawt_calloc((size_t)cfg->enc_layers, sizeof *v->enc);
-    v->dec = lawt_calloc((size_t)cfg->dec_layers, sizeof *v->dec);
+    if (model_arch_recurrent(cfg->arch)) {
+        v->enc_rnn = lawt_calloc((size_t)cfg->rnn_layers, sizeof *v->enc_rnn);
+        v->dec_rnn = lawt_calloc((size_t)cfg->rnn_layers, sizeof *v->dec_rnn);
+    } else {
+        v->enc = lawt_calloc((size_t)cfg->enc_layers, sizeof *v->enc);
+        v->dec = lawt_calloc((size_t)cfg->dec_layers, sizeof *v->dec);
+    }
     layout_walk w = {.base = base};
     walk_layout(&w, cfg, v);
 }
@@ -285,8 +346,12 @@ void model_views_free(model_views *v)
 {
     free(v->enc);
     free(v->dec);
+    free(v->enc_rnn);
+    free(v->dec_rnn);
     v->enc = NULL;
     v->dec = NULL;
+    v->enc_rnn = NULL;
+    v->dec_rnn = NULL;
 }
 
 /* ---- creation and dispatch ---- */
@@ -325,7 +390,10 @@ void model_memory_plan(const model_config *cfg, model_backend backend, int max_b
     if (model_config_validate(cfg, err, sizeof err)) lawt_die("model: %s", err);
     if (max_batch < 1) lawt_die("model: max_batch must be >= 1 (got %d)", max_batch);
     const backend_sizes *bs = backend == BACKEND_CUDA ? &model_cuda_sizes : &model_cpu_sizes;
-    transformer_memory_plan(cfg, bs, max_batch, model_param_count(cfg), beam, out);
+    if (model_arch_recurrent(cfg->arch))
+        recurrent_memory_plan(cfg, bs, max_batch, model_param_count(cfg), beam, out);
+    else
+        transformer_memory_plan(cfg, bs, max_batch, model_param_count(cfg), beam, out);
     out->host_init = model_param_count(cfg) * sizeof(float); /* model_init_params' buffer */
 }
 
@@ -343,15 +411,21 @@ model *model_create(const model_config *cfg, model_backend backend, int max_batc
     if (max_batch < 1) lawt_die("model: max_batch must be >= 1 (got %d)", max_batch);
     size_t n = layout_size(cfg);
     if (n != model_param_count(cfg))
-        lawt_die("model: internal error: layout has %zu parameters, Appendix G formula %zu", n,
+        lawt_die("model: internal error: layout has %zu parameters, the count formula %zu", n,
                  model_param_count(cfg));
     model *m = lawt_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->backend = backend;
-    m->ops = &transformer_model_ops;
     m->nparams = n;
     m->max_batch = max_batch;
-    m->impl = transformer_create(cfg, backend_create(backend, cfg, max_batch, n), max_batch, n);
+    layer_backend *k = backend_create(backend, cfg, max_batch, n);
+    if (model_arch_recurrent(cfg->arch)) {
+        m->ops = &recurrent_model_ops;
+        m->impl = recurrent_create(cfg, k, max_batch, n);
+    } else {
+        m->ops = &transformer_model_ops;
+        m->impl = transformer_create(cfg, k, max_batch, n);
+    }
     return m;
 }
 

@@ -8,7 +8,9 @@
  *                                                          y = LN(y + FFN(y))
  *   logits = y tok_out^T + out_bias   (the projection is tied to the decoder embedding)
  *   FFN(x) = W2 ReLU(W1 x + b1) + b2 with 4*dim hidden units; no dropout.
- * Cross-attention keys and values map enc_dim to dec_dim.
+ * Cross-attention keys and values map enc_dim to dec_dim. model_config.arch = ARCH_LSTM or
+ * ARCH_GRU builds the recurrent encoder-decoders of Appendix E.1 instead (recurrent.c), behind
+ * this same interface.
  *
  * Sequences are framed "EOS tokens EOS" and padded with TOK_PAD. The decoder reads
  * tgt[0 .. T-1) and predicts tgt[1 .. T); the loss is the cross-entropy of every target token
@@ -38,11 +40,7 @@
 
 #include "common/common.h"
 
-/* Architectures (model.arch). A universal transformer (Dehghani et al. 2018; the paper's
- * Appendix E.2) replaces the encoder's and/or the decoder's stack by one layer looped
- * enc_loops / dec_loops times, its weights shared across iterations; loop_mode chooses how an
- * iteration's output becomes the next state (MODEL_LOOP_MODES). The recurrent models are
- * issue 17's other half. */
+/* The architectures of the paper: its transformer, and Appendix E's alternatives. */
 #define LAWT_ARCHS(X) \
     X(ARCH_TRANSFORMER, "transformer", "encoder-decoder transformer (the paper's main model)") \
     X(ARCH_UNIVERSAL, "universal", "shared-layer universal transformer: one encoder and/or decoder layer looped (Appendix E.2)") \
@@ -83,21 +81,34 @@ typedef struct {
      * first keep only their output, or no feed-forward hidden units, and backward recomputes
      * the rest from the layer's input. Gradients are the same bit for bit. */
     int recompute;
-    /* model_arch. ARCH_UNIVERSAL: a side with loops > 0 has one layer (enc_layers or
-     * dec_layers = 1) run loops times; 0: that side is a plain stack. */
+    /* model_arch. The recurrent models (ARCH_LSTM, ARCH_GRU: recurrent.c) have rnn_layers
+     * layers of rnn_hidden units on each side, embeddings of enc_dim (encoder) and dec_dim
+     * (decoder) dimensions; they have no heads and no positions (enc_heads, dec_heads,
+     * enc_layers, dec_layers are not used; max_len still bounds the sequences). */
     int arch;
+    int rnn_layers, rnn_hidden;
+    /* 1: the encoder reads each source backwards (its tokens reversed, padding still last), as
+     * Sutskever et al. (2014) did: the first outputs then depend on the last inputs read. */
+    int rnn_reverse_source;
+    /* ARCH_UNIVERSAL: a side with loops > 0 has one layer (enc_layers or dec_layers = 1) run
+     * loops times; 0: that side is a plain stack. */
     int enc_loops, dec_loops;
     int loop_mode;        /* model_loop_mode */
     double act_threshold; /* LOOP_ACT: in (0, 1] */
     double ponder_cost;   /* LOOP_ACT: tau >= 0, the weight of N + R in the loss */
 } model_config;
 
+/* 1 for ARCH_LSTM and ARCH_GRU. */
+int model_arch_recurrent(int arch);
+
 typedef enum { MODEL_RECOMPUTE_NONE, MODEL_RECOMPUTE_FFN, MODEL_RECOMPUTE_LAYER } model_recompute;
 
-/* The parameter count of Appendix G:
- * P = de(wi + wp + 2) + (wo + wp + 2)dd + wo + ne de(12de + 13) + nd dd(14dd + 2de + 19),
- * and for a universal transformer (ne, nd = 1 on a looped side) plus, per looped side of
- * width d, d(d + 1) for the copy gate (gated) or d + 1 for the halting unit (act). */
+/* The parameter count of Appendix G for the transformer:
+ * P = de(wi + wp + 2) + (wo + wp + 2)dd + wo + ne de(12de + 13) + nd dd(14dd + 2de + 19);
+ * for a universal transformer (ne, nd = 1 on a looped side) plus, per looped side of width d,
+ * d(d + 1) for the copy gate (gated) or d + 1 for the halting unit (act);
+ * for the recurrent models (recurrent.c), with g gates (GRU 3, LSTM 4), L layers of h units:
+ * P = de wi + dd wo + g h(de + h + 2) + g h(dd + h + 2) + 2 (L-1) g h(2h + 2) + dd(h + 1) + wo. */
 size_t model_param_count(const model_config *cfg);
 /* Returns 0, or -1 with a message in err (e.g. dim not divisible by heads). */
 int model_config_validate(const model_config *cfg, char *err, size_t errcap);

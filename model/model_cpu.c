@@ -11,6 +11,7 @@
 #include "model/layers.h"
 #include "model/model_internal.h"
 #include "model/parallel.h"
+#include "model/recurrent_layers.h"
 
 #define FLAT_BLOCK 16384
 
@@ -243,6 +244,9 @@ layer_backend *model_cpu_backend(const model_config *cfg, int max_batch, size_t 
         .act_halting_backward = act_halting_backward,
         .weighted_rows_forward = weighted_rows_forward,
         .weighted_rows_backward = weighted_rows_backward,
+        /* recurrent_layers.c */
+        .gru_cell_forward = gru_cell_forward, .gru_cell_backward = gru_cell_backward,
+        .lstm_cell_forward = lstm_cell_forward, .lstm_cell_backward = lstm_cell_backward,
         /* optimizer */
         .sumsq = cpu_sumsq, .adam_update = cpu_adam_update};
     return &b->k;

@@ -40,6 +40,13 @@ typedef struct {
     float *halt_w, *halt_b; /* act: the halting unit, (1, d), (1) */
 } loop_views;
 
+/* One recurrent layer, as PyTorch's nn.GRU / nn.LSTM store it: g gates (GRU r, z, n; LSTM
+ * i, f, g, o) of h units in the rows of each tensor. */
+typedef struct {
+    float *w_ih, *w_hh; /* (g h, in), (g h, h): in = the embedding for layer 0, else h */
+    float *b_ih, *b_hh; /* (g h) each */
+} rnn_layer_views;
+
 typedef struct {
     float *enc_tok, *enc_pos;   /* (vocab_in, de), (max_len, de) */
     float *enc_ln_w, *enc_ln_b; /* (de) */
@@ -51,6 +58,11 @@ typedef struct {
     dec_layer_views *dec;       /* dec_layers */
     loop_views dec_loop;
     float *out_bias;            /* (vocab_out) */
+    /* The recurrent models (only enc_tok, dec_tok and out_bias of the above): rnn_layers
+     * layers on each side, and the projection of the top decoder state to the decoder's
+     * embedding dimension before the tied output projection. */
+    rnn_layer_views *enc_rnn, *dec_rnn;
+    float *proj_w, *proj_b; /* (dd, h), (dd) */
 } model_views;
 
 /* Allocates the layer arrays of v and points every view into base. */
@@ -137,6 +149,17 @@ struct layer_backend {
                                   int accumulate);
     void (*weighted_rows_backward)(float *dw, float *dx, const float *dout, const float *w,
                                    const float *x, int N, int C);
+    /* the gates of the recurrent cells (recurrent_layers.h) */
+    void (*gru_cell_forward)(float *h, float *gates, const float *gh, const float *h_prev,
+                             const int *len, int t, int B, int H);
+    void (*gru_cell_backward)(float *dgx, float *dgh, float *dh_carry, const float *dy,
+                              const float *gates, const float *gh, const float *h_prev,
+                              const int *len, int t, int B, int H);
+    void (*lstm_cell_forward)(float *h, float *c, float *gates, const float *h_prev,
+                              const float *c_prev, const int *len, int t, int B, int H);
+    void (*lstm_cell_backward)(float *dgates, float *dh_carry, float *dc_carry, const float *dy,
+                               const float *gates, const float *c, const float *c_prev,
+                               const int *len, int t, int B, int H);
 
     /* optimizer: the sum of squares of x (n <= the nparams the backend was made for), in a
      * fixed order; the Adam update (ib1, ib2: the bias corrections 1 / (1 - beta^step)) */
@@ -217,5 +240,14 @@ extern const transformer_ops transformer_model_ops;
 /* The plan of model.h for a backend of these sizes: the walk transformer_create allocates by. */
 void transformer_memory_plan(const model_config *cfg, const backend_sizes *sz, int max_batch,
                              size_t nparams, int beam, model_memory *out);
+
+/* ---- the recurrent encoder-decoders (recurrent.c) behind the same table: their state is a
+ * struct recurrent, which model.c holds as the opaque transformer pointer of transformer_ops
+ * (recurrent.c's functions alone look inside it) ---- */
+transformer *recurrent_create(const model_config *cfg, layer_backend *k, int max_batch,
+                              size_t nparams);
+extern const transformer_ops recurrent_model_ops;
+void recurrent_memory_plan(const model_config *cfg, const backend_sizes *sz, int max_batch,
+                           size_t nparams, int beam, model_memory *out);
 
 #endif

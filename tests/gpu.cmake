@@ -8,6 +8,12 @@ if(LAWT_HAVE_CUDA)
   add_test(NAME gpu_cuda_parity COMMAND test_cuda_parity)
   set_tests_properties(gpu_cuda_parity PROPERTIES SKIP_RETURN_CODE 77
                        ENVIRONMENT "OPENBLAS_NUM_THREADS=2")
+  # the LSTM and GRU encoder-decoders' cells, model and decoding (Appendix E.1)
+  add_executable(test_cuda_recurrent ${CMAKE_SOURCE_DIR}/tests/gpu/test_cuda_recurrent.c)
+  target_link_libraries(test_cuda_recurrent PRIVATE lawt_model)
+  add_test(NAME gpu_cuda_recurrent COMMAND test_cuda_recurrent)
+  set_tests_properties(gpu_cuda_recurrent PROPERTIES SKIP_RETURN_CODE 77
+                       ENVIRONMENT "OPENBLAS_NUM_THREADS=2")
 endif()
 
 # NCCL all-reduce of device buffers, as a singleton (one GPU); tests/gpu/run.sh also runs it at

@@ -16,6 +16,13 @@ target_link_libraries(test_model_memory PRIVATE lawt_model)
 add_test(NAME model_memory COMMAND test_model_memory)
 set_tests_properties(model_memory PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=2")
 
+# The LSTM and GRU encoder-decoders (Appendix E.1): cells and the whole model against finite
+# differences, parameter count, padding, decoding, determinism, memory plan.
+add_executable(test_model_recurrent ${CMAKE_SOURCE_DIR}/tests/test_model_recurrent.c)
+target_link_libraries(test_model_recurrent PRIVATE lawt_model lawt_encoding)
+add_test(NAME model_recurrent COMMAND test_model_recurrent)
+set_tests_properties(model_recurrent PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=2")
+
 # Universal transformers (issue 17): parameter count, the whole gradient in every loop mode,
 # decoding of a looped decoder, determinism.
 add_executable(test_universal ${CMAKE_SOURCE_DIR}/tests/test_universal.c)

@@ -18,7 +18,7 @@
  * still load, exactly; its counters are checked by range alone.
  *
  * tests/fuzz/corpus/checkpoint/v2.h5, a file of format_version 2 for the same model, must load
- * too (format 3 added the architecture attributes).
+ * too (format 3 added the architecture attributes, format 4 the loops).
  *
  * Usage: test_checkpoint_damage PATH/TO/checkpoint_v1.h5 PATH/TO/v2.h5 */
 #include <errno.h>

@@ -9,8 +9,9 @@
 #   batch_per_rank LAUNCHER...  np 1 with batch_size = 16 and "LAUNCHER... lawt_dist" (np 4)
 #                 with batch_per_rank = 4 train on the same batches: losses to 1e-5 relative;
 #                 the start-up line names both; setting both keys is refused
-#   resume        N steps, then resume to 2N: the same losses and accuracies as 2N straight;
-#                 retraining from a checkpoint on other sizes
+#   resume [ARGS...]  N steps, then resume to 2N: the same losses and accuracies as 2N
+#                 straight; retraining from a checkpoint on other sizes (the quick-start model,
+#                 or what lawt_dist ARGS make of it)
 #   learn INI TOL MIN [ARGS...]   training INI (with lawt_dist ARGS) ends with L1 accuracy >= MIN
 #                 at tolerance TOL (percent)
 #   evaluate      --evaluate CHECKPOINT gives the run's own final evaluation back, number for
@@ -124,7 +125,7 @@ jobs)
         if ! "$dist" --config "$ini" --dry-run > out.txt 2>&1; then
             fail "$ini does not start:"
             cat out.txt >&2
-        elif ! grep -q "parameters (Appendix G formula" out.txt; then
+        elif ! grep -q "parameters (.*formula" out.txt; then
             fail "$ini: no parameter count in the summary"
         fi
     done
@@ -197,7 +198,7 @@ batch_per_rank)
     ;;
 resume)
     RUN=(--config "$src/jobs/quickstart.ini" --set train.log_every=1 --set train.threads=1
-         --set train.epoch_size=640 --set train.epochs=2 --set eval.size=64)
+         --set train.epoch_size=640 --set train.epochs=2 --set eval.size=64 "$@")
     "$dist" "${RUN[@]}" --run-dir straight > straight.log 2>&1 || fail "straight run"
     "$dist" "${RUN[@]}" --set train.max_steps=10 --run-dir resumed > first.log 2>&1 || fail "first half"
     "$dist" --resume --run-dir resumed --set train.max_steps=0 --set train.prefetch=on \

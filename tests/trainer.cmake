@@ -21,6 +21,9 @@ lawt_trainer_test(jobs jobs)
 lawt_trainer_test(readme readme)
 lawt_trainer_test(determinism determinism)
 lawt_trainer_test(resume resume)
+# The recurrent models (Appendix E.1) resume exactly too: their config fields in the checkpoint.
+lawt_trainer_test(resume_gru resume --set model.arch=gru --set model.rnn_layers=2
+                  --set model.rnn_hidden=48)
 if(LAWT_WITH_MPI)
   lawt_trainer_test(mpi mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 2 ${MPIEXEC_PREFLAGS})
   lawt_trainer_test(mpi4 mpi ${LAWT_MPIEXEC} ${MPIEXEC_NUMPROC_FLAG} 4 ${MPIEXEC_PREFLAGS})

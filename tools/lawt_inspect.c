@@ -139,8 +139,9 @@ static int known_attr(const char *name)
     static const char *const KNOWN[] = {
         "lawt_version", "format_version", "step", "examples_seen", "epoch", "seed", "test_index",
         "lr", "best_accuracy", "wall_seconds", "num_params", "enc_layers", "dec_layers", "enc_dim",
-        "dec_dim", "enc_heads", "dec_heads", "vocab_in", "vocab_out", "max_len", "arch",
-        "enc_loops", "dec_loops", "loop_mode", "act_threshold", "ponder_cost"};
+        "dec_dim", "enc_heads", "dec_heads", "vocab_in", "vocab_out", "max_len", "arch", "rnn_layers",
+        "rnn_hidden", "rnn_reverse_source", "enc_loops", "dec_loops", "loop_mode", "act_threshold",
+        "ponder_cost"};
     for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++)
         if (strcmp(KNOWN[i], name) == 0) return 1;
     return 0;
@@ -179,15 +180,24 @@ static void print_summary(const char *path, const checkpoint_contents *c)
     for (int p = 0; p < CHECKPOINT_PARTS; p++)
         printf("%s %s %s", p ? " |" : "", c->parts[p].name, checkpoint_part_status_name(c->parts[p].status));
     printf("\n");
-    printf("model      encoder %.0f layers x %.0f dims x %.0f heads, decoder %.0f x %.0f x %.0f | vocab %.0f -> %.0f"
-           " | max_len %.0f | %.0f parameters\n",
-           attr_number(c, "enc_layers", NAN), attr_number(c, "enc_dim", NAN), attr_number(c, "enc_heads", NAN),
-           attr_number(c, "dec_layers", NAN), attr_number(c, "dec_dim", NAN), attr_number(c, "dec_heads", NAN),
-           attr_number(c, "vocab_in", NAN), attr_number(c, "vocab_out", NAN), attr_number(c, "max_len", NAN),
-           attr_number(c, "num_params", NAN));
-    /* format_version 3 on; older files hold transformers */
-    const double arch = attr_number(c, "arch", ARCH_TRANSFORMER);
-    if (arch != ARCH_TRANSFORMER) {
+    const double arch = attr_number(c, "arch", ARCH_TRANSFORMER); /* absent before format 3 */
+    if (model_arch_recurrent((int)arch))
+        printf("model      %s encoder-decoder: %.0f layers x %.0f hidden units a side, embeddings %.0f -> %.0f"
+               "%s | vocab %.0f -> %.0f | max_len %.0f | %.0f parameters\n",
+               enum_name(&MODEL_ARCH_TABLE, (int)arch), attr_number(c, "rnn_layers", NAN),
+               attr_number(c, "rnn_hidden", NAN), attr_number(c, "enc_dim", NAN), attr_number(c, "dec_dim", NAN),
+               attr_number(c, "rnn_reverse_source", 0) == 1 ? ", sources read backwards" : "",
+               attr_number(c, "vocab_in", NAN), attr_number(c, "vocab_out", NAN), attr_number(c, "max_len", NAN),
+               attr_number(c, "num_params", NAN));
+    else
+        printf("model      encoder %.0f layers x %.0f dims x %.0f heads, decoder %.0f x %.0f x %.0f | vocab %.0f -> %.0f"
+               " | max_len %.0f | %.0f parameters\n",
+               attr_number(c, "enc_layers", NAN), attr_number(c, "enc_dim", NAN), attr_number(c, "enc_heads", NAN),
+               attr_number(c, "dec_layers", NAN), attr_number(c, "dec_dim", NAN), attr_number(c, "dec_heads", NAN),
+               attr_number(c, "vocab_in", NAN), attr_number(c, "vocab_out", NAN), attr_number(c, "max_len", NAN),
+               attr_number(c, "num_params", NAN));
+    /* format_version 4 on */
+    if (arch == ARCH_UNIVERSAL) {
         const double mode = attr_number(c, "loop_mode", -1);
         printf("arch       %s | encoder loops %.0f, decoder loops %.0f | loop_mode %s | "
                "act_threshold %g, ponder_cost %g\n",

@@ -68,6 +68,12 @@ static const config_key KEYS[] = {
     {"data", "out_encoding", KEY_ENCODING, "", F(out_encoding), 0, 0, 0, "empty",
      "Encoding of the output; empty: the input's."},
 
+    {"model", "arch", KEY_CHOICE, "transformer", F(arch), 0, 0, 0,
+     &LAWT_ARCHS(ENUM_NAME_PIPED)[1],
+     "Architecture: the paper's transformer, or Appendix E.1's LSTM or GRU encoder-decoder "
+     "(rnn_layers, rnn_hidden; dim is their embedding size, heads are not used), or Appendix "
+     "E.2's universal transformer (one encoder and/or decoder layer looped enc_loops / "
+     "dec_loops times, weights shared)."},
     {"model", "layers", KEY_ALIAS, NULL, 0, 0, 0, 0, "enc_layers,dec_layers",
      "Sets enc_layers and dec_layers (a later enc_/dec_ line overrides)."},
     {"model", "dim", KEY_ALIAS, NULL, 0, 0, 0, 0, "enc_dim,dec_dim", "Sets enc_dim and dec_dim."},
@@ -87,9 +93,6 @@ static const config_key KEYS[] = {
      "Activation recomputation, for models that do not fit otherwise: ffn recomputes the "
      "feed-forward hidden units in backward, layer every layer's activations from its input "
      "(each layer keeps only its output); same gradients, less memory, more time."},
-    {"model", "arch", KEY_CHOICE, "transformer", F(arch), 0, 0, 0, &LAWT_ARCHS(ENUM_NAME_PIPED)[1],
-     "Architecture: transformer; universal (Appendix E.2: one encoder and/or decoder layer "
-     "looped enc_loops / dec_loops times, weights shared); lstm and gru are not built yet."},
     {"model", "enc_loops", KEY_INT, "0", F(enc_loops), 0, 1024, 0, NULL,
      "universal: iterations of the encoder's one shared layer (enc_layers = 1); 0: the encoder "
      "is a plain stack."},
@@ -106,6 +109,13 @@ static const config_key KEYS[] = {
     {"model", "ponder_cost", KEY_REAL, "0.01", F(ponder_cost), 0, BIG, 0, NULL,
      "loop_mode = act: tau, the weight in the loss of each counted position's N + R (iterations "
      "and remainder, Graves 2016)."},
+    {"model", "rnn_layers", KEY_INT, "2", F(rnn_layers), 1, 256, 0, NULL,
+     "Layers of the encoder and of the decoder of arch = lstm | gru (the paper: 2 to 8)."},
+    {"model", "rnn_hidden", KEY_INT, "1024", F(rnn_hidden), 1, 65536, 0, NULL,
+     "Hidden units of each layer of arch = lstm | gru (the paper: 1024 or 2048)."},
+    {"model", "rnn_reverse_source", KEY_INT, "0", F(rnn_reverse_source), 0, 1, 0, NULL,
+     "1: the encoder of arch = lstm | gru reads each source backwards (Sutskever et al. 2014), "
+     "so that the first outputs are close to what they depend on; the paper does not say (0)."},
 
     {"train", "seed", KEY_SEED, "0", F(seed), 0, 0, 0, NULL,
      "Seed of the data streams and of the initial weights."},
@@ -661,20 +671,20 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
     cfg->data.out_digits = out.digits;
     if (datagen_validate(&cfg->data, why, sizeof why))
         return fail(err, errcap, &src, "[data]: %s", why);
-    if (cfg->enc_dim % cfg->enc_heads)
+    if (model_arch_recurrent(cfg->arch) && cfg->recompute != MODEL_RECOMPUTE_NONE)
+        return fail(err, errcap, &src, "[model] recompute = %s applies to the transformer only "
+                    "(arch = %s)", cfg->recompute == MODEL_RECOMPUTE_FFN ? "ffn" : "layer",
+                    enum_name(&MODEL_ARCH_TABLE, cfg->arch));
+    if (!model_arch_recurrent(cfg->arch) && cfg->enc_dim % cfg->enc_heads)
         return fail(err, errcap, &src, "[model] enc_dim = %d is not a multiple of enc_heads = %d",
                     cfg->enc_dim, cfg->enc_heads);
-    if (cfg->dec_dim % cfg->dec_heads)
+    if (!model_arch_recurrent(cfg->arch) && cfg->dec_dim % cfg->dec_heads)
         return fail(err, errcap, &src, "[model] dec_dim = %d is not a multiple of dec_heads = %d",
                     cfg->dec_dim, cfg->dec_heads);
-    if (cfg->arch == ARCH_LSTM || cfg->arch == ARCH_GRU)
-        return fail(err, errcap, &src, "[model] arch = %s: the LSTM and GRU encoder-decoders "
-                    "are not built yet in this lawt (issue 17); use transformer or universal",
-                    enum_name(&MODEL_ARCH_TABLE, cfg->arch));
-    if (cfg->arch == ARCH_TRANSFORMER && (cfg->enc_loops || cfg->dec_loops))
+    if (cfg->arch != ARCH_UNIVERSAL && (cfg->enc_loops || cfg->dec_loops))
         return fail(err, errcap, &src, "[model] enc_loops = %d, dec_loops = %d: loops need "
                     "arch = universal", cfg->enc_loops, cfg->dec_loops);
-    if (cfg->arch == ARCH_TRANSFORMER && cfg->loop_mode != LOOP_FIXED)
+    if (cfg->arch != ARCH_UNIVERSAL && cfg->loop_mode != LOOP_FIXED)
         return fail(err, errcap, &src, "[model] loop_mode = %s needs arch = universal",
                     enum_name(&MODEL_LOOP_MODE_TABLE, cfg->loop_mode));
     if (cfg->arch == ARCH_UNIVERSAL) {

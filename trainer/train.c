@@ -106,10 +106,19 @@ static void print_summary(run_state *r, const model_config *mc)
     say(r, "data   %s%s %s | %s -> %s | source <= %d tokens, target <= %d tokens",
         task_name(d->tasks[0]), d->ntasks > 1 ? " (+ joint tasks)" : "", dims, r->vin.enc.name,
         r->vout.enc.name, r->max_src, r->max_tgt);
-    say(r, "model  encoder %d layers x %d dims x %d heads, decoder %d x %d x %d | vocab %d -> %d | "
-        "%zu parameters (Appendix G formula: %zu)",
-        mc->enc_layers, mc->enc_dim, mc->enc_heads, mc->dec_layers, mc->dec_dim, mc->dec_heads,
-        mc->vocab_in, mc->vocab_out, model_num_params(r->model), model_param_count(mc));
+    if (model_arch_recurrent(mc->arch))
+        say(r, "model  %s encoder-decoder: %d layers x %d hidden units a side, embeddings %d -> "
+            "%d%s | vocab %d -> %d | %zu parameters (formula: %zu)",
+            enum_name(&MODEL_ARCH_TABLE, mc->arch), mc->rnn_layers, mc->rnn_hidden, mc->enc_dim,
+            mc->dec_dim, mc->rnn_reverse_source ? ", sources read backwards" : "", mc->vocab_in,
+            mc->vocab_out, model_num_params(r->model),
+            model_param_count(mc));
+    else
+        say(r, "model  encoder %d layers x %d dims x %d heads, decoder %d x %d x %d | vocab %d -> "
+            "%d | %zu parameters (Appendix G formula: %zu)",
+            mc->enc_layers, mc->enc_dim, mc->enc_heads, mc->dec_layers, mc->dec_dim,
+            mc->dec_heads, mc->vocab_in, mc->vocab_out, model_num_params(r->model),
+            model_param_count(mc));
     if (mc->arch == ARCH_UNIVERSAL)
         say(r, "model  universal: encoder layer looped %d times, decoder layer %d times (0: not "
             "looped) | loop_mode %s%s", mc->enc_loops, mc->dec_loops,

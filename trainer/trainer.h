@@ -56,9 +56,10 @@ typedef struct {
     /* [model] */
     int enc_layers, dec_layers, enc_dim, dec_dim, enc_heads, dec_heads;
     int recompute; /* model_recompute of model.h, in the same order */
-    int arch;      /* model_arch */
-    int enc_loops, dec_loops;
-    int loop_mode; /* model_loop_mode */
+    int arch;      /* model_arch of model.h */
+    int rnn_layers, rnn_hidden, rnn_reverse_source;
+    int enc_loops, dec_loops; /* arch universal */
+    int loop_mode;            /* model_loop_mode */
     double act_threshold, ponder_cost;
     /* [train] */
     uint64_t seed;

@@ -17,6 +17,7 @@
 #include "device/device.h"
 #include "model/cuda/cuda_check.h"
 #include "model/cuda/layers_cuda.h"
+#include "model/cuda/recurrent_cuda.h"
 #include "model/model_internal.h"
 
 /* The cuBLAS handle of the model, the embedding gradients' token indexes of the current batch
@@ -204,6 +205,11 @@ layer_backend *model_cuda_backend(const model_config *cfg, int max_batch, size_t
                            .act_halting_backward = act_halting_backward_cuda,
                            .weighted_rows_forward = weighted_rows_forward_cuda,
                            .weighted_rows_backward = weighted_rows_backward_cuda,
+                           /* recurrent_cuda.cu */
+                           .gru_cell_forward = gru_cell_forward_cuda,
+                           .gru_cell_backward = gru_cell_backward_cuda,
+                           .lstm_cell_forward = lstm_cell_forward_cuda,
+                           .lstm_cell_backward = lstm_cell_backward_cuda,
                            /* optimizer */
                            .sumsq = sumsq, .adam_update = adam_update_cuda};
     return &c->k;

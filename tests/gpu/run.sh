@@ -59,6 +59,9 @@ step "CUDA parity against the CPU reference"
 rc=$?
 [ $rc -eq 77 ] && fail "test_cuda_parity skipped: no CUDA device visible"
 [ $rc -eq 0 ] || fail "test_cuda_parity (exit $rc)"
+"$build/tests/test_cuda_recurrent"
+rc=$?
+[ $rc -eq 0 ] || fail "test_cuda_recurrent, the LSTM/GRU models (exit $rc)"
 
 step "NCCL all-reduce of device buffers"
 if [ -x "$build/tests/test_nccl" ]; then

@@ -1,0 +1,673 @@
+/* test_model_recurrent.c: the LSTM and GRU encoder-decoders (model.arch = lstm | gru,
+ * model/recurrent.c). Each cell's backward against central finite differences (with rows that
+ * have stopped stepping); the parameter count formula against the layout and against
+ * PyTorch's count of the same modules; the whole model's gradient against finite differences
+ * on a tiny model with padding; padding that does not change a loss; a source read backwards
+ * (rnn_reverse_source); decoding (the stepwise state equals the whole-prefix oracle, beam 1
+ * equals greedy, a wider beam scores at least as well, greedy tokens are the teacher-forced
+ * argmax); determinism; the memory plan against the allocation; the configurations refused. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "encoding/encoding.h"
+#include "model/model.h"
+#include "model/recurrent_layers.h"
+#include "tests/test.h"
+
+static uint64_t rng_state = 0x6a09e667f3bcc909ULL;
+static double urand(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+static int irand(int n) { return (int)(urand() * n); }
+static float nrand(void)
+{
+    double u1 = urand() + 1e-12, u2 = urand();
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+static float *randv(long n, float scale)
+{
+    float *x = malloc((size_t)n * sizeof(float));
+    for (long i = 0; i < n; i++) x[i] = scale * nrand();
+    return x;
+}
+static double dot_d(const float *a, const float *b, long n)
+{
+    double s = 0;
+    for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* ---- the cells: backward against central differences, as test_model_layers.c does ---- */
+
+typedef double (*loss_fn)(void *ctx);
+
+/* Normwise |g_fd - g| <= tol |g| over every element of x (n). Returns the relative error. */
+static double check_grad(const char *what, loss_fn loss, void *ctx, float *x, const float *g,
+                         long n, float eps, double tol)
+{
+    double err2 = 0, ref2 = 0;
+    for (long i = 0; i < n; i++) {
+        float save = x[i];
+        x[i] = save + eps;
+        double lp = loss(ctx);
+        x[i] = save - eps;
+        double lm = loss(ctx);
+        x[i] = save;
+        double fd = (lp - lm) / (2.0 * eps), e = fd - g[i];
+        err2 += e * e;
+        ref2 += (double)g[i] * g[i];
+    }
+    double rel = sqrt(err2) / (sqrt(ref2) + 1e-30);
+    CHECK_MSG(ref2 > 0, "%s: zero gradient (nothing tested)", what);
+    CHECK_MSG(rel <= tol, "%s: normwise relative error %.3g > %.3g", what, rel, tol);
+    printf("  %-36s n=%-4ld rel err %.2e\n", what, n, rel);
+    return rel;
+}
+
+/* Rows 0 and 2 step at t = 1, row 1 (length 1) has stopped. */
+enum { CB = 3, CH = 5, CT = 1 };
+static const int CELL_LEN[CB] = {3, 1, 2};
+
+typedef struct {
+    float *gx, *gh, *hp, *cp, *wh, *wc; /* inputs and the upstream weights of the loss */
+    float *gates, *h, *c;               /* forward outputs */
+} cell_ctx;
+
+/* l = sum(h wh) for the GRU: gates are overwritten in place, so each call starts from gx. */
+static double gru_loss(void *p)
+{
+    cell_ctx *c = p;
+    memcpy(c->gates, c->gx, sizeof(float) * CB * 3 * CH);
+    gru_cell_forward(c->h, c->gates, c->gh, c->hp, CELL_LEN, CT, CB, CH);
+    return dot_d(c->h, c->wh, CB * CH);
+}
+
+static void test_gru_cell(void)
+{
+    printf("GRU cell\n");
+    cell_ctx c = {randv(CB * 3 * CH, 1), randv(CB * 3 * CH, 1), randv(CB * CH, 1), NULL,
+                  randv(CB * CH, 1), NULL, malloc(sizeof(float) * CB * 3 * CH),
+                  malloc(sizeof(float) * CB * CH), NULL};
+    gru_loss(&c);
+    /* one unit by hand: h = (1 - z) n + z h_prev */
+    {
+        const int b = 2, j = 3;
+        double r = 1 / (1 + exp(-(c.gx[b * 3 * CH + j] + c.gh[b * 3 * CH + j])));
+        double z = 1 / (1 + exp(-(c.gx[b * 3 * CH + CH + j] + c.gh[b * 3 * CH + CH + j])));
+        double n = tanh(c.gx[b * 3 * CH + 2 * CH + j] + r * c.gh[b * 3 * CH + 2 * CH + j]);
+        CHECK_CLOSE(c.h[b * CH + j], (1 - z) * n + z * c.hp[b * CH + j], 1e-6);
+        CHECK(memcmp(c.h + CH, c.hp + CH, sizeof(float) * CH) == 0); /* row 1 stopped */
+    }
+    /* dh = dy + dh_carry: split the loss's weights between the two */
+    float *dy = randv(CB * CH, 1), *carry = malloc(sizeof(float) * CB * CH);
+    for (int i = 0; i < CB * CH; i++) carry[i] = c.wh[i] - dy[i];
+    float *dgx = malloc(sizeof(float) * CB * 3 * CH), *dgh = malloc(sizeof(float) * CB * 3 * CH);
+    gru_cell_backward(dgx, dgh, carry, dy, c.gates, c.gh, c.hp, CELL_LEN, CT, CB, CH);
+    check_grad("gru d(gx)", gru_loss, &c, c.gx, dgx, CB * 3 * CH, 1e-2f, 2e-3);
+    check_grad("gru d(gh)", gru_loss, &c, c.gh, dgh, CB * 3 * CH, 1e-2f, 2e-3);
+    check_grad("gru d(h_prev) (direct part)", gru_loss, &c, c.hp, carry, CB * CH, 1e-2f, 2e-3);
+    /* the stopped row passes its gradient through and has no gate gradients */
+    int zero = 1;
+    for (int j = 0; j < 3 * CH; j++) zero &= dgx[3 * CH + j] == 0 && dgh[3 * CH + j] == 0;
+    CHECK_MSG(zero, "a stopped row has no gate gradients");
+    free(c.gx), free(c.gh), free(c.hp), free(c.wh), free(c.gates), free(c.h);
+    free(dy), free(carry), free(dgx), free(dgh);
+}
+
+/* l = sum(h wh) + sum(c wc) for the LSTM, from the pre-activations gx. */
+static double lstm_loss(void *p)
+{
+    cell_ctx *c = p;
+    memcpy(c->gates, c->gx, sizeof(float) * CB * 4 * CH);
+    lstm_cell_forward(c->h, c->c, c->gates, c->hp, c->cp, CELL_LEN, CT, CB, CH);
+    return dot_d(c->h, c->wh, CB * CH) + dot_d(c->c, c->wc, CB * CH);
+}
+
+static void test_lstm_cell(void)
+{
+    printf("LSTM cell\n");
+    cell_ctx c = {randv(CB * 4 * CH, 1), NULL, randv(CB * CH, 1), randv(CB * CH, 1),
+                  randv(CB * CH, 1), randv(CB * CH, 1), malloc(sizeof(float) * CB * 4 * CH),
+                  malloc(sizeof(float) * CB * CH), malloc(sizeof(float) * CB * CH)};
+    lstm_loss(&c);
+    {
+        const int b = 0, j = 2;
+        const float *a = c.gx + b * 4 * CH;
+        double i = 1 / (1 + exp(-a[j])), f = 1 / (1 + exp(-a[CH + j])), g = tanh(a[2 * CH + j]),
+               o = 1 / (1 + exp(-a[3 * CH + j]));
+        double cc = f * c.cp[b * CH + j] + i * g;
+        CHECK_CLOSE(c.c[b * CH + j], cc, 1e-6);
+        CHECK_CLOSE(c.h[b * CH + j], o * tanh(cc), 1e-6);
+    }
+    float *dh = malloc(sizeof(float) * CB * CH), *dc = malloc(sizeof(float) * CB * CH);
+    memcpy(dh, c.wh, sizeof(float) * CB * CH); /* all of dh as carry, dy NULL */
+    memcpy(dc, c.wc, sizeof(float) * CB * CH);
+    float *da = malloc(sizeof(float) * CB * 4 * CH);
+    lstm_cell_backward(da, dh, dc, NULL, c.gates, c.c, c.cp, CELL_LEN, CT, CB, CH);
+    check_grad("lstm d(gates)", lstm_loss, &c, c.gx, da, CB * 4 * CH, 1e-2f, 2e-3);
+    check_grad("lstm d(c_prev)", lstm_loss, &c, c.cp, dc, CB * CH, 1e-2f, 2e-3);
+    /* h_prev reaches h only through W_hh (the caller's), or directly in a stopped row */
+    check_grad("lstm d(h_prev) (direct part)", lstm_loss, &c, c.hp, dh, CB * CH, 1e-2f, 2e-3);
+    free(c.gx), free(c.hp), free(c.cp), free(c.wh), free(c.wc), free(c.gates), free(c.h),
+        free(c.c);
+    free(dh), free(dc), free(da);
+}
+
+/* ---- the model ---- */
+
+static model_config rnn_cfg(int arch, int layers, int hidden, int de, int dd, int wi, int wo,
+                            int wp)
+{
+    return (model_config){.enc_layers = 1, .dec_layers = 1, .enc_dim = de, .dec_dim = dd,
+                          .enc_heads = 1, .dec_heads = 1, .vocab_in = wi, .vocab_out = wo,
+                          .max_len = wp, .arch = arch, .rnn_layers = layers,
+                          .rnn_hidden = hidden};
+}
+
+typedef struct {
+    model_batch b;
+    int *src, *src_len, *tgt, *tgt_len;
+} owned_batch;
+
+static owned_batch batch_make(int B, int S, int T, const int *src_len, const int *tgt_len,
+                              int vocab_in, int vocab_out)
+{
+    owned_batch o;
+    o.src = calloc((size_t)B * S, sizeof(int));
+    o.tgt = calloc((size_t)B * T, sizeof(int));
+    o.src_len = malloc(sizeof(int) * B);
+    o.tgt_len = malloc(sizeof(int) * B);
+    for (int b = 0; b < B; b++) {
+        o.src_len[b] = src_len[b];
+        o.tgt_len[b] = tgt_len[b];
+        for (int s = 0; s < S; s++)
+            o.src[b * S + s] = s == 0 || s == src_len[b] - 1 ? TOK_EOS
+                               : s < src_len[b]             ? 2 + irand(vocab_in - 2)
+                                                            : TOK_PAD;
+        for (int t = 0; t < T; t++)
+            o.tgt[b * T + t] = t == 0 || t == tgt_len[b] - 1 ? TOK_EOS
+                               : t < tgt_len[b]             ? 2 + irand(vocab_out - 2)
+                                                            : TOK_PAD;
+    }
+    o.b = (model_batch){B, S, T, o.src, o.src_len, o.tgt, o.tgt_len};
+    return o;
+}
+
+static void batch_free(owned_batch *o)
+{
+    free(o->src);
+    free(o->tgt);
+    free(o->src_len);
+    free(o->tgt_len);
+}
+
+static size_t tensor_size(const model_tensor *t)
+{
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+    return n;
+}
+
+static int find_tensor(const model_tensor *t, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(t[i].name, name)) return i;
+    return -1;
+}
+
+/* PyTorch's count of the same modules: two nn.Embedding, two nn.GRU / nn.LSTM(in, h, L)
+ * (gates x (in h + h h + 2 h) for the first layer, gates x (2 h h + 2 h) for the others), the
+ * nn.Linear(h, dd) projection and the output bias. */
+static size_t torch_count(const model_config *c)
+{
+    const size_t g = c->arch == ARCH_LSTM ? 4 : 3, h = (size_t)c->rnn_hidden;
+    size_t n = (size_t)c->vocab_in * c->enc_dim + (size_t)c->vocab_out * c->dec_dim;
+    for (int side = 0; side < 2; side++)
+        for (int l = 0; l < c->rnn_layers; l++) {
+            size_t in = l ? h : (size_t)(side ? c->dec_dim : c->enc_dim);
+            n += g * (in * h + h * h + 2 * h);
+        }
+    return n + h * (size_t)c->dec_dim + (size_t)c->dec_dim + (size_t)c->vocab_out;
+}
+
+static void test_param_count(void)
+{
+    printf("parameter count\n");
+    lawt_encoding enc;
+    encoding_from_name("P1000", &enc);
+    lawt_vocab v;
+    vocab_init(&v, &enc);
+    const int wv = v.size;
+    vocab_free(&v);
+    /* Table 21 (5x5 addition, P1000) and Table 22 (eigenvalues) shapes, and small ones */
+    const struct {
+        int arch, layers, hidden, dim;
+    } SHAPES[] = {{ARCH_GRU, 2, 1024, 256}, {ARCH_LSTM, 2, 2048, 512}, {ARCH_GRU, 4, 1024, 512},
+                  {ARCH_LSTM, 8, 2048, 512}, {ARCH_GRU, 1, 3, 2}, {ARCH_LSTM, 3, 7, 4}};
+    for (size_t s = 0; s < sizeof SHAPES / sizeof SHAPES[0]; s++) {
+        model_config c = rnn_cfg(SHAPES[s].arch, SHAPES[s].layers, SHAPES[s].hidden,
+                                 SHAPES[s].dim, SHAPES[s].dim, wv, wv, 80);
+        int n = model_tensors(&c, NULL, 0);
+        model_tensor *t = malloc(sizeof *t * (size_t)n);
+        CHECK(model_tensors(&c, t, n) == n);
+        size_t off = 0;
+        int contiguous = 1;
+        for (int i = 0; i < n; i++) {
+            contiguous &= t[i].offset == off;
+            off += tensor_size(&t[i]);
+        }
+        CHECK_MSG(contiguous, "tensors must tile the buffer in order");
+        CHECK(n == 2 + 8 * c.rnn_layers + 3);
+        CHECK_MSG(off == model_param_count(&c) && off == torch_count(&c),
+                  "%s %d x %d: layout %zu, formula %zu, PyTorch's count %zu",
+                  enum_name(&MODEL_ARCH_TABLE, c.arch), c.rnn_layers, c.rnn_hidden, off,
+                  model_param_count(&c), torch_count(&c));
+        int w = find_tensor(t, n, "dec.rnn.weight_hh_l0");
+        CHECK(w >= 0 && t[w].shape[0] == (c.arch == ARCH_LSTM ? 4 : 3) * c.rnn_hidden &&
+              t[w].shape[1] == c.rnn_hidden);
+        if (s < 4)
+            printf("  %s, %d layers x %d hidden, embeddings %d, P1000: %zu parameters\n",
+                   enum_name(&MODEL_ARCH_TABLE, c.arch), c.rnn_layers, c.rnn_hidden, c.enc_dim,
+                   model_param_count(&c));
+        free(t);
+    }
+    /* one count by hand: GRU, 1 layer of 3 units, embeddings 2, vocabularies 4 and 5:
+     * embeddings 4*2 + 5*2, encoder 9*(2+3+2), decoder the same, projection 2*3+2, bias 5 */
+    model_config c = rnn_cfg(ARCH_GRU, 1, 3, 2, 2, 4, 5, 6);
+    CHECK(model_param_count(&c) == 18 + 63 + 63 + 8 + 5);
+}
+
+static double loss_of(model *m, const model_batch *b)
+{
+    long nt;
+    return model_forward(m, b, &nt);
+}
+
+static void perturb_params(model *m, float sigma)
+{
+    size_t n = model_num_params(m);
+    float *p = malloc(n * sizeof(float));
+    model_copy_out(m, BUF_PARAMS, p);
+    for (size_t i = 0; i < n; i++) p[i] += sigma * nrand();
+    model_copy_in(m, BUF_PARAMS, p);
+    free(p);
+}
+
+/* Directional derivatives per tensor and two coordinates each, at the transformer's
+ * tolerance (test_model.c). */
+static void test_model_gradient(int arch, int reverse)
+{
+    const char *name = enum_name(&MODEL_ARCH_TABLE, arch);
+    model_config c = rnn_cfg(arch, 2, 6, 5, 4, 13, 10, 9);
+    c.rnn_reverse_source = reverse;
+    model *m = model_create(&c, BACKEND_CPU, 4);
+    model_init_params(m, 7);
+    perturb_params(m, 0.3f);
+    const int src_len[3] = {7, 4, 3}, tgt_len[3] = {6, 3, 4};
+    owned_batch ob = batch_make(3, 7, 6, src_len, tgt_len, c.vocab_in, c.vocab_out);
+    const size_t np = model_num_params(m);
+    float *p = malloc(np * sizeof(float)), *g = malloc(np * sizeof(float));
+    float *u = malloc(np * sizeof(float));
+    model_copy_out(m, BUF_PARAMS, p);
+    int nt_ = model_tensors(&c, NULL, 0);
+    model_tensor *t = malloc(sizeof *t * (size_t)nt_);
+    model_tensors(&c, t, nt_);
+    model_zero_grad(m);
+    long nt = 0;
+    double l0 = model_forward(m, &ob.b, &nt);
+    CHECK(nt == (6 - 1) + (3 - 1) + (4 - 1));
+    CHECK(isfinite(l0) && l0 > 0);
+    model_backward(m, &ob.b, 1.0f);
+    model_copy_out(m, BUF_GRADS, g);
+    const double eps = 1e-2;
+    double worst_dir = 0, worst_coord = 0;
+    for (int i = 0; i < nt_; i++) {
+        size_t n = tensor_size(&t[i]), off = t[i].offset;
+        double norm = 0, an = 0;
+        for (size_t j = 0; j < n; j++) {
+            u[j] = nrand();
+            norm += (double)u[j] * u[j];
+        }
+        norm = sqrt(norm);
+        for (size_t j = 0; j < n; j++) {
+            u[j] = (float)(u[j] / norm);
+            an += (double)u[j] * g[off + j];
+        }
+        for (size_t j = 0; j < n; j++) p[off + j] += (float)(eps * u[j]);
+        model_copy_in(m, BUF_PARAMS, p);
+        double lp = loss_of(m, &ob.b);
+        for (size_t j = 0; j < n; j++) p[off + j] -= (float)(2 * eps * u[j]);
+        model_copy_in(m, BUF_PARAMS, p);
+        double lm = loss_of(m, &ob.b);
+        for (size_t j = 0; j < n; j++) p[off + j] += (float)(eps * u[j]);
+        double fd = (lp - lm) / (2 * eps), err = fabs(fd - an) / (fabs(an) + 1e-2);
+        if (err > worst_dir) worst_dir = err;
+        CHECK_MSG(err < 2e-2, "%s %s: directional derivative: finite difference %.6g, backward "
+                  "%.6g", name, t[i].name, fd, an);
+        for (int k = 0; k < 2; k++) {
+            size_t j = off + (size_t)irand((int)n);
+            float save = p[j];
+            p[j] = save + (float)eps;
+            model_copy_in(m, BUF_PARAMS, p);
+            lp = loss_of(m, &ob.b);
+            p[j] = save - (float)eps;
+            model_copy_in(m, BUF_PARAMS, p);
+            lm = loss_of(m, &ob.b);
+            p[j] = save;
+            fd = (lp - lm) / (2 * eps);
+            err = fabs(fd - g[j]) / (fabs(g[j]) + 1e-2);
+            if (err > worst_coord) worst_coord = err;
+            CHECK_MSG(err < 2e-2, "%s %s[%zu]: finite difference %.6g, backward %.6g", name,
+                      t[i].name, j - off, fd, g[j]);
+        }
+    }
+    model_copy_in(m, BUF_PARAMS, p);
+    printf("  %s whole-model gradient: %d tensors, worst relative error %.2e (directional), "
+           "%.2e (coordinates)\n", name, nt_, worst_dir, worst_coord);
+    /* padding never steps the encoder: its embedding row gets exactly zero gradient */
+    int e = find_tensor(t, nt_, "enc.tok_emb.weight");
+    int zero = 1;
+    for (int j = 0; j < c.enc_dim; j++) zero &= g[t[e].offset + TOK_PAD * c.enc_dim + j] == 0.0f;
+    CHECK_MSG(zero, "%s: the source padding embedding must get zero gradient", name);
+    /* loss_scale scales, backward accumulates */
+    model_zero_grad(m);
+    loss_of(m, &ob.b);
+    model_backward(m, &ob.b, 0.25f);
+    loss_of(m, &ob.b);
+    model_backward(m, &ob.b, 0.75f);
+    model_copy_out(m, BUF_GRADS, u);
+    double e2 = 0, r2 = 0;
+    for (size_t j = 0; j < np; j++) {
+        e2 += pow(u[j] - g[j], 2);
+        r2 += pow(g[j], 2);
+    }
+    CHECK_MSG(sqrt(e2) <= 1e-5 * sqrt(r2), "%s: loss_scale and accumulation", name);
+    free(u), free(t), free(p), free(g);
+    batch_free(&ob);
+    model_free(m);
+}
+
+/* A source padded to more positions gives the same loss: padding leaves the state alone
+ * (read forwards or backwards). Reading backwards is reading the reversed source forwards. */
+static void test_padding(int arch, int reverse)
+{
+    model_config c = rnn_cfg(arch, 2, 8, 6, 6, 11, 9, 12);
+    c.rnn_reverse_source = reverse;
+    model *m = model_create(&c, BACKEND_CPU, 2);
+    model_init_params(m, 3);
+    perturb_params(m, 0.2f);
+    const int sl[2] = {5, 3}, tl[2] = {4, 5};
+    owned_batch a = batch_make(2, 5, 5, sl, tl, c.vocab_in, c.vocab_out);
+    owned_batch b = batch_make(2, 9, 5, sl, tl, c.vocab_in, c.vocab_out);
+    for (int i = 0; i < 2; i++) {
+        memcpy(b.src + i * 9, a.src + i * 5, sizeof(int) * 5);
+        for (int s = 5; s < 9; s++) b.src[i * 9 + s] = TOK_PAD;
+    }
+    memcpy(b.tgt, a.tgt, sizeof(int) * 10);
+    double la = loss_of(m, &a.b), lb = loss_of(m, &b.b);
+    CHECK_MSG(fabs(la - lb) <= 1e-6 * fabs(la), "%s%s: padding changed the loss: %.9g vs %.9g",
+              enum_name(&MODEL_ARCH_TABLE, arch), reverse ? " (reversed)" : "", la, lb);
+    if (reverse) {
+        model_config f = c;
+        f.rnn_reverse_source = 0;
+        model *mf = model_create(&f, BACKEND_CPU, 2);
+        float *p = malloc(model_num_params(m) * sizeof(float));
+        model_copy_out(m, BUF_PARAMS, p);
+        model_copy_in(mf, BUF_PARAMS, p);
+        for (int i = 0; i < 2; i++) /* a's sources reversed by hand into b, padding last */
+            for (int s = 0; s < sl[i]; s++) b.src[i * 9 + s] = a.src[i * 5 + sl[i] - 1 - s];
+        double lf = loss_of(mf, &b.b);
+        CHECK_MSG(fabs(lf - la) <= 1e-6 * fabs(la),
+                  "%s: reading backwards %.9g, the reversed source forwards %.9g",
+                  enum_name(&MODEL_ARCH_TABLE, arch), la, lf);
+        double lr = loss_of(m, &b.b);
+        CHECK_MSG(fabs(lr - la) > 1e-5 * fabs(la),
+                  "%s: reversing the source changed nothing: %.9g, %.9g",
+                  enum_name(&MODEL_ARCH_TABLE, arch), la, lr);
+        free(p);
+        model_free(mf);
+    }
+    batch_free(&a);
+    batch_free(&b);
+    model_free(m);
+}
+
+/* ---- decoding ---- */
+
+/* A copy task (y_i = 2 + x_i mod (vocab_out - 2)): a model whose outputs depend on the source
+ * and end with EOS. Returns the last per-token loss. */
+static double train_copy(model *m, int steps, double *first_loss)
+{
+    const model_config *c = model_get_config(m);
+    enum { B = 16, S = 7, T = 7 };
+    int src[B * S], tgt[B * T], sl[B], tl[B];
+    adam_hparams h = {1e-2f, 0.9f, 0.98f, 1e-8f};
+    double last = 0;
+    for (int step = 1; step <= steps; step++) {
+        for (int b = 0; b < B; b++) {
+            int n = 1 + irand(4);
+            sl[b] = tl[b] = n + 2;
+            for (int i = 0; i < S; i++) src[b * S + i] = TOK_PAD;
+            for (int i = 0; i < T; i++) tgt[b * T + i] = TOK_PAD;
+            src[b * S] = tgt[b * T] = TOK_EOS;
+            for (int i = 0; i < n; i++) {
+                int x = 2 + irand(c->vocab_in - 2);
+                src[b * S + 1 + i] = x;
+                tgt[b * T + 1 + i] = 2 + x % (c->vocab_out - 2);
+            }
+            src[b * S + n + 1] = tgt[b * T + n + 1] = TOK_EOS;
+        }
+        model_batch bt = {B, S, T, src, sl, tgt, tl};
+        long nt;
+        model_zero_grad(m);
+        last = model_forward(m, &bt, &nt) / (double)nt;
+        if (step == 1 && first_loss) *first_loss = last;
+        model_backward(m, &bt, 1.0f / (float)nt);
+        double norm = model_grad_norm(m);
+        model_adam_step(m, &h, step, norm > 5.0 ? (float)(5.0 / norm) : 1.0f);
+    }
+    return last;
+}
+
+static double sequence_score(model *m, const int *src, int src_len, int S, const int *seq,
+                             int n, int closed)
+{
+    int tgt[64];
+    tgt[0] = TOK_EOS;
+    for (int i = 0; i < n; i++) tgt[1 + i] = seq[i];
+    int T = n + 1;
+    if (closed) tgt[T++] = TOK_EOS;
+    model_batch b = {1, S, T, src, &src_len, tgt, &T};
+    long nt;
+    return -model_forward(m, &b, &nt);
+}
+
+static void test_decoding(int arch)
+{
+    const char *name = enum_name(&MODEL_ARCH_TABLE, arch);
+    model_config c = rnn_cfg(arch, 2, 32, 16, 16, 9, 8, 12);
+    model *m = model_create(&c, BACKEND_CPU, 16);
+    model_init_params(m, 11);
+    double first = 0, last = train_copy(m, 200, &first);
+    printf("  %s copy task: loss per token %.3f -> %.3f after 200 steps\n", name, first, last);
+    CHECK_MSG(last < 0.5 * first, "%s: training must reduce the loss (%.3f -> %.3f)", name,
+              first, last);
+    enum { B = 6, S = 7, MAX_OUT = 9 };
+    const int src_len[B] = {7, 3, 5, 6, 2, 4}, tgt_len[B] = {2, 2, 2, 2, 2, 2};
+    owned_batch ob = batch_make(B, S, 2, src_len, tgt_len, c.vocab_in, c.vocab_out);
+    for (int max_out = MAX_OUT; max_out >= 1; max_out -= 4) {
+        int o1[B * MAX_OUT], o2[B * MAX_OUT], o3[B * MAX_OUT], l1[B], l2[B], l3[B];
+        model_greedy_decode(m, ob.src, ob.src_len, B, S, max_out, o1, l1);
+        model_greedy_decode_nocache(m, ob.src, ob.src_len, B, S, max_out, o2, l2);
+        model_beam_decode(m, ob.src, ob.src_len, B, S, 1, max_out, o3, l3);
+        int same2 = 1, same3 = 1, early = 0;
+        for (int b = 0; b < B; b++) {
+            same2 &= l1[b] == l2[b] && !memcmp(o1 + b * max_out, o2 + b * max_out,
+                                                sizeof(int) * (size_t)l1[b]);
+            same3 &= l1[b] == l3[b] && !memcmp(o1 + b * max_out, o3 + b * max_out,
+                                                sizeof(int) * (size_t)l1[b]);
+            early += l1[b] < max_out;
+        }
+        CHECK_MSG(same2, "%s max_out %d: stepwise greedy decoding differs from the whole-prefix "
+                  "oracle", name, max_out);
+        CHECK_MSG(same3, "%s max_out %d: beam 1 differs from greedy", name, max_out);
+        if (max_out == MAX_OUT) CHECK_MSG(early > 0, "%s: some outputs should stop at EOS", name);
+    }
+    int out1[B * MAX_OUT], len1[B], out3[B * MAX_OUT], len3[B];
+    model_greedy_decode(m, ob.src, ob.src_len, B, S, MAX_OUT, out1, len1);
+    int copied = 0, agree = 1;
+    for (int b = 0; b < B; b++) {
+        int ok = len1[b] == src_len[b] - 2;
+        for (int i = 0; ok && i < len1[b]; i++)
+            ok &= out1[b * MAX_OUT + i] == 2 + ob.src[b * S + 1 + i] % (c.vocab_out - 2);
+        copied += ok;
+        /* teacher forcing agrees: each greedy token is the argmax of the training forward */
+        int T = len1[b] + 1, tgt[MAX_OUT + 1];
+        tgt[0] = TOK_EOS;
+        for (int i = 0; i < len1[b]; i++) tgt[1 + i] = out1[b * MAX_OUT + i];
+        if (T < 2) continue;
+        model_batch one = {1, S, T, ob.src + b * S, ob.src_len + b, tgt, &T};
+        long n1;
+        model_forward(m, &one, &n1);
+        float lg[MAX_OUT * 8];
+        model_copy_logits(m, lg);
+        for (int i = 0; i + 1 < T; i++) {
+            int best = 0;
+            for (int v = 1; v < c.vocab_out; v++)
+                if (lg[i * c.vocab_out + v] > lg[i * c.vocab_out + best]) best = v;
+            agree &= best == tgt[i + 1];
+        }
+    }
+    printf("  %s greedy: %d of %d sources copied exactly\n", name, copied, B);
+    CHECK_MSG(agree, "%s: greedy tokens must be the argmax of the teacher-forced forward", name);
+    model_beam_decode(m, ob.src, ob.src_len, B, S, 3, MAX_OUT, out3, len3);
+    int better = 1;
+    for (int b = 0; b < B; b++) {
+        CHECK(len3[b] >= 0 && len3[b] <= MAX_OUT);
+        int c1 = len1[b] < MAX_OUT, c3 = len3[b] < MAX_OUT;
+        double s1 = sequence_score(m, ob.src + b * S, src_len[b], S, out1 + b * MAX_OUT,
+                                   len1[b], c1) / (len1[b] + c1);
+        double s3 = sequence_score(m, ob.src + b * S, src_len[b], S, out3 + b * MAX_OUT,
+                                   len3[b], c3) / (len3[b] + c3);
+        better &= s3 >= s1 - 1e-5;
+    }
+    CHECK_MSG(better, "%s: beam 3 found a worse answer than greedy", name);
+    batch_free(&ob);
+    model_free(m);
+}
+
+/* ---- determinism, memory, refusals ---- */
+
+static void test_determinism(int arch)
+{
+    const char *name = enum_name(&MODEL_ARCH_TABLE, arch);
+    model_config c = rnn_cfg(arch, 2, 96, 64, 48, 20, 14, 32);
+    enum { NB = 16 };
+    int sl[NB], tl[NB];
+    for (int b = 0; b < NB; b++) {
+        sl[b] = 2 + irand(31);
+        tl[b] = 2 + irand(23);
+    }
+    owned_batch ob = batch_make(NB, 32, 24, sl, tl, 20, 14);
+    model *m[2];
+    double loss[2][3];
+    size_t n = 0;
+    float *p[2];
+    for (int k = 0; k < 2; k++) {
+        m[k] = model_create(&c, BACKEND_CPU, NB);
+        model_init_params(m[k], 42);
+        adam_hparams h = {1e-3f, 0.9f, 0.999f, 1e-8f};
+        for (int s = 0; s < 3; s++) {
+            long nt;
+            model_zero_grad(m[k]);
+            loss[k][s] = model_forward(m[k], &ob.b, &nt);
+            model_backward(m[k], &ob.b, 1.0f / (float)nt);
+            model_adam_step(m[k], &h, s + 1, 1.0f);
+        }
+        n = model_num_params(m[k]);
+        p[k] = malloc(n * sizeof(float));
+        model_copy_out(m[k], BUF_PARAMS, p[k]);
+    }
+    CHECK_MSG(!memcmp(loss[0], loss[1], sizeof loss[0]), "%s: same seed, different losses", name);
+    CHECK_MSG(!memcmp(p[0], p[1], n * sizeof(float)), "%s: same seed, different weights", name);
+    CHECK(loss[0][2] < loss[0][0]);
+    /* the initialisation: nn.GRU / nn.LSTM's U(-1/sqrt(h), 1/sqrt(h)) */
+    model_init_params(m[0], 42);
+    model_copy_out(m[0], BUF_PARAMS, p[0]);
+    int nt_ = model_tensors(&c, NULL, 0);
+    model_tensor *t = malloc(sizeof *t * (size_t)nt_);
+    model_tensors(&c, t, nt_);
+    int w = find_tensor(t, nt_, "enc.rnn.weight_hh_l1");
+    size_t nw = tensor_size(&t[w]), beyond = 0;
+    double s2 = 0;
+    for (size_t i = 0; i < nw; i++) {
+        float x = p[0][t[w].offset + i];
+        s2 += (double)x * x;
+        beyond += fabs(x) > 1 / sqrt(96.0);
+    }
+    CHECK_MSG(beyond == 0 && fabs(sqrt(s2 / (double)nw) * sqrt(3 * 96.0) - 1) < 0.02,
+              "%s: weight_hh_l1 is not U(-1/sqrt(h), 1/sqrt(h))", name);
+    free(t);
+    /* the memory plan is what the backend allocates, training and decoding */
+    size_t before = model_cpu_bytes_in_use();
+    model *mm = model_create(&c, BACKEND_CPU, NB);
+    size_t train = model_cpu_bytes_in_use() - before;
+    int out[NB * 8], len[NB];
+    model_beam_decode(mm, ob.src, ob.src_len, NB, 32, 3, 8, out, len);
+    size_t decode = model_cpu_bytes_in_use() - before;
+    model_memory plan0, plan3;
+    model_memory_plan(&c, BACKEND_CPU, NB, 0, &plan0);
+    model_memory_plan(&c, BACKEND_CPU, NB, 3, &plan3);
+    CHECK_MSG(train == plan0.backend_total + plan0.host,
+              "%s: allocated %zu bytes, planned %zu", name, train,
+              plan0.backend_total + plan0.host);
+    CHECK_MSG(decode == plan3.backend_total + plan3.host,
+              "%s: with a beam of 3: allocated %zu bytes, planned %zu", name, decode,
+              plan3.backend_total + plan3.host);
+    model_free(mm);
+    for (int k = 0; k < 2; k++) {
+        free(p[k]);
+        model_free(m[k]);
+    }
+    batch_free(&ob);
+}
+
+static void test_refusals(void)
+{
+    char err[256];
+    model_config c = rnn_cfg(ARCH_UNIVERSAL, 2, 8, 8, 8, 10, 10, 10); /* without loops */
+    CHECK(model_config_validate(&c, err, sizeof err) != 0 && strstr(err, "enc_loops"));
+    c = rnn_cfg(ARCH_GRU, 0, 8, 8, 8, 10, 10, 10);
+    CHECK(model_config_validate(&c, err, sizeof err) != 0 && strstr(err, "rnn_layers"));
+    c = rnn_cfg(ARCH_LSTM, 2, 8, 8, 8, 10, 10, 10);
+    c.recompute = MODEL_RECOMPUTE_FFN;
+    CHECK(model_config_validate(&c, err, sizeof err) != 0 && strstr(err, "transformer only"));
+    /* heads do not divide a recurrent model's embeddings: not a constraint */
+    c = rnn_cfg(ARCH_GRU, 2, 8, 7, 9, 10, 10, 10);
+    c.enc_heads = c.dec_heads = 8;
+    CHECK(model_config_validate(&c, err, sizeof err) == 0);
+}
+
+int main(void)
+{
+    model_set_threads(2);
+    test_gru_cell();
+    test_lstm_cell();
+    test_param_count();
+    test_refusals();
+    const int ARCHS[2] = {ARCH_GRU, ARCH_LSTM};
+    for (int a = 0; a < 2; a++) {
+        printf("%s\n", enum_name(&MODEL_ARCH_TABLE, ARCHS[a]));
+        test_model_gradient(ARCHS[a], a); /* the LSTM reads its sources backwards */
+        test_padding(ARCHS[a], 0);
+        test_padding(ARCHS[a], 1);
+        test_decoding(ARCHS[a]);
+        test_determinism(ARCHS[a]);
+    }
+    return test_report("test_model_recurrent");
+}
