@@ -258,6 +258,10 @@ static int tensors_of(ctx *x, const model_config *cfg, size_t num_params, tensor
         X(vocab_out) X(max_len)
 /* Since format_version 3 (before: 0, a transformer, which has no recurrent layers). */
 #define CONFIG_FIELDS_V3(X) X(arch) X(rnn_layers) X(rnn_hidden) X(rnn_reverse_source)
+/* Since format_version 4: the loops of universal transformers (integers, then ACT's two
+ * reals; before: 0, no loops). */
+#define CONFIG_FIELDS_V4(X) X(enc_loops) X(dec_loops) X(loop_mode)
+#define CONFIG_REALS_V4(X) X(act_threshold) X(ponder_cost)
 
 /* ---- the numeric attributes of the root group ---- */
 
@@ -293,6 +297,12 @@ static const struct {
 #define HEADER_CONFIG_ATTR_V3(field) {#field, ATTR_I32, offsetof(header, cfg.field), 3},
     CONFIG_FIELDS_V3(HEADER_CONFIG_ATTR_V3)
 #undef HEADER_CONFIG_ATTR_V3
+#define HEADER_CONFIG_ATTR_V4(field) {#field, ATTR_I32, offsetof(header, cfg.field), 4},
+    CONFIG_FIELDS_V4(HEADER_CONFIG_ATTR_V4)
+#undef HEADER_CONFIG_ATTR_V4
+#define HEADER_CONFIG_REAL_V4(field) {#field, ATTR_F64, offsetof(header, cfg.field), 4},
+    CONFIG_REALS_V4(HEADER_CONFIG_REAL_V4)
+#undef HEADER_CONFIG_REAL_V4
 };
 #define NHEADER_ATTRS (sizeof HEADER_ATTRS / sizeof HEADER_ATTRS[0])
 
@@ -310,7 +320,8 @@ static hid_t attr_mem_type(attr_kind k)
 
 /* attributes_crc32: the CRC-32 of the attributes of HEADER_ATTRS that a file of `version`
  * has, as little-endian bytes, in that order (int64, uint64, float64 as 8 bytes, int32 as 4):
- * what Python's struct.pack("<qqqQQdddQ9i", ...) gives for version 2, "<qqqQQdddQ13i" for 3. */
+ * what Python's struct.pack("<qqqQQdddQ9i", ...) gives for version 2, "<qqqQQdddQ13i" for 3,
+ * "<qqqQQdddQ16i2d" for 4. */
 static uint32_t header_crc(const header *h, int version)
 {
     unsigned char buf[NHEADER_ATTRS * 8], *p = buf;
@@ -1019,7 +1030,15 @@ static int compare_config(ctx *x, const model_config *file, const model_config *
     }
     CONFIG_FIELDS(COMPARE_FIELD)
     CONFIG_FIELDS_V3(COMPARE_FIELD)
+    CONFIG_FIELDS_V4(COMPARE_FIELD)
 #undef COMPARE_FIELD
+#define COMPARE_REAL(field)                                                                      \
+    if (file->field != want->field) {                                                            \
+        fail(x, "has " #field " %g, the model (config) has %g", file->field, want->field);       \
+        return -1;                                                                               \
+    }
+    CONFIG_REALS_V4(COMPARE_REAL)
+#undef COMPARE_REAL
     return 0;
 }
 
@@ -1129,7 +1148,7 @@ static int compare_for_retraining(ctx *x, const model_config *file, const model_
     COMPARE_SHAPE(enc_heads)
     COMPARE_SHAPE(dec_heads)
 #undef COMPARE_SHAPE
-    /* Every field of CONFIG_FIELDS and CONFIG_FIELDS_V3 but max_len is compared above. */
+    /* The others (the loops among them) as compare_config compares them, max_len aside. */
     model_config a = *file, b = *want;
     a.max_len = b.max_len = 0;
     if (compare_config(x, &a, &b) != 0) return -1;
@@ -1545,7 +1564,17 @@ static int config_from_attrs(const checkpoint_contents *c, model_config *cfg)
         if (a) cfg->field = (int)a->i;                                                            \
     }
     CONFIG_FIELDS_V3(CONFIG_FROM_ATTR_V3)
+    CONFIG_FIELDS_V4(CONFIG_FROM_ATTR_V3)
 #undef CONFIG_FROM_ATTR_V3
+    /* format_version 4 on */
+#define CONFIG_REAL_FROM_ATTR_V4(field)                                                           \
+    {                                                                                             \
+        const checkpoint_attr *a = checkpoint_contents_attr(c, #field);                           \
+        if (a && a->kind != CHECKPOINT_ATTR_FLOAT) return -1;                                     \
+        if (a) cfg->field = a->f;                                                                 \
+    }
+    CONFIG_REALS_V4(CONFIG_REAL_FROM_ATTR_V4)
+#undef CONFIG_REAL_FROM_ATTR_V4
     return 0;
 }
 

@@ -8,7 +8,8 @@
  * produce (step >= 0, finite lr, accuracy in [0, 100] ...): a corrupted, truncated or foreign
  * file is refused with a message naming it and the damaged dataset or attribute. Files of
  * format_version 1 (no counters CRC) are still read, with the same range checks; files before
- * format_version 3 (no arch, rnn_layers, rnn_hidden attributes) hold transformers. */
+ * format_version 3 (no arch, rnn_layers, rnn_hidden attributes) hold transformers, and files
+ * before format_version 4 (no enc_loops ... ponder_cost) no universal transformers. */
 #ifndef LAWT_CHECKPOINT_H
 #define LAWT_CHECKPOINT_H
 
@@ -17,7 +18,7 @@
 
 #include "model/model.h"
 
-#define CHECKPOINT_FORMAT_VERSION 3
+#define CHECKPOINT_FORMAT_VERSION 4
 
 typedef struct {
     long step;              /* optimizer steps done */

@@ -488,3 +488,99 @@ void crossentropy_backward(float *dlogits_probs, const int *targets, float scale
     ce_args a = {.probs = dlogits_probs, .targets = targets, .scale = scale, .V = V};
     par_for(N, min_rows(V), ce_backward_task, &a);
 }
+
+/* ---- the loops of a universal transformer ---- */
+
+static float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+void copy_gate_forward(float *out, float *gate, const float *y, const float *x, long n)
+{
+    for (long i = 0; i < n; i++) {
+        float g = sigmoidf(gate[i]);
+        gate[i] = g;
+        out[i] = g * y[i] + (1.0f - g) * x[i];
+    }
+}
+
+void copy_gate_backward(float *dz, float *dy, float *dx, const float *dout, const float *gate,
+                        const float *y, const float *x, long n)
+{
+    if (dy)
+        for (long i = 0; i < n; i++) dy[i] = gate[i] * dout[i];
+    if (dz)
+        for (long i = 0; i < n; i++)
+            dz[i] = dout[i] * (y[i] - x[i]) * gate[i] * (1.0f - gate[i]);
+    if (dx)
+        for (long i = 0; i < n; i++) dx[i] += (1.0f - gate[i]) * dout[i];
+}
+
+/* The iteration at which position r halts, from the probabilities p (L, N). */
+static int act_halt_step(const float *p, float threshold, int L, int N, int r)
+{
+    float cum = 0.0f;
+    for (int i = 0; i < L - 1; i++) {
+        cum += p[(size_t)i * N + r];
+        if (cum >= threshold) return i;
+    }
+    return L - 1;
+}
+
+void act_halting_forward(float *weight, float *ponder, float *halt, float threshold, int L,
+                         int N)
+{
+    for (long i = 0; i < (long)L * N; i++) halt[i] = sigmoidf(halt[i]);
+    for (int r = 0; r < N; r++) {
+        int n = act_halt_step(halt, threshold, L, N, r);
+        float cum = 0.0f;
+        for (int i = 0; i < n; i++) {
+            weight[(size_t)i * N + r] = halt[(size_t)i * N + r];
+            cum += halt[(size_t)i * N + r];
+        }
+        float R = 1.0f - cum;
+        weight[(size_t)n * N + r] = R;
+        for (int i = n + 1; i < L; i++) weight[(size_t)i * N + r] = 0.0f;
+        ponder[r] = (float)(n + 1) + R;
+    }
+}
+
+void act_halting_backward(float *dhalt, const float *dweight, const float *halt,
+                          const float *mask, float ponder_scale, float threshold, int L, int N)
+{
+    for (int r = 0; r < N; r++) {
+        int n = act_halt_step(halt, threshold, L, N, r);
+        float dR = dweight[(size_t)n * N + r], dponder = ponder_scale * mask[r];
+        for (int i = 0; i < L; i++) {
+            size_t j = (size_t)i * N + r;
+            float dp = i < n ? dweight[j] - dR - dponder : 0.0f;
+            dhalt[j] = dp * halt[j] * (1.0f - halt[j]);
+        }
+    }
+}
+
+void weighted_rows_forward(float *out, const float *w, const float *x, int N, int C,
+                           int accumulate)
+{
+    for (int r = 0; r < N; r++) {
+        float *o = out + (size_t)r * C;
+        const float *xr = x + (size_t)r * C;
+        if (accumulate)
+            for (int c = 0; c < C; c++) o[c] += w[r] * xr[c];
+        else
+            for (int c = 0; c < C; c++) o[c] = w[r] * xr[c];
+    }
+}
+
+void weighted_rows_backward(float *dw, float *dx, const float *dout, const float *w,
+                            const float *x, int N, int C)
+{
+    for (int r = 0; r < N; r++) {
+        const float *d = dout + (size_t)r * C, *xr = x + (size_t)r * C;
+        if (dw) {
+            float s = 0.0f;
+            for (int c = 0; c < C; c++) s += d[c] * xr[c];
+            dw[r] = s;
+        }
+        if (dx)
+            for (int c = 0; c < C; c++) dx[(size_t)r * C + c] += w[r] * d[c];
+    }
+}

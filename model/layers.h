@@ -88,4 +88,46 @@ double crossentropy_forward(float *probs, double *row_loss, const float *logits,
  * ignored rows. */
 void crossentropy_backward(float *dlogits_probs, const int *targets, float scale, int N, int V);
 
+/* ---- the loops of a universal transformer (model.h, MODEL_LOOP_MODES) ---- */
+
+/* Copy gate (Csordas et al. 2021), element by element over n = N x C values:
+ *   g = sigmoid(z);  out = g y + (1 - g) x
+ * gate (n) holds z = x W_g^T + b_g on entry and g on return (backward reads it); y (n) is the
+ * shared layer's output, x (n) its input; out may alias y or x. */
+void copy_gate_forward(float *out, float *gate, const float *y, const float *x, long n);
+/* dy = g dout;  dz = dout (y - x) g (1 - g)       (each written when not NULL)
+ * dx += (1 - g) dout                              (when not NULL)
+ * dx accumulates the skip path's share into the gradient the layer's own backward wrote, so a
+ * caller takes dy (and dz) first, runs the layer's backward, then adds dx with a second call. */
+void copy_gate_backward(float *dz, float *dy, float *dx, const float *dout, const float *gate,
+                        const float *y, const float *x, long n);
+
+/* Adaptive computation time (Graves 2016) over L iterations of N positions, each position on
+ * its own (i counts iterations from 0):
+ *   p[i] = sigmoid(halt[i])       halt (L, N) holds the halting unit's logits on entry and the
+ *                                 probabilities p on return;
+ *   n = the first i with p[0] + .. + p[i] >= threshold (sums in float, in order), or L - 1;
+ *   R = 1 - (p[0] + .. + p[n-1]);
+ *   weight[i] = p[i] for i < n, R for i = n, 0 for i > n;   weight (L, N)
+ *   ponder = (n + 1) + R                                     ponder (N): Graves' N + R. */
+void act_halting_forward(float *weight, float *ponder, float *halt, float threshold, int L,
+                         int N);
+/* The halting decisions n are piecewise constant (their derivative is 0 almost everywhere), so
+ * with dweight (L, N) the gradient of the loss in the weights and ponder_scale * mask[r] that
+ * in ponder[r] (mask (N), 1 for a counted position, 0 for padding):
+ *   dp[i] = dweight[i] - dweight[n] - ponder_scale mask   for i < n, 0 for i >= n
+ *   dhalt[i] = dp[i] p[i] (1 - p[i])   the gradient of the logits;  dhalt (L, N), halt as
+ *                                      act_halting_forward left it (the probabilities). */
+void act_halting_backward(float *dhalt, const float *dweight, const float *halt,
+                          const float *mask, float ponder_scale, float threshold, int L, int N);
+
+/* out[r, :] = w[r] x[r, :]   (+= when accumulate): the weighted sum of ACT's states.
+ * out, x (N, C); w (N). */
+void weighted_rows_forward(float *out, const float *w, const float *x, int N, int C,
+                           int accumulate);
+/* dw[r] = dout[r, :] . x[r, :]   (written when not NULL; summed in column order)
+ * dx[r, :] += w[r] dout[r, :]    (when not NULL) */
+void weighted_rows_backward(float *dw, float *dx, const float *dout, const float *w,
+                            const float *x, int N, int C);
+
 #endif

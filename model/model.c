@@ -15,6 +15,7 @@
 ENUM_TABLE_DEFINE(MODEL_BACKEND_TABLE, MODEL_BACKENDS);
 ENUM_TABLE_DEFINE(MODEL_PRECISION_TABLE, MODEL_PRECISIONS);
 ENUM_TABLE_DEFINE(MODEL_ARCH_TABLE, LAWT_ARCHS);
+ENUM_TABLE_DEFINE(MODEL_LOOP_MODE_TABLE, MODEL_LOOP_MODES);
 
 int model_arch_recurrent(int arch) { return arch == ARCH_LSTM || arch == ARCH_GRU; }
 
@@ -32,6 +33,37 @@ struct model {
     int max_batch;
 };
 
+static int looped(const model_config *c, int loops)
+{
+    return c->arch == ARCH_UNIVERSAL && loops > 0;
+}
+
+int model_enc_iters(const model_config *c)
+{
+    return looped(c, c->enc_loops) ? c->enc_loops : c->enc_layers;
+}
+
+int model_dec_iters(const model_config *c)
+{
+    return looped(c, c->dec_loops) ? c->dec_loops : c->dec_layers;
+}
+
+int model_enc_loop_mode(const model_config *c)
+{
+    return looped(c, c->enc_loops) ? c->loop_mode : LOOP_FIXED;
+}
+
+int model_dec_loop_mode(const model_config *c)
+{
+    return looped(c, c->dec_loops) ? c->loop_mode : LOOP_FIXED;
+}
+
+/* The loop parameters of a side of width d: the copy gate d(d + 1), the halting unit d + 1. */
+static size_t loop_params(int mode, size_t d)
+{
+    return mode == LOOP_GATED ? d * (d + 1) : mode == LOOP_ACT ? d + 1 : 0;
+}
+
 static size_t recurrent_param_count(const model_config *c)
 {
     size_t de = (size_t)c->enc_dim, dd = (size_t)c->dec_dim, wi = (size_t)c->vocab_in,
@@ -48,7 +80,8 @@ size_t model_param_count(const model_config *c)
            nd = (size_t)c->dec_layers, wi = (size_t)c->vocab_in, wo = (size_t)c->vocab_out,
            wp = (size_t)c->max_len;
     return de * (wi + wp + 2) + ((wo + wp + 2) * dd + wo) + ne * de * (12 * de + 13) +
-           nd * dd * (14 * dd + 2 * de + 19);
+           nd * dd * (14 * dd + 2 * de + 19) + loop_params(model_enc_loop_mode(c), de) +
+           loop_params(model_dec_loop_mode(c), dd);
 }
 
 int model_config_validate(const model_config *c, char *err, size_t errcap)
@@ -60,9 +93,6 @@ int model_config_validate(const model_config *c, char *err, size_t errcap)
     } while (0)
     if (c->arch < 0 || c->arch >= MODEL_ARCH_TABLE.count)
         BAD("arch %d is not a model_arch", c->arch);
-    if (c->arch == ARCH_UNIVERSAL)
-        BAD("arch universal (Appendix E.2) is not built yet in this lawt; use transformer, lstm "
-            "or gru");
     if (model_arch_recurrent(c->arch)) {
         if (c->rnn_layers < 1 || c->rnn_hidden < 1)
             BAD("rnn_layers %d and rnn_hidden %d must be >= 1", c->rnn_layers, c->rnn_hidden);
@@ -98,6 +128,28 @@ int model_config_validate(const model_config *c, char *err, size_t errcap)
     if (c->enc_dim > 65536 || c->dec_dim > 65536 || c->enc_layers > 1024 ||
         c->dec_layers > 1024 || c->max_len > 65536)
         BAD("configuration too large");
+    if (c->enc_loops < 0 || c->dec_loops < 0 || c->enc_loops > 1024 || c->dec_loops > 1024)
+        BAD("enc_loops %d and dec_loops %d must be in [0, 1024]", c->enc_loops, c->dec_loops);
+    if (c->loop_mode < LOOP_FIXED || c->loop_mode > LOOP_ACT)
+        BAD("loop_mode %d is not a model_loop_mode", c->loop_mode);
+    if (c->arch != ARCH_UNIVERSAL && (c->enc_loops || c->dec_loops || c->loop_mode))
+        BAD("enc_loops %d, dec_loops %d, loop_mode %s: loops need arch = universal",
+            c->enc_loops, c->dec_loops, enum_name(&MODEL_LOOP_MODE_TABLE, c->loop_mode));
+    if (c->arch == ARCH_UNIVERSAL) {
+        if (c->enc_loops == 0 && c->dec_loops == 0)
+            BAD("arch = universal needs enc_loops > 0 or dec_loops > 0 (the side(s) to loop)");
+        if ((c->enc_loops && c->enc_layers != 1) || (c->dec_loops && c->dec_layers != 1))
+            BAD("a looped side has one shared layer: enc_layers %d with enc_loops %d, "
+                "dec_layers %d with dec_loops %d", c->enc_layers, c->enc_loops, c->dec_layers,
+                c->dec_loops);
+        if (c->recompute != MODEL_RECOMPUTE_NONE)
+            BAD("recompute is not available for universal transformers (set it to none)");
+        if (c->loop_mode == LOOP_ACT &&
+            !(c->act_threshold > 0 && c->act_threshold <= 1 && c->ponder_cost >= 0 &&
+              isfinite(c->ponder_cost)))
+            BAD("act_threshold %g must be in (0, 1] and ponder_cost %g a finite number >= 0",
+                c->act_threshold, c->ponder_cost);
+    }
     return 0;
 #undef BAD
 }
@@ -152,6 +204,21 @@ static void add(layout_walk *w, float **view, tensor_init init, int d0, int d1, 
     if (w->base && view) *view = w->base + w->off;
     w->off += (size_t)d0 * (size_t)(d1 ? d1 : 1);
     w->n++;
+}
+
+/* The loop parameters of a looped side of width d. The copy gate starts as a linear layer
+ * (bias 0: gates open halfway); the halting unit's bias starts at 1 (tensor2tensor's
+ * act_halting_bias_init), so that halting takes about two iterations at first. */
+static void walk_loop(layout_walk *w, int mode, int d, loop_views *v, const char *side)
+{
+    const tensor_init LINEAR = {INIT_LINEAR, d}, ZERO = {INIT_ZERO, 0}, ONE = {INIT_ONE, 0};
+    if (mode == LOOP_GATED) {
+        add(w, v ? &v->gate_w : NULL, LINEAR, d, d, "%s.loop.gate.weight", side);
+        add(w, v ? &v->gate_b : NULL, ZERO, d, 0, "%s.loop.gate.bias", side);
+    } else if (mode == LOOP_ACT) {
+        add(w, v ? &v->halt_w : NULL, LINEAR, 1, d, "%s.loop.halt.weight", side);
+        add(w, v ? &v->halt_b : NULL, ONE, 1, 0, "%s.loop.halt.bias", side);
+    }
 }
 
 /* The recurrent models: embeddings, rnn_layers layers a side (nn.GRU / nn.LSTM's tensors and
@@ -214,6 +281,7 @@ static void walk_layout(layout_walk *w, const model_config *c, model_views *v)
         add(w, VL(enc, i, ln2_w), ONE, de, 0, "enc.layer%d.ln2.weight", i);
         add(w, VL(enc, i, ln2_b), ZERO, de, 0, "enc.layer%d.ln2.bias", i);
     }
+    walk_loop(w, model_enc_loop_mode(c), de, v ? &v->enc_loop : NULL, "enc");
     add(w, V(dec_tok), TOKENS, c->vocab_out, dd, "dec.tok_emb.weight");
     add(w, V(dec_pos), POSITIONS, c->max_len, dd, "dec.pos_emb.weight");
     add(w, V(dec_ln_w), ONE, dd, 0, "dec.emb_ln.weight");
@@ -240,6 +308,7 @@ static void walk_layout(layout_walk *w, const model_config *c, model_views *v)
         add(w, VL(dec, i, ln3_w), ONE, dd, 0, "dec.layer%d.ln3.weight", i);
         add(w, VL(dec, i, ln3_b), ZERO, dd, 0, "dec.layer%d.ln3.bias", i);
     }
+    walk_loop(w, model_dec_loop_mode(c), dd, v ? &v->dec_loop : NULL, "dec");
     add(w, V(out_bias), FROM_DEC, c->vocab_out, 0, "dec.out_bias");
 #undef V
 #undef VL

@@ -49,6 +49,24 @@
 typedef enum { LAWT_ARCHS(ENUM_VALUE) } model_arch;
 extern const enum_table MODEL_ARCH_TABLE;
 
+/* How a looped side of a universal transformer goes from state x_i (x_0: the embeddings) to
+ * x_{i+1}, for i < loops, with y_i = layer(x_i) the shared layer's output:
+ *   fixed  x_{i+1} = y_i; the side's output is x_loops.
+ *   gated  copy gate (Csordas et al. 2021): g_i = sigmoid(x_i W_g^T + b_g) per position and
+ *          feature, x_{i+1} = g_i y_i + (1 - g_i) x_i; the output is x_loops.
+ *   act    adaptive computation time (Graves 2016, as in Dehghani et al. 2018): x_{i+1} = y_i,
+ *          a halting probability p_i = sigmoid(y_i . w_h + b_h) per position; a position
+ *          halts at the first iteration N where p_1 + .. + p_N >= act_threshold (at the last
+ *          one at the latest), weights w_i = p_i for i < N and the remainder
+ *          R = 1 - (p_1 + .. + p_{N-1}) for i = N, 0 after; the output is sum_i w_i y_i, and
+ *          ponder_cost * (N + R) per counted position joins the loss. */
+#define MODEL_LOOP_MODES(X)                                                                 \
+    X(LOOP_FIXED, "fixed", "the shared layer applied loops times")                          \
+    X(LOOP_GATED, "gated", "copy gate: x' = g layer(x) + (1 - g) x, g = sigmoid(W_g x + b_g)") \
+    X(LOOP_ACT, "act", "adaptive computation time: halting unit, remainder, ponder cost")
+typedef enum { MODEL_LOOP_MODES(ENUM_VALUE) } model_loop_mode;
+extern const enum_table MODEL_LOOP_MODE_TABLE;
+
 typedef struct {
     int enc_layers, dec_layers;
     int enc_dim, dec_dim;
@@ -72,6 +90,12 @@ typedef struct {
     /* 1: the encoder reads each source backwards (its tokens reversed, padding still last), as
      * Sutskever et al. (2014) did: the first outputs then depend on the last inputs read. */
     int rnn_reverse_source;
+    /* ARCH_UNIVERSAL: a side with loops > 0 has one layer (enc_layers or dec_layers = 1) run
+     * loops times; 0: that side is a plain stack. */
+    int enc_loops, dec_loops;
+    int loop_mode;        /* model_loop_mode */
+    double act_threshold; /* LOOP_ACT: in (0, 1] */
+    double ponder_cost;   /* LOOP_ACT: tau >= 0, the weight of N + R in the loss */
 } model_config;
 
 /* 1 for ARCH_LSTM and ARCH_GRU. */
@@ -81,6 +105,8 @@ typedef enum { MODEL_RECOMPUTE_NONE, MODEL_RECOMPUTE_FFN, MODEL_RECOMPUTE_LAYER 
 
 /* The parameter count of Appendix G for the transformer:
  * P = de(wi + wp + 2) + (wo + wp + 2)dd + wo + ne de(12de + 13) + nd dd(14dd + 2de + 19);
+ * for a universal transformer (ne, nd = 1 on a looped side) plus, per looped side of width d,
+ * d(d + 1) for the copy gate (gated) or d + 1 for the halting unit (act);
  * for the recurrent models (recurrent.c), with g gates (GRU 3, LSTM 4), L layers of h units:
  * P = de wi + dd wo + g h(de + h + 2) + g h(dd + h + 2) + 2 (L-1) g h(2h + 2) + dd(h + 1) + wo. */
 size_t model_param_count(const model_config *cfg);
@@ -169,8 +195,10 @@ void model_copy_in(model *m, model_buffer which, const float *src);
 float *model_gradient_buffer(model *m);
 model_backend model_get_backend(const model *m);
 
-/* Forward pass with loss: returns the sum over target tokens of -log p(token) and sets
- * *ntokens to the number of target tokens counted. Keeps activations for backward. */
+/* Forward pass with loss: returns the sum over target tokens of -log p(token) (plus, with
+ * loop_mode act, ponder_cost times the sum of N + R over the counted positions: source tokens
+ * before the padding, decoder inputs whose next token is counted) and sets *ntokens to the
+ * number of target tokens counted. Keeps activations for backward. */
 double model_forward(model *m, const model_batch *batch, long *ntokens);
 /* Mean-free per-example loss is not needed: the trainer divides by the global token count. */
 void model_zero_grad(model *m);

@@ -239,6 +239,11 @@ layer_backend *model_cpu_backend(const model_config *cfg, int max_batch, size_t 
         .attention_scratch_floats = model_cpu_sizes.attention_scratch_floats,
         .crossentropy_forward = cpu_crossentropy_forward,
         .crossentropy_backward = crossentropy_backward,
+        .copy_gate_forward = copy_gate_forward, .copy_gate_backward = copy_gate_backward,
+        .act_halting_forward = act_halting_forward,
+        .act_halting_backward = act_halting_backward,
+        .weighted_rows_forward = weighted_rows_forward,
+        .weighted_rows_backward = weighted_rows_backward,
         /* recurrent_layers.c */
         .gru_cell_forward = gru_cell_forward, .gru_cell_backward = gru_cell_backward,
         .lstm_cell_forward = lstm_cell_forward, .lstm_cell_backward = lstm_cell_backward,

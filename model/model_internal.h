@@ -34,6 +34,12 @@ typedef struct {
     float *ln3_w, *ln3_b;
 } dec_layer_views;
 
+/* The loop parameters of a looped side of a universal transformer (NULL when absent). */
+typedef struct {
+    float *gate_w, *gate_b; /* gated: the copy gate, (d, d), (d) */
+    float *halt_w, *halt_b; /* act: the halting unit, (1, d), (1) */
+} loop_views;
+
 /* One recurrent layer, as PyTorch's nn.GRU / nn.LSTM store it: g gates (GRU r, z, n; LSTM
  * i, f, g, o) of h units in the rows of each tensor. */
 typedef struct {
@@ -45,10 +51,12 @@ typedef struct {
     float *enc_tok, *enc_pos;   /* (vocab_in, de), (max_len, de) */
     float *enc_ln_w, *enc_ln_b; /* (de) */
     enc_layer_views *enc;       /* enc_layers */
+    loop_views enc_loop;
     float *dec_tok, *dec_pos;   /* (vocab_out, dd), (max_len, dd); dec_tok is also the output
                                    projection (tied) */
     float *dec_ln_w, *dec_ln_b; /* (dd) */
     dec_layer_views *dec;       /* dec_layers */
+    loop_views dec_loop;
     float *out_bias;            /* (vocab_out) */
     /* The recurrent models (only enc_tok, dec_tok and out_bias of the above): rnn_layers
      * layers on each side, and the projection of the top decoder state to the decoder's
@@ -128,6 +136,19 @@ struct layer_backend {
                                    const int *targets, int N, int V, double *host_row_loss);
     void (*crossentropy_backward)(float *dlogits_probs, const int *targets, float scale, int N,
                                   int V);
+    /* the loops of a universal transformer */
+    void (*copy_gate_forward)(float *out, float *gate, const float *y, const float *x, long n);
+    void (*copy_gate_backward)(float *dz, float *dy, float *dx, const float *dout,
+                               const float *gate, const float *y, const float *x, long n);
+    void (*act_halting_forward)(float *weight, float *ponder, float *halt, float threshold,
+                                int L, int N);
+    void (*act_halting_backward)(float *dhalt, const float *dweight, const float *halt,
+                                 const float *mask, float ponder_scale, float threshold, int L,
+                                 int N);
+    void (*weighted_rows_forward)(float *out, const float *w, const float *x, int N, int C,
+                                  int accumulate);
+    void (*weighted_rows_backward)(float *dw, float *dx, const float *dout, const float *w,
+                                   const float *x, int N, int C);
     /* the gates of the recurrent cells (recurrent_layers.h) */
     void (*gru_cell_forward)(float *h, float *gates, const float *gh, const float *h_prev,
                              const int *len, int t, int B, int H);
@@ -168,6 +189,14 @@ extern const backend_sizes model_cpu_sizes, model_cuda_sizes;
  * and as many on the host) and the partial sums of its sum of squares (doubles). */
 size_t model_cuda_index_ints(const model_config *cfg, int max_batch);
 size_t model_cuda_sumsq_partials(size_t nparams);
+
+/* Iterations of the encoder's and the decoder's layer stack: the loop count of a looped side
+ * (its one layer runs that many times), else its layers. */
+int model_enc_iters(const model_config *cfg);
+int model_dec_iters(const model_config *cfg);
+/* The loop mode of a side with loops (LOOP_FIXED for a plain stack). */
+int model_enc_loop_mode(const model_config *cfg);
+int model_dec_loop_mode(const model_config *cfg);
 
 /* Sequence lengths the activations hold: cfg->max_src / max_tgt, or max_len when 0. */
 int model_src_capacity(const model_config *cfg);

@@ -16,7 +16,14 @@
  *   embeddings       res = tok[tokens] + pos (N,d) -> out = LN(res)
  * Backward reuses a few gradient buffers: two (rows, d) buffers that alternate as the gradient
  * of a sub-layer's output and of its input, and one each for d(h), d(qkv), d(atty), d(q), d(kv),
- * and d(enc_out), which the decoder layers' cross-attention keys/values accumulate into. */
+ * and d(enc_out), which the decoder layers' cross-attention keys/values accumulate into.
+ *
+ * Universal transformers (model.h, MODEL_LOOP_MODES): a looped side runs its one layer once per
+ * iteration, each iteration with activations of its own (a stack of that depth, sharing one
+ * layer's parameters, whose gradients accumulate over the iterations); the loop step after each
+ * iteration (the copy gate, ACT's halting unit) and ACT's weighted sum are backend layers too.
+ * Backward carries the gradient of the state between a gated side's iterations, or of an ACT
+ * side's output, in one more (rows, d) buffer. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,16 +52,27 @@ typedef struct {
     norm_acts norm;
 } ffn_acts;
 
+/* One iteration of a stack: a layer's activations; next is the state after it, the next
+ * iteration's input (the layer's output ffn.norm.out itself, or the copy gate's mix). */
 typedef struct {
     self_attn_acts attn;
     ffn_acts ffn;
+    float *gate, *next; /* gated: g (N,d) and the mix (N,d) */
 } enc_acts;
 
 typedef struct {
     self_attn_acts self;
     cross_attn_acts cross;
     ffn_acts ffn;
+    float *gate, *next;
 } dec_acts;
+
+/* Adaptive computation time over the L iterations of a side, N rows: the halting unit's
+ * logits, then probabilities (L,N); the weights of the iterations' outputs (L,N); N + R (N);
+ * the side's output, the weighted sum (N,d); which rows count in the ponder cost (N, 0 or 1). */
+typedef struct {
+    float *halt, *weight, *ponder, *out, *mask;
+} act_acts;
 
 /* A weight (OC, C) and bias (OC), or a layer norm's weight and bias (d): of the parameters or
  * of their gradients. */
@@ -100,15 +118,19 @@ static ffn_params dec_ffn(const dec_layer_views *v)
     return (ffn_params){{v->fc1_w, v->fc1_b}, {v->fc2_w, v->fc2_b}, {v->ln3_w, v->ln3_b}};
 }
 
-/* Decoding state for R rows: per decoder layer a key/value cache of the self-attention,
- * (R, L, dd) each (plus a second copy to reorder beams into), and the cross-attention keys and
- * values of the encoder output (R, S, 2dd); buffers for one step of R rows. */
+/* Decoding state for R rows: per decoder iteration a key/value cache of the self-attention,
+ * (R, L, dd) each (plus a second copy to reorder beams into), and per decoder layer the
+ * cross-attention keys and values of the encoder output (R, S, 2dd); buffers for one step of R
+ * rows (a looped decoder's: the gate's input state and gate, or ACT's states of every
+ * iteration, halting probabilities and weights). */
 typedef struct {
     int R_cap, R, rows_per_src, S;
     int can_reorder; /* kc2, vc2 exist (beams): greedy decoding does without them */
     float *mem;
     float **kc, **vc, **kc2, **vc2, **ckv;
     float *emb, *y, *qkv, *atty, *res, *x, *q, *h, *mean, *rstd, *att, *logits;
+    float *xin, *gate;                 /* gated: (R,dd) each */
+    float *ys, *halt, *weight, *ponder; /* act: (iters,R,dd), (iters,R) twice, (R) */
     int *ints;                      /* backend: tokens, src_len, key_len, index (R each) */
     int *d_tokens, *d_src_len, *d_key_len, *d_index;
     int *key_len, *src_len, *index; /* host (R each) */
@@ -121,16 +143,22 @@ struct transformer {
     int maxB;
     int Ls, Lt; /* the longest source and target the activations hold */
     int recompute; /* model_recompute */
+    int enc_iters, dec_iters; /* iterations of each stack: its layers, or its loops */
+    int enc_mode, dec_mode;   /* model_loop_mode of each side (LOOP_FIXED: a plain stack) */
     size_t np;
     float *params, *grads, *adam_m, *adam_v; /* backend memory, model_tensors() order */
     model_views P, G;
 
     float *act; /* backend memory, carved below */
     norm_acts enc_emb, dec_emb;
-    enc_acts *enc;
-    dec_acts *dec;
+    enc_acts *enc; /* enc_iters */
+    dec_acts *dec; /* dec_iters */
+    act_acts enc_act, dec_act;
     float *logits, *probs; /* (M,V) each; backward turns probs into dlogits */
     float *g1, *g2, *gh, *gqkv, *gatty, *gq, *gkv, *genc;
+    /* loops: the gradient of the state a gated or ACT side carries across iterations, the
+     * copy gate's pre-activation, ACT's weights and halting logits (iters, rows) */
+    float *g3, *gdz, *gact_dw, *gact_dz;
     float *scratch;
     double *row_loss; /* backend (M) */
 
@@ -140,6 +168,7 @@ struct transformer {
     int *d_src, *d_src_len, *d_dec_in, *d_targets;
     double *host_row_loss;
     float *host_prefix_logits;
+    float *host_ponder, *host_mask; /* act: one side's rows */
     int B, S, Tq, have_forward;
 
     decode_state ds;
@@ -210,12 +239,23 @@ typedef struct {
     size_t embeddings, enc_layer, dec_layer, enc_layers, dec_layers, attention, logits, backward;
 } act_sizes;
 
+static void take_act(bump *b, act_acts *a, size_t L, size_t NB, size_t d)
+{
+    a->halt = take(b, L * NB);
+    a->weight = take(b, L * NB);
+    a->ponder = take(b, NB);
+    a->out = take(b, NB * d);
+    a->mask = take(b, NB);
+}
+
 /* The activation buffer for maxB examples: the encoder's rows for sources of Ls tokens, the
  * decoder's for targets of Lt (it reads at most Lt positions); views into b->base (sizes only
  * when it is NULL), and the floats of each part into sz. */
 static void carve(const model_config *c, const backend_sizes *bs, int maxB, int Ls, int Lt,
                   enc_acts *enc, dec_acts *dec, transformer *tf, bump *b, act_sizes *sz)
 {
+    const int enc_iters = model_enc_iters(c), dec_iters = model_dec_iters(c);
+    const int enc_mode = model_enc_loop_mode(c), dec_mode = model_dec_loop_mode(c);
     const size_t B = (size_t)maxB, NS = B * (size_t)Ls, NT = B * (size_t)Lt;
     const size_t de = (size_t)c->enc_dim, dd = (size_t)c->dec_dim, V = (size_t)c->vocab_out;
     const size_t He = (size_t)c->enc_heads, Hd = (size_t)c->dec_heads;
@@ -229,10 +269,10 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
     /* Recomputation: the layers after the first share its buffers (all of them, or the
      * feed-forward hidden units), each keeping its own output, the next layer's input. */
     const int rc = c->recompute;
-    for (int l = 0; l < c->enc_layers; l++) {
+    for (int l = 0; l < enc_iters; l++) {
         if (l > 0 && rc == MODEL_RECOMPUTE_LAYER) {
             enc[l] = enc[0];
-            enc[l].ffn.norm.out = take(b, NS * de);
+            enc[l].ffn.norm.out = enc[l].next = take(b, NS * de);
             continue;
         }
         take_self_attn(b, &enc[l].attn, NS, de, B * He * ls * ls);
@@ -242,15 +282,22 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
         } else {
             take_ffn(b, &enc[l].ffn, NS, de);
         }
+        enc[l].next = enc[l].ffn.norm.out;
+        if (enc_mode == LOOP_GATED) {
+            enc[l].gate = take(b, NS * de);
+            enc[l].next = take(b, NS * de);
+        }
         if (l == 0) sz->enc_layer = b->off - mark;
     }
+    act_acts enc_act = {0}, dec_act = {0};
+    if (enc_mode == LOOP_ACT) take_act(b, &enc_act, (size_t)enc_iters, NS, de);
     sz->enc_layers = b->off - mark;
     mark = b->off;
-    for (int l = 0; l < c->dec_layers; l++) {
+    for (int l = 0; l < dec_iters; l++) {
         dec_acts *a = &dec[l];
         if (l > 0 && rc == MODEL_RECOMPUTE_LAYER) {
             *a = dec[0];
-            a->ffn.norm.out = take(b, NT * dd);
+            a->ffn.norm.out = a->next = take(b, NT * dd);
             continue;
         }
         take_self_attn(b, &a->self, NT, dd, B * Hd * lt * lt);
@@ -265,8 +312,14 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
         } else {
             take_ffn(b, &a->ffn, NT, dd);
         }
+        a->next = a->ffn.norm.out;
+        if (dec_mode == LOOP_GATED) {
+            a->gate = take(b, NT * dd);
+            a->next = take(b, NT * dd);
+        }
         if (l == 0) sz->dec_layer = b->off - mark;
     }
+    if (dec_mode == LOOP_ACT) take_act(b, &dec_act, (size_t)dec_iters, NT, dd);
     sz->dec_layers = b->off - mark;
     sz->attention = b->att;
     mark = b->off;
@@ -278,6 +331,12 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
     float *g1 = take(b, NT * dd), *g2 = take(b, rows_d);
     float *gh = take(b, 4 * rows_d), *gqkv = take(b, 3 * rows_d), *gatty = take(b, rows_d);
     float *gq = take(b, NT * dd), *gkv = take(b, NS * 2 * dd), *genc = take(b, NS * de);
+    const int gated = enc_mode == LOOP_GATED || dec_mode == LOOP_GATED;
+    const int act = enc_mode == LOOP_ACT || dec_mode == LOOP_ACT;
+    float *g3 = gated || act ? take(b, rows_d) : NULL, *gdz = gated ? take(b, rows_d) : NULL;
+    const size_t act_rows = max_sz(enc_mode == LOOP_ACT ? (size_t)enc_iters * NS : 0,
+                                   dec_mode == LOOP_ACT ? (size_t)dec_iters * NT : 0);
+    float *gact_dw = act ? take(b, act_rows) : NULL, *gact_dz = act ? take(b, act_rows) : NULL;
     long sc_enc = bs->attention_scratch_floats(maxB, (int)He, Ls, Ls, (int)(de / He));
     long sc_self = bs->attention_scratch_floats(maxB, (int)Hd, Lt, Lt, (int)(dd / Hd));
     long sc_cross = bs->attention_scratch_floats(maxB, (int)Hd, Lt, Ls, (int)(dd / Hd));
@@ -297,12 +356,27 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
         tf->gq = gq;
         tf->gkv = gkv;
         tf->genc = genc;
+        tf->g3 = g3;
+        tf->gdz = gdz;
+        tf->gact_dw = gact_dw;
+        tf->gact_dz = gact_dz;
+        tf->enc_act = enc_act;
+        tf->dec_act = dec_act;
         tf->scratch = scratch;
     }
 }
 
+/* Rows of host_ponder and host_mask: the larger ACT side's (0 without ACT). */
+static size_t act_host_rows(const model_config *c, int maxB, int Ls, int Lt)
+{
+    const size_t mb = (size_t)maxB;
+    return max_sz(model_enc_loop_mode(c) == LOOP_ACT ? mb * (size_t)Ls : 0,
+                  model_dec_loop_mode(c) == LOOP_ACT ? mb * (size_t)Lt : 0);
+}
+
 /* Token ids and row losses for maxB examples: ints (backend), doubles (backend), and host
- * bytes (staging: ids, row losses, one position's logits per example). */
+ * bytes (staging: ids, row losses, one position's logits per example, ACT's ponder costs and
+ * masks). */
 static void token_sizes(const model_config *c, int maxB, int Ls, int Lt, size_t *ints,
                         size_t *doubles, size_t *host_bytes)
 {
@@ -310,7 +384,8 @@ static void token_sizes(const model_config *c, int maxB, int Ls, int Lt, size_t 
     *ints = NS + mb + 2 * NT; /* src, src_len, dec_in, targets */
     *doubles = NT;            /* row_loss */
     *host_bytes = *ints * sizeof(int) + NT * sizeof(double) +
-                  mb * (size_t)c->vocab_out * sizeof(float);
+                  mb * (size_t)c->vocab_out * sizeof(float) +
+                  2 * act_host_rows(c, maxB, Ls, Lt) * sizeof(float);
 }
 
 transformer *transformer_create(const model_config *cfg, layer_backend *k, int max_batch,
@@ -323,6 +398,10 @@ transformer *transformer_create(const model_config *cfg, layer_backend *k, int m
     tf->Ls = model_src_capacity(cfg);
     tf->Lt = model_tgt_capacity(cfg);
     tf->recompute = cfg->recompute;
+    tf->enc_iters = model_enc_iters(cfg);
+    tf->dec_iters = model_dec_iters(cfg);
+    tf->enc_mode = model_enc_loop_mode(cfg);
+    tf->dec_mode = model_dec_loop_mode(cfg);
     tf->np = nparams;
     float **bufs[4] = {&tf->params, &tf->grads, &tf->adam_m, &tf->adam_v};
     for (int i = 0; i < 4; i++) {
@@ -331,8 +410,8 @@ transformer *transformer_create(const model_config *cfg, layer_backend *k, int m
     }
     model_views_bind(&tf->P, cfg, tf->params);
     model_views_bind(&tf->G, cfg, tf->grads);
-    tf->enc = lawt_calloc((size_t)cfg->enc_layers, sizeof *tf->enc);
-    tf->dec = lawt_calloc((size_t)cfg->dec_layers, sizeof *tf->dec);
+    tf->enc = lawt_calloc((size_t)tf->enc_iters, sizeof *tf->enc);
+    tf->dec = lawt_calloc((size_t)tf->dec_iters, sizeof *tf->dec);
     const backend_sizes bs = {.align_floats = k->align_floats,
                               .attention_scratch_floats = k->attention_scratch_floats};
     act_sizes sz;
@@ -357,6 +436,11 @@ transformer *transformer_create(const model_config *cfg, layer_backend *k, int m
     tf->row_loss = k->alloc(doubles * sizeof(double));
     tf->host_row_loss = k->host_alloc(NT * sizeof(double));
     tf->host_prefix_logits = k->host_alloc(mb * (size_t)cfg->vocab_out * sizeof(float));
+    const size_t act_rows = act_host_rows(cfg, max_batch, tf->Ls, tf->Lt);
+    if (act_rows) {
+        tf->host_ponder = k->host_alloc(act_rows * sizeof(float));
+        tf->host_mask = k->host_alloc(act_rows * sizeof(float));
+    }
     return tf;
 }
 
@@ -385,8 +469,9 @@ static void tf_destroy(transformer *tf)
     k->free(tf->ints);
     k->free(tf->row_loss);
     void *host[] = {tf->src, tf->src_len, tf->dec_in, tf->targets, tf->host_row_loss,
-                    tf->host_prefix_logits};
-    for (size_t i = 0; i < sizeof host / sizeof *host; i++) k->host_free(host[i]);
+                    tf->host_prefix_logits, tf->host_ponder, tf->host_mask};
+    for (size_t i = 0; i < sizeof host / sizeof *host; i++)
+        if (host[i]) k->host_free(host[i]);
     model_views_free(&tf->P);
     model_views_free(&tf->G);
     free(tf->enc);
@@ -563,59 +648,101 @@ static void ffn_block_backward(transformer *tf, float *dinp, const float *dout,
 
 /* ---- forward ---- */
 
+/* The layer iteration i of a stack runs: its own, or the one shared layer of a looped side
+ * (which has one layer). */
+static int layer_of(int layers, int i) { return layers == 1 ? 0 : i; }
+
 static const float *enc_out(const transformer *tf)
 {
-    return tf->enc[tf->cfg.enc_layers - 1].ffn.norm.out;
+    return tf->enc_mode == LOOP_ACT ? tf->enc_act.out : tf->enc[tf->enc_iters - 1].next;
 }
 
 static const float *dec_out(const transformer *tf)
 {
-    return tf->dec[tf->cfg.dec_layers - 1].ffn.norm.out;
+    return tf->dec_mode == LOOP_ACT ? tf->dec_act.out : tf->dec[tf->dec_iters - 1].next;
 }
 
-/* Encoder over d_src (B, S) with d_src_len (B), as uploaded. */
-/* The input of encoder layer l (the embeddings' output for the first). */
+/* The input of encoder iteration l (the embeddings' output for the first). */
 static const float *enc_in(const transformer *tf, int l)
 {
-    return l > 0 ? tf->enc[l - 1].ffn.norm.out : tf->enc_emb.out;
+    return l > 0 ? tf->enc[l - 1].next : tf->enc_emb.out;
 }
 
 static const float *dec_in(const transformer *tf, int l)
 {
-    return l > 0 ? tf->dec[l - 1].ffn.norm.out : tf->dec_emb.out;
+    return l > 0 ? tf->dec[l - 1].next : tf->dec_emb.out;
 }
 
-/* Encoder layer l over its input (B*S, de): self-attention, feed-forward. */
+/* Encoder iteration l over its input (B*S, de): self-attention, feed-forward. */
 static void encoder_layer_forward(transformer *tf, int l, int B, int S)
 {
     const model_config *c = &tf->cfg;
     enc_acts *a = &tf->enc[l];
-    self_attention_block_forward(tf, &a->attn, enc_in(tf, l), enc_attn(&tf->P.enc[l]),
-                                 tf->d_src_len, 0, B, S, c->enc_heads, c->enc_dim);
-    ffn_block_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(&tf->P.enc[l]), B * S, c->enc_dim);
+    const enc_layer_views *p = &tf->P.enc[layer_of(c->enc_layers, l)];
+    self_attention_block_forward(tf, &a->attn, enc_in(tf, l), enc_attn(p), tf->d_src_len, 0, B,
+                                 S, c->enc_heads, c->enc_dim);
+    ffn_block_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(p), B * S, c->enc_dim);
 }
 
-/* Decoder layer l over its input (B*Tq, dd) and the encoder output (B*S, de). */
+/* Decoder iteration l over its input (B*Tq, dd) and the encoder output (B*S, de). */
 static void decoder_layer_forward(transformer *tf, int l, int B, int Tq, int S)
 {
     const model_config *c = &tf->cfg;
     const int d = c->dec_dim, H = c->dec_heads;
     dec_acts *a = &tf->dec[l];
-    self_attention_block_forward(tf, &a->self, dec_in(tf, l), dec_self(&tf->P.dec[l]), NULL, 1,
-                                 B, Tq, H, d);
-    cross_attention_block_forward(tf, &a->cross, a->self.norm.out, enc_out(tf),
-                                  dec_cross(&tf->P.dec[l]), tf->d_src_len, B, Tq, S, H, d,
-                                  c->enc_dim);
-    ffn_block_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(&tf->P.dec[l]), B * Tq, d);
+    const dec_layer_views *p = &tf->P.dec[layer_of(c->dec_layers, l)];
+    self_attention_block_forward(tf, &a->self, dec_in(tf, l), dec_self(p), NULL, 1, B, Tq, H, d);
+    cross_attention_block_forward(tf, &a->cross, a->self.norm.out, enc_out(tf), dec_cross(p),
+                                  tf->d_src_len, B, Tq, S, H, d, c->enc_dim);
+    ffn_block_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(p), B * Tq, d);
 }
+
+/* After iteration i of a looped side (N rows of width d), input x, layer output y:
+ *   gated  gate = sigmoid(x W_g^T + b_g) (N,d);  next = gate y + (1 - gate) x
+ *   act    halt[i] = y w_h^T + b_h (N), the halting unit's logits (probabilities once
+ *          act_finish_forward has run) */
+static void loop_step_forward(transformer *tf, int mode, const loop_views *p, float *gate,
+                              float *next, float *halt, const float *x, const float *y, int N,
+                              int d)
+{
+    layer_backend *k = tf->k;
+    if (mode == LOOP_GATED) {
+        k->linear_forward(k, gate, x, p->gate_w, p->gate_b, NULL, N, d, d);
+        k->copy_gate_forward(next, gate, y, x, (long)N * d);
+    } else if (mode == LOOP_ACT) {
+        k->linear_forward(k, halt, y, p->halt_w, p->halt_b, NULL, N, d, 1);
+    }
+}
+
+/* ACT after the L iterations: weights and N + R from the halting logits, and the side's output
+ * out = sum_i weight[i] y_i (N,d); y(i) is iteration i's output. */
+static void act_finish_forward(transformer *tf, act_acts *a, int L, int N, int d,
+                               const float *(*y)(const transformer *tf, int i))
+{
+    layer_backend *k = tf->k;
+    k->act_halting_forward(a->weight, a->ponder, a->halt, (float)tf->cfg.act_threshold, L, N);
+    for (int i = 0; i < L; i++)
+        k->weighted_rows_forward(a->out, a->weight + (size_t)i * N, y(tf, i), N, d, i > 0);
+}
+
+static const float *enc_y(const transformer *tf, int i) { return tf->enc[i].ffn.norm.out; }
+static const float *dec_y(const transformer *tf, int i) { return tf->dec[i].ffn.norm.out; }
 
 static void encoder_forward(transformer *tf, int B, int S)
 {
     const model_config *c = &tf->cfg;
     const model_views *P = &tf->P;
+    const int N = B * S, d = c->enc_dim;
     embed_forward(tf, &tf->enc_emb, tf->d_src, P->enc_tok, P->enc_pos,
-                  (wb){P->enc_ln_w, P->enc_ln_b}, B, S, c->enc_dim);
-    for (int l = 0; l < c->enc_layers; l++) encoder_layer_forward(tf, l, B, S);
+                  (wb){P->enc_ln_w, P->enc_ln_b}, B, S, d);
+    for (int l = 0; l < tf->enc_iters; l++) {
+        enc_acts *a = &tf->enc[l];
+        encoder_layer_forward(tf, l, B, S);
+        float *halt = tf->enc_act.halt ? tf->enc_act.halt + (size_t)l * N : NULL;
+        loop_step_forward(tf, tf->enc_mode, &P->enc_loop, a->gate, a->next, halt, enc_in(tf, l),
+                          a->ffn.norm.out, N, d);
+    }
+    if (tf->enc_mode == LOOP_ACT) act_finish_forward(tf, &tf->enc_act, tf->enc_iters, N, d, enc_y);
 }
 
 /* Decoder over d_dec_in (B, Tq) against the encoder output of the last encoder_forward
@@ -627,10 +754,28 @@ static void decoder_forward(transformer *tf, int B, int Tq, int S)
     const model_views *P = &tf->P;
     embed_forward(tf, &tf->dec_emb, tf->d_dec_in, P->dec_tok, P->dec_pos,
                   (wb){P->dec_ln_w, P->dec_ln_b}, B, Tq, d);
-    for (int l = 0; l < c->dec_layers; l++) decoder_layer_forward(tf, l, B, Tq, S);
+    for (int l = 0; l < tf->dec_iters; l++) {
+        dec_acts *a = &tf->dec[l];
+        decoder_layer_forward(tf, l, B, Tq, S);
+        float *halt = tf->dec_act.halt ? tf->dec_act.halt + (size_t)l * M : NULL;
+        loop_step_forward(tf, tf->dec_mode, &P->dec_loop, a->gate, a->next, halt, dec_in(tf, l),
+                          a->ffn.norm.out, M, d);
+    }
+    if (tf->dec_mode == LOOP_ACT) act_finish_forward(tf, &tf->dec_act, tf->dec_iters, M, d, dec_y);
     /* tied output projection: logits = y E_dec^T + out_bias (M, V) */
-    tf->k->linear_forward(tf->k, tf->logits, dec_in(tf, c->dec_layers), P->dec_tok,
-                          P->out_bias, NULL, M, d, c->vocab_out);
+    tf->k->linear_forward(tf->k, tf->logits, dec_out(tf), P->dec_tok, P->out_bias, NULL, M, d,
+                          c->vocab_out);
+}
+
+/* ACT's ponder cost of one side: uploads the mask of its counted rows (host_mask, N) for
+ * backward and returns the sum of N + R over them, in row order. */
+static double act_ponder_sum(transformer *tf, act_acts *a, int N)
+{
+    upload(tf, a->mask, tf->host_mask, (size_t)N * sizeof(float));
+    download(tf, tf->host_ponder, a->ponder, (size_t)N * sizeof(float));
+    double sum = 0.0;
+    for (int r = 0; r < N; r++) sum += (double)tf->host_mask[r] * tf->host_ponder[r];
+    return sum;
 }
 
 static double tf_forward(transformer *tf, const model_batch *bt, long *ntokens)
@@ -655,6 +800,19 @@ static double tf_forward(transformer *tf, const model_batch *bt, long *ntokens)
     decoder_forward(tf, B, Tq, S);
     double loss = tf->k->crossentropy_forward(tf->probs, tf->row_loss, tf->logits, tf->d_targets,
                                               B * Tq, tf->cfg.vocab_out, tf->host_row_loss);
+    /* ACT: the ponder cost of the source tokens before the padding and of the decoder
+     * positions whose next token is counted */
+    double ponder = 0.0;
+    if (tf->enc_mode == LOOP_ACT) {
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < S; t++) tf->host_mask[b * S + t] = t < bt->src_len[b];
+        ponder += act_ponder_sum(tf, &tf->enc_act, B * S);
+    }
+    if (tf->dec_mode == LOOP_ACT) {
+        for (int r = 0; r < B * Tq; r++) tf->host_mask[r] = tf->targets[r] >= 0;
+        ponder += act_ponder_sum(tf, &tf->dec_act, B * Tq);
+    }
+    loss += tf->cfg.ponder_cost * ponder;
     tf->B = B;
     tf->S = S;
     tf->Tq = Tq;
@@ -671,6 +829,61 @@ static void tf_copy_logits(const transformer *tf, float *dst)
 
 /* ---- backward ---- */
 
+/* ACT before a side's iterations: from dout (N,d), the gradient of the side's output
+ * sum_i weight[i] y_i, the gradient of each weight (gact_dw, (L,N)), then that of the
+ * halting logits (gact_dz, (L,N)), the ponder cost weighing ponder_scale per counted row. */
+static void act_weights_backward(transformer *tf, const act_acts *a, const float *dout, int L,
+                                 int N, int d, float ponder_scale,
+                                 const float *(*y)(const transformer *tf, int i))
+{
+    layer_backend *k = tf->k;
+    for (int i = 0; i < L; i++)
+        k->weighted_rows_backward(tf->gact_dw + (size_t)i * N, NULL, dout,
+                                  a->weight + (size_t)i * N, y(tf, i), N, d);
+    k->act_halting_backward(tf->gact_dz, tf->gact_dw, a->halt, a->mask, ponder_scale,
+                            (float)tf->cfg.act_threshold, L, N);
+}
+
+/* Before the backward of iteration l of a side (input x, layer output y, N rows of width d),
+ * X becomes the gradient of y:
+ *   fixed  X already is;
+ *   gated  carry (N,d) holds the gradient of the state after the iteration:
+ *          X = gate carry (and the gate's pre-activation gradient into gdz);
+ *   act    carry holds that of the side's output: X (the next iteration's input gradient, or
+ *          0 for the last) += weight[l] carry, plus the halting unit's share. */
+static void loop_step_backward_before(transformer *tf, int mode, const loop_views *p,
+                                      const loop_views *g, const act_acts *a, float *X,
+                                      const float *carry, const float *gate, const float *x,
+                                      const float *y, int l, int last, int N, int d)
+{
+    layer_backend *k = tf->k;
+    if (mode == LOOP_GATED) {
+        k->copy_gate_backward(tf->gdz, X, NULL, carry, gate, y, x, (long)N * d);
+    } else if (mode == LOOP_ACT) {
+        if (last) k->zero(X, (size_t)N * d);
+        k->weighted_rows_backward(NULL, X, carry, a->weight + (size_t)l * N, y, N, d);
+        k->linear_backward(k, X, g->halt_w, g->halt_b, tf->gact_dz + (size_t)l * N, y, p->halt_w,
+                           N, d, 1, 1);
+    }
+}
+
+/* After it, X holding the gradient of x through the layer: gated adds the skip path's and the
+ * gate's shares, and X becomes the carry of the iteration before (unless l is the first). */
+static void loop_step_backward_after(transformer *tf, int mode, const loop_views *p,
+                                     const loop_views *g, float *X, float *carry,
+                                     const float *gate, const float *x, const float *y, int l,
+                                     int N, int d)
+{
+    layer_backend *k = tf->k;
+    if (mode != LOOP_GATED) return;
+    k->copy_gate_backward(NULL, NULL, X, carry, gate, y, x, (long)N * d);
+    k->linear_backward(k, X, g->gate_w, g->gate_b, tf->gdz, x, p->gate_w, N, d, d, 1);
+    if (l > 0)
+        k->copy(carry, (size_t)N * d * sizeof(float), X, (size_t)N * d * sizeof(float),
+                (size_t)N * d * sizeof(float), 1, COPY_DEVICE_TO_DEVICE);
+}
+
+
 static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale)
 {
     const model_config *c = &tf->cfg;
@@ -685,50 +898,72 @@ static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale
         k->embedding_backward_prepare(k, EMB_ENC, tf->src, N, c->vocab_in);
     }
 
-    /* loss and the tied output projection: dlogits (M,V) in place of probs */
+    /* loss and the tied output projection: dlogits (M,V) in place of probs. X holds the
+     * gradient of an iteration's output, Dt its scratch twin; a gated or ACT side keeps the
+     * gradient of its output (ACT) or of the state between iterations (gated) in g3. */
     k->crossentropy_backward(tf->probs, tf->d_targets, loss_scale, M, V);
     float *X = tf->g1, *Dt = tf->g2;
-    k->linear_backward(k, X, G->dec_tok, G->out_bias, tf->probs, dec_out(tf), P->dec_tok, M, dd,
-                       V, 0);
+    float *dtop = tf->dec_mode == LOOP_FIXED ? X : tf->g3;
+    k->linear_backward(k, dtop, G->dec_tok, G->out_bias, tf->probs, dec_out(tf), P->dec_tok, M,
+                       dd, V, 0);
+    const float ponder_scale = (float)(c->ponder_cost * loss_scale);
+    if (tf->dec_mode == LOOP_ACT)
+        act_weights_backward(tf, &tf->dec_act, dtop, tf->dec_iters, M, dd, ponder_scale, dec_y);
 
-    /* decoder layers, last first; X holds the gradient of the layer output */
-    for (int l = c->dec_layers - 1; l >= 0; l--) {
+    /* decoder iterations, last first; X holds the gradient of the layer output */
+    for (int l = tf->dec_iters - 1; l >= 0; l--) {
         dec_acts *a = &tf->dec[l];
         const float *yin = dec_in(tf, l);
-        const int H = c->dec_heads;
+        const int H = c->dec_heads, pl = layer_of(c->dec_layers, l);
+        loop_step_backward_before(tf, tf->dec_mode, &P->dec_loop, &G->dec_loop, &tf->dec_act, X,
+                                  tf->g3, a->gate, yin, a->ffn.norm.out, l,
+                                  l == tf->dec_iters - 1, M, dd);
         if (tf->recompute == MODEL_RECOMPUTE_LAYER) decoder_layer_forward(tf, l, B, Tq, S);
         else if (tf->recompute == MODEL_RECOMPUTE_FFN)
-            ffn_hidden_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(&P->dec[l]), M, dd);
-        ffn_block_backward(tf, Dt, X, &a->ffn, a->cross.norm.out, dec_ffn(&P->dec[l]),
-                           dec_ffn(&G->dec[l]), M, dd);
-        cross_attention_block_backward(tf, X, tf->genc, l != c->dec_layers - 1, Dt, &a->cross,
-                                       a->self.norm.out, enc_out(tf), dec_cross(&P->dec[l]),
-                                       dec_cross(&G->dec[l]), tf->d_src_len, B, Tq, S, H, dd,
+            ffn_hidden_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(&P->dec[pl]), M, dd);
+        ffn_block_backward(tf, Dt, X, &a->ffn, a->cross.norm.out, dec_ffn(&P->dec[pl]),
+                           dec_ffn(&G->dec[pl]), M, dd);
+        cross_attention_block_backward(tf, X, tf->genc, l != tf->dec_iters - 1, Dt, &a->cross,
+                                       a->self.norm.out, enc_out(tf), dec_cross(&P->dec[pl]),
+                                       dec_cross(&G->dec[pl]), tf->d_src_len, B, Tq, S, H, dd,
                                        de);
-        self_attention_block_backward(tf, Dt, X, &a->self, yin, dec_self(&P->dec[l]),
-                                      dec_self(&G->dec[l]), NULL, 1, B, Tq, H, dd);
+        self_attention_block_backward(tf, Dt, X, &a->self, yin, dec_self(&P->dec[pl]),
+                                      dec_self(&G->dec[pl]), NULL, 1, B, Tq, H, dd);
         float *sw = X;
         X = Dt;
         Dt = sw;
+        loop_step_backward_after(tf, tf->dec_mode, &P->dec_loop, &G->dec_loop, X, tf->g3,
+                                 a->gate, yin, a->ffn.norm.out, l, M, dd);
     }
     /* decoder embeddings (the token table also holds the output projection's gradient) */
     embed_backward(tf, EMB_DEC, Dt, X, &tf->dec_emb, tf->d_dec_in, G->dec_tok, G->dec_pos,
                    (wb){P->dec_ln_w, P->dec_ln_b}, (wb){G->dec_ln_w, G->dec_ln_b}, B, Tq, dd, V);
 
-    /* encoder layers, last first; genc holds the gradient of the layer output throughout */
-    X = tf->genc;
+    /* encoder iterations, last first; X holds the gradient of the layer output throughout:
+     * genc, which the decoder's cross-attention filled, or for a gated or ACT encoder g3
+     * (genc then keeps the gradient of the encoder's output or state) */
+    X = tf->enc_mode == LOOP_FIXED ? tf->genc : tf->g3;
     Dt = tf->g2;
-    for (int l = c->enc_layers - 1; l >= 0; l--) {
+    if (tf->enc_mode == LOOP_ACT)
+        act_weights_backward(tf, &tf->enc_act, tf->genc, tf->enc_iters, N, de, ponder_scale,
+                             enc_y);
+    for (int l = tf->enc_iters - 1; l >= 0; l--) {
         enc_acts *a = &tf->enc[l];
         const float *xin = enc_in(tf, l);
+        const int pl = layer_of(c->enc_layers, l);
+        loop_step_backward_before(tf, tf->enc_mode, &P->enc_loop, &G->enc_loop, &tf->enc_act, X,
+                                  tf->genc, a->gate, xin, a->ffn.norm.out, l,
+                                  l == tf->enc_iters - 1, N, de);
         if (tf->recompute == MODEL_RECOMPUTE_LAYER) encoder_layer_forward(tf, l, B, S);
         else if (tf->recompute == MODEL_RECOMPUTE_FFN)
-            ffn_hidden_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[l]), N, de);
-        ffn_block_backward(tf, Dt, X, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[l]),
-                           enc_ffn(&G->enc[l]), N, de);
-        self_attention_block_backward(tf, X, Dt, &a->attn, xin, enc_attn(&P->enc[l]),
-                                      enc_attn(&G->enc[l]), tf->d_src_len, 0, B, S,
+            ffn_hidden_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[pl]), N, de);
+        ffn_block_backward(tf, Dt, X, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[pl]),
+                           enc_ffn(&G->enc[pl]), N, de);
+        self_attention_block_backward(tf, X, Dt, &a->attn, xin, enc_attn(&P->enc[pl]),
+                                      enc_attn(&G->enc[pl]), tf->d_src_len, 0, B, S,
                                       c->enc_heads, de);
+        loop_step_backward_after(tf, tf->enc_mode, &P->enc_loop, &G->enc_loop, X, tf->genc,
+                                 a->gate, xin, a->ffn.norm.out, l, N, de);
     }
     embed_backward(tf, EMB_ENC, Dt, X, &tf->enc_emb, tf->d_src, G->enc_tok, G->enc_pos,
                    (wb){P->enc_ln_w, P->enc_ln_b}, (wb){G->enc_ln_w, G->enc_ln_b}, B, S, de,
@@ -755,19 +990,30 @@ static void tf_adam_step(transformer *tf, const adam_hparams *hp, long step, flo
 
 /* ---- decoding ---- */
 
-/* The decoding buffers of R rows (views into b->base, sizes only when it is NULL): per layer
- * the self-attention key/value cache over Lt positions (and, for beams, its reordering twin),
- * the cross-attention keys/values over Ls source positions; one step's buffers. */
+/* The decoding buffers of R rows (views into b->base, sizes only when it is NULL): per
+ * iteration the self-attention key/value cache over Lt positions (and, for beams, its
+ * reordering twin), per layer the cross-attention keys/values over Ls source positions (a
+ * looped decoder's iterations share its one layer's); one step's buffers. */
 static void decode_layout(const model_config *c, bump *b, decode_state *ds, size_t r, size_t Ls,
                           size_t Lt, int reorder)
 {
-    const size_t dd = (size_t)c->dec_dim;
-    for (int l = 0; l < c->dec_layers; l++) {
+    const size_t dd = (size_t)c->dec_dim, iters = (size_t)model_dec_iters(c);
+    for (size_t l = 0; l < iters; l++) {
         ds->kc[l] = take(b, r * Lt * dd);
         ds->vc[l] = take(b, r * Lt * dd);
         ds->kc2[l] = reorder ? take(b, r * Lt * dd) : NULL;
         ds->vc2[l] = reorder ? take(b, r * Lt * dd) : NULL;
-        ds->ckv[l] = take(b, r * Ls * 2 * dd);
+    }
+    for (int l = 0; l < c->dec_layers; l++) ds->ckv[l] = take(b, r * Ls * 2 * dd);
+    const int mode = model_dec_loop_mode(c);
+    if (mode == LOOP_GATED) {
+        ds->xin = take(b, r * dd);
+        ds->gate = take(b, r * dd);
+    } else if (mode == LOOP_ACT) {
+        ds->ys = take(b, iters * r * dd);
+        ds->halt = take(b, iters * r);
+        ds->weight = take(b, iters * r);
+        ds->ponder = take(b, r);
     }
     ds->emb = take(b, r * dd);
     ds->y = take(b, r * dd);
@@ -783,13 +1029,14 @@ static void decode_layout(const model_config *c, bump *b, decode_state *ds, size
     ds->logits = take(b, r * (size_t)c->vocab_out);
 }
 
-static void decode_views_alloc(decode_state *ds, int layers)
+static void decode_views_alloc(decode_state *ds, const model_config *c)
 {
-    ds->kc = lawt_calloc((size_t)layers, sizeof(float *));
-    ds->vc = lawt_calloc((size_t)layers, sizeof(float *));
-    ds->kc2 = lawt_calloc((size_t)layers, sizeof(float *));
-    ds->vc2 = lawt_calloc((size_t)layers, sizeof(float *));
-    ds->ckv = lawt_calloc((size_t)layers, sizeof(float *));
+    const size_t iters = (size_t)model_dec_iters(c);
+    ds->kc = lawt_calloc(iters, sizeof(float *));
+    ds->vc = lawt_calloc(iters, sizeof(float *));
+    ds->kc2 = lawt_calloc(iters, sizeof(float *));
+    ds->vc2 = lawt_calloc(iters, sizeof(float *));
+    ds->ckv = lawt_calloc((size_t)c->dec_layers, sizeof(float *));
 }
 
 static void decode_alloc(transformer *tf, int R, int reorder)
@@ -800,7 +1047,7 @@ static void decode_alloc(transformer *tf, int R, int reorder)
     decode_free(k, ds);
     const model_config *c = &tf->cfg;
     const size_t r = (size_t)R;
-    decode_views_alloc(ds, c->dec_layers);
+    decode_views_alloc(ds, c);
     bump b = {.align = k->align_floats};
     decode_layout(c, &b, ds, r, (size_t)tf->Ls, (size_t)tf->Lt, reorder);
     ds->mem = k->alloc(b.off * sizeof(float));
@@ -877,9 +1124,13 @@ static const float *tf_decode_step(transformer *tf, const int *tokens, int t)
     /* one position: the position table from row t, read as a table of one row */
     embed_forward(tf, &(norm_acts){ds->emb, ds->mean, ds->rstd, ds->y}, ds->d_tokens, P->dec_tok,
                   P->dec_pos + (size_t)t * d, (wb){P->dec_ln_w, P->dec_ln_b}, R, 1, d);
-    for (int l = 0; l < c->dec_layers; l++) {
-        self_attn_params ps = dec_self(&P->dec[l]);
-        cross_attn_params pc = dec_cross(&P->dec[l]);
+    for (int l = 0; l < tf->dec_iters; l++) {
+        const int pl = layer_of(c->dec_layers, l);
+        self_attn_params ps = dec_self(&P->dec[pl]);
+        cross_attn_params pc = dec_cross(&P->dec[pl]);
+        if (tf->dec_mode == LOOP_GATED)
+            k->copy(ds->xin, (size_t)R * d * fs, ds->y, (size_t)R * d * fs, (size_t)R * d * fs, 1,
+                    COPY_DEVICE_TO_DEVICE);
         /* self-attention: append this position's key and value, attend over positions <= t */
         k->linear_forward(k, ds->qkv, ds->y, ps.qkv.w, ps.qkv.b, NULL, R, d, 3 * d);
         k->copy(ds->kc[l] + (size_t)t * d, (size_t)L * d * fs, ds->qkv + d, (size_t)3 * d * fs,
@@ -892,12 +1143,26 @@ static const float *tf_decode_step(transformer *tf, const int *tokens, int t)
                               ds->y, ps.out, ps.ln, R, d, d);
         /* cross-attention on the cached encoder keys/values */
         k->linear_forward(k, ds->q, ds->x, pc.q.w, pc.q.b, NULL, R, d, d);
-        k->attention_forward(ds->atty, ds->att, tf->scratch, ds->q, ds->ckv[l], ds->ckv[l] + d,
+        k->attention_forward(ds->atty, ds->att, tf->scratch, ds->q, ds->ckv[pl], ds->ckv[pl] + d,
                              d, 2 * d, ds->d_src_len, 0, R, 1, S, H, D);
         residual_norm_forward(tf, &(norm_acts){ds->res, ds->mean, ds->rstd, ds->y}, ds->atty,
                               ds->x, pc.out, pc.ln, R, d, d);
         ffn_block_forward(tf, &(ffn_acts){ds->h, {ds->res, ds->mean, ds->rstd, ds->y}}, ds->y,
-                          dec_ffn(&P->dec[l]), R, d);
+                          dec_ffn(&P->dec[pl]), R, d);
+        /* the loop step of decoder_forward, on one position */
+        float *ys = ds->ys ? ds->ys + (size_t)l * R * d : NULL;
+        if (ys)
+            k->copy(ys, (size_t)R * d * fs, ds->y, (size_t)R * d * fs, (size_t)R * d * fs, 1,
+                    COPY_DEVICE_TO_DEVICE);
+        loop_step_forward(tf, tf->dec_mode, &P->dec_loop, ds->gate, ds->y,
+                          ds->halt ? ds->halt + (size_t)l * R : NULL, ds->xin, ds->y, R, d);
+    }
+    if (tf->dec_mode == LOOP_ACT) {
+        k->act_halting_forward(ds->weight, ds->ponder, ds->halt, (float)c->act_threshold,
+                               tf->dec_iters, R);
+        for (int l = 0; l < tf->dec_iters; l++)
+            k->weighted_rows_forward(ds->y, ds->weight + (size_t)l * R, ds->ys + (size_t)l * R * d,
+                                     R, d, l > 0);
     }
     k->linear_forward(k, ds->logits, ds->y, P->dec_tok, P->out_bias, NULL, R, d, c->vocab_out);
     download(tf, ds->host_logits, ds->logits, (size_t)R * c->vocab_out * fs);
@@ -912,7 +1177,7 @@ static void tf_decode_reorder(transformer *tf, const int *parent, int t)
     if (!ds->can_reorder)
         lawt_die("model: decode_reorder needs a decode_begin of several rows a source");
     upload(tf, ds->d_index, parent, (size_t)ds->R * sizeof(int));
-    for (int l = 0; l < tf->cfg.dec_layers; l++) {
+    for (int l = 0; l < tf->dec_iters; l++) {
         k->gather_rows(ds->kc2[l], ds->kc[l], ds->d_index, ds->R, (long)(t + 1) * d, L * d);
         k->gather_rows(ds->vc2[l], ds->vc[l], ds->d_index, ds->R, (long)(t + 1) * d, L * d);
         float *sw = ds->kc[l];
@@ -949,8 +1214,8 @@ void transformer_memory_plan(const model_config *cfg, const backend_sizes *bs, i
     out->params = buf;
     out->grads = buf;
     out->adam = 2 * buf;
-    enc_acts *enc = lawt_calloc((size_t)cfg->enc_layers, sizeof *enc);
-    dec_acts *dec = lawt_calloc((size_t)cfg->dec_layers, sizeof *dec);
+    enc_acts *enc = lawt_calloc((size_t)model_enc_iters(cfg), sizeof *enc);
+    dec_acts *dec = lawt_calloc((size_t)model_dec_iters(cfg), sizeof *dec);
     act_sizes sz;
     bump b = {.align = bs->align_floats};
     carve(cfg, bs, max_batch, Ls, Lt, enc, dec, NULL, &b, &sz);
@@ -972,7 +1237,7 @@ void transformer_memory_plan(const model_config *cfg, const backend_sizes *bs, i
     if (beam > 0) {
         const size_t r = (size_t)max_batch * (size_t)beam;
         decode_state ds = {0};
-        decode_views_alloc(&ds, cfg->dec_layers);
+        decode_views_alloc(&ds, cfg);
         b = (bump){.align = bs->align_floats};
         decode_layout(cfg, &b, &ds, r, (size_t)Ls, (size_t)Lt, beam > 1);
         out->decode = b.off * fs + 4 * r * sizeof(int);

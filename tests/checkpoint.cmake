@@ -32,7 +32,8 @@ endif()
 add_executable(test_checkpoint_damage test_checkpoint_damage.c)
 target_link_libraries(test_checkpoint_damage PRIVATE lawt_checkpoint lawt_model lawt_common HDF5::HDF5)
 add_test(NAME checkpoint_damage
-         COMMAND test_checkpoint_damage ${CMAKE_CURRENT_SOURCE_DIR}/data/checkpoint_v1.h5)
+         COMMAND test_checkpoint_damage ${CMAKE_CURRENT_SOURCE_DIR}/data/checkpoint_v1.h5
+                 ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/checkpoint/v2.h5)
 # HDF5 itself leaks on some damaged files (tests/lsan_hdf5.supp): LeakSanitizer skips those.
 set_tests_properties(checkpoint_damage PROPERTIES TIMEOUT 120 LABELS "checkpoint"
                      ENVIRONMENT "OPENBLAS_NUM_THREADS=1;LSAN_OPTIONS=suppressions=${CMAKE_CURRENT_SOURCE_DIR}/lsan_hdf5.supp")

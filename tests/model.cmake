@@ -22,3 +22,10 @@ add_executable(test_model_recurrent ${CMAKE_SOURCE_DIR}/tests/test_model_recurre
 target_link_libraries(test_model_recurrent PRIVATE lawt_model lawt_encoding)
 add_test(NAME model_recurrent COMMAND test_model_recurrent)
 set_tests_properties(model_recurrent PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=2")
+
+# Universal transformers (issue 17): parameter count, the whole gradient in every loop mode,
+# decoding of a looped decoder, determinism.
+add_executable(test_universal ${CMAKE_SOURCE_DIR}/tests/test_universal.c)
+target_link_libraries(test_universal PRIVATE lawt_model)
+add_test(NAME model_universal COMMAND test_universal)
+set_tests_properties(model_universal PROPERTIES ENVIRONMENT "OPENBLAS_NUM_THREADS=2")

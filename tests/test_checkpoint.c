@@ -266,6 +266,51 @@ static void test_config_mismatch(void)
     model_free(m);
 }
 
+/* A universal transformer (format_version 3's config attributes): its loop settings and loop
+ * tensors round-trip, and a model with other loop settings is refused, naming the field. */
+static void test_universal_round_trip(void)
+{
+    model_config ut = TINY;
+    ut.dec_layers = 1;
+    ut.arch = ARCH_UNIVERSAL;
+    ut.enc_loops = 3;
+    ut.dec_loops = 2;
+    ut.loop_mode = LOOP_ACT;
+    ut.act_threshold = 0.9;
+    ut.ponder_cost = 0.05;
+    model *a = make_model(&ut, 7, 1);
+    checkpoint_meta meta = sample_meta(10);
+    char path[512], err[1024];
+    path_in_dir(path, sizeof path, "universal.h5");
+    CHECK_MSG(checkpoint_save(path, a, &meta, err, sizeof err) == 0, "save: %s", err);
+    model_config cfg;
+    CHECK_MSG(checkpoint_read_model_config(path, &cfg, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(&cfg, &ut, sizeof cfg) == 0);
+    model *b = make_model(&ut, 99, 0);
+    CHECK_MSG(checkpoint_load(path, b, 1, err, sizeof err) == 0, "load: %s", err);
+    CHECK(same_buffer(a, b, BUF_PARAMS) && same_buffer(a, b, BUF_ADAM_V));
+    model_free(b);
+    model_config other = ut;
+    other.loop_mode = LOOP_GATED;
+    b = make_model(&other, 3, 0);
+    CHECK(checkpoint_load(path, b, 0, err, sizeof err) != 0 && strstr(err, "loop_mode 2"));
+    model_free(b);
+    other = ut;
+    other.act_threshold = 0.99;
+    b = make_model(&other, 3, 0);
+    CHECK(checkpoint_load(path, b, 0, err, sizeof err) != 0 && strstr(err, "act_threshold 0.9"));
+    model_free(b);
+    other = ut;
+    other.dec_loops = 4;
+    b = make_model(&other, 3, 0);
+    CHECK(checkpoint_load_for_retraining(path, b, err, sizeof err) != 0 &&
+          strstr(err, "dec_loops 2"));
+    printf("  universal config mismatch: %s\n", err);
+    model_free(b);
+    model_free(a);
+    unlink(path);
+}
+
 /* Loads path into a fresh model: expects a refusal whose message contains every non-NULL
  * fragment, and the model untouched. */
 static void expect_refused(const char *what, const char *path, int with_optimizer, const char *frag1,
@@ -534,6 +579,7 @@ int main(int argc, char **argv)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own HDF5 calls print nothing */
     test_round_trip();
     test_config_mismatch();
+    test_universal_round_trip();
     test_corruption();
     test_failed_write_keeps_previous();
     test_latest_keep_last();

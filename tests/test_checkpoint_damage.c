@@ -17,7 +17,10 @@
  * second moment i * 1e-6 (float i, the flat index), and the counters of V1_META. It must
  * still load, exactly; its counters are checked by range alone.
  *
- * Usage: test_checkpoint_damage PATH/TO/checkpoint_v1.h5 */
+ * tests/fuzz/corpus/checkpoint/v2.h5, a file of format_version 2 for the same model, must load
+ * too (format 3 added the architecture attributes, format 4 the loops).
+ *
+ * Usage: test_checkpoint_damage PATH/TO/checkpoint_v1.h5 PATH/TO/v2.h5 */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -35,7 +38,9 @@
 #include "model/model.h"
 #include "tests/test.h"
 
-static const model_config MINI = {1, 1, 4, 4, 1, 1, 5, 5, 3, 0, 0, 0, ARCH_TRANSFORMER, 0, 0, 0};
+static const model_config MINI = {.enc_layers = 1, .dec_layers = 1, .enc_dim = 4,
+                                   .dec_dim = 4, .enc_heads = 1, .dec_heads = 1,
+                                   .vocab_in = 5, .vocab_out = 5, .max_len = 3};
 
 static const checkpoint_meta V1_META = {
     .step = 30, .examples_seen = 240, .epoch = 3, .seed = 5, .test_index = 40, .lr = 2.5e-4,
@@ -331,10 +336,12 @@ static void test_attributes(const char *good, const reference *r)
     static const char *const ints[] = {"step", "examples_seen", "epoch", "seed", "test_index",
                                        "num_params", "enc_layers", "dec_layers", "enc_dim",
                                        "dec_dim", "enc_heads", "dec_heads", "vocab_in",
-                                       "vocab_out", "max_len", "attributes_crc32", "params_crc32",
+                                       "vocab_out", "max_len", "arch", "enc_loops",
+                                       "dec_loops", "loop_mode", "attributes_crc32", "params_crc32",
                                        "adam_m_crc32", "adam_v_crc32", "config_text_crc32",
                                        "metrics_jsonl_crc32"};
-    static const char *const reals[] = {"lr", "best_accuracy", "wall_seconds"};
+    static const char *const reals[] = {"lr", "best_accuracy", "wall_seconds", "act_threshold",
+                                        "ponder_cost"};
     char bad[512], what[96];
     snprintf(bad, sizeof bad, "%s/attr.h5", dir);
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
@@ -493,12 +500,35 @@ static void test_foreign(const char *good, const reference *r)
     unlink(bad);
 }
 
+/* A file of format_version 2 (before the architecture attributes of version 3) holds a
+ * transformer: every reader takes it, as arch transformer without loops. */
+static void test_format_2(const char *v2)
+{
+    char err[1024];
+    model_config cfg;
+    CHECK_MSG(checkpoint_read_model_config(v2, &cfg, err, sizeof err) == 0, "%s", err);
+    CHECK(memcmp(&cfg, &MINI, sizeof cfg) == 0);
+    CHECK(cfg.arch == ARCH_TRANSFORMER && cfg.enc_loops == 0 && cfg.loop_mode == LOOP_FIXED);
+    checkpoint_meta meta;
+    CHECK_MSG(checkpoint_read_meta(v2, &meta, err, sizeof err) == 0, "%s", err);
+    checkpoint_meta_free(&meta);
+    model *m = make_model(0);
+    CHECK_MSG(checkpoint_load(v2, m, 1, err, sizeof err) == 0, "format 2: %s", err);
+    CHECK_MSG(checkpoint_load_for_retraining(v2, m, err, sizeof err) == 0, "format 2: %s", err);
+    model_free(m);
+    checkpoint_contents c;
+    CHECK(checkpoint_inspect(v2, &c) == 0 && !c.damaged && c.format_version == 2);
+    checkpoint_contents_free(&c);
+    printf("format_version 2 file %s: read, loaded and inspected\n", v2);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s PATH/TO/checkpoint_v1.h5\n", argv[0]);
+    if (argc != 3) {
+        fprintf(stderr, "usage: %s PATH/TO/checkpoint_v1.h5 PATH/TO/v2.h5\n", argv[0]);
         return 2;
     }
+    test_format_2(argv[2]);
     const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
     snprintf(dir, sizeof dir, "%s/lawt-test-damage-XXXXXX", base);
     if (!mkdtemp(dir)) {

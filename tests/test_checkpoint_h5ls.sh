@@ -49,11 +49,12 @@ lines=$(wc -l <"$dir/h5ls.txt")
 for attr in lawt_version format_version step examples_seen epoch seed test_index lr best_accuracy \
             wall_seconds num_params attributes_crc32 params_crc32 adam_m_crc32 adam_v_crc32 config_text_crc32 \
             metrics_jsonl_crc32 enc_layers dec_layers enc_dim dec_dim enc_heads dec_heads vocab_in \
-            vocab_out max_len arch rnn_layers rnn_hidden rnn_reverse_source; do
+            vocab_out max_len arch rnn_layers rnn_hidden rnn_reverse_source enc_loops dec_loops \
+            loop_mode act_threshold ponder_cost; do
     grep -q "ATTRIBUTE \"$attr\"" "$dir/attrs.txt"; check $? "attribute $attr is missing"
 done
 "$h5dump" -a /step "$file" | grep -q '(0): 42$'; check $? "h5dump -a /step is not 42"
-"$h5dump" -a /format_version "$file" | grep -q '(0): 3$'; check $? "h5dump -a /format_version is not 3"
+"$h5dump" -a /format_version "$file" | grep -q '(0): 4$'; check $? "h5dump -a /format_version is not 4"
 first=$(head -n 1 "$dir/tensors.txt" | cut -f 1)
 "$h5dump" -a "/params/$first/offset" "$file" | grep -q '(0): 0$'; check $? "offset of $first is not 0"
 "$h5dump" -d /config_text "$file" | grep -q 'enc_layers = 1'; check $? "h5dump -d /config_text"

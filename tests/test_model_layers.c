@@ -511,6 +511,147 @@ static void test_pool(void)
     CHECK_MSG(ok, "par_for_chunks must run every task once, in its chunk");
 }
 
+/* ---- the loops of a universal transformer ---- */
+
+/* Copy gate: out = g y + (1 - g) x with g = sigmoid(z); the loss reads out. */
+typedef struct {
+    long n;
+    float *z, *y, *x, *gate, *out, *up;
+} gate_ctx;
+static double gate_loss(void *p)
+{
+    gate_ctx *c = p;
+    memcpy(c->gate, c->z, (size_t)c->n * sizeof(float));
+    copy_gate_forward(c->out, c->gate, c->y, c->x, c->n);
+    return dot_d(c->out, c->up, c->n);
+}
+static void test_copy_gate(long n)
+{
+    gate_ctx c = {.n = n};
+    c.z = randv(n, 1.5f);
+    c.y = randv(n, 1);
+    c.x = randv(n, 1);
+    c.gate = zeros(n);
+    c.out = zeros(n);
+    c.up = randv(n, 1);
+    gate_loss(&c);
+    float g = 1.0f / (1.0f + expf(-c.z[3]));
+    CHECK_CLOSE(c.gate[3], g, 1e-6);
+    CHECK_CLOSE(c.out[3], g * c.y[3] + (1 - g) * c.x[3], 1e-6);
+    float *dz = zeros(n), *dy = zeros(n), *dx = zeros(n);
+    for (long i = 0; i < n; i++) dx[i] = 0.5f; /* dx accumulates */
+    copy_gate_backward(dz, dy, NULL, c.up, c.gate, c.y, c.x, n);
+    copy_gate_backward(NULL, NULL, dx, c.up, c.gate, c.y, c.x, n);
+    for (long i = 0; i < n; i++) dx[i] -= 0.5f;
+    check_grad("copy gate d(z)", gate_loss, &c, c.z, dz, n, 1e-2f, 1e-3);
+    check_grad("copy gate d(layer output)", gate_loss, &c, c.y, dy, n, 1e-2f, 1e-3);
+    check_grad("copy gate d(input, skip path)", gate_loss, &c, c.x, dx, n, 1e-2f, 1e-3);
+    free(c.z), free(c.y), free(c.x), free(c.gate), free(c.out), free(c.up);
+    free(dz), free(dy), free(dx);
+}
+
+/* ACT: the loss reads the weights (against up, (L,N)) and ponder (against tau * mask). */
+typedef struct {
+    int L, N;
+    float threshold, tau;
+    float *z, *halt, *weight, *ponder, *mask, *up;
+} act_ctx;
+static double act_loss(void *p)
+{
+    act_ctx *c = p;
+    memcpy(c->halt, c->z, (size_t)c->L * c->N * sizeof(float));
+    act_halting_forward(c->weight, c->ponder, c->halt, c->threshold, c->L, c->N);
+    double l = dot_d(c->weight, c->up, (long)c->L * c->N);
+    for (int r = 0; r < c->N; r++) l += (double)c->tau * c->mask[r] * c->ponder[r];
+    return l;
+}
+static void test_act_halting(int L, int N, float bias)
+{
+    act_ctx c = {.L = L, .N = N, .threshold = 0.99f, .tau = 0.3f};
+    const long n = (long)L * N;
+    c.z = randv(n, 1.5f);
+    for (long i = 0; i < n; i++) c.z[i] += bias;
+    c.halt = zeros(n);
+    c.weight = zeros(n);
+    c.ponder = zeros(N);
+    c.mask = zeros(N);
+    c.up = randv(n, 1);
+    for (int r = 0; r < N; r++) c.mask[r] = r % 3 != 2;
+    /* Keep every position's halting decision away from the threshold (a finite difference
+     * across it measures a jump): redraw the logits of a row until no partial sum is within
+     * 0.05 of it. */
+    for (int r = 0; r < N; r++) {
+        for (int tries = 0;; tries++) {
+            float cum = 0;
+            int ok = 1;
+            for (int i = 0; i < L - 1; i++) {
+                cum += 1.0f / (1.0f + expf(-c.z[(long)i * N + r]));
+                if (fabsf(cum - c.threshold) < 0.05f) ok = 0;
+                if (cum >= c.threshold) break;
+            }
+            if (ok) break;
+            CHECK_MSG(tries < 1000, "act test: no logits away from the threshold");
+            for (int i = 0; i < L; i++) c.z[(long)i * N + r] = bias + 1.5f * nrand();
+        }
+    }
+    act_loss(&c);
+    /* by hand: the weights of a row sum to 1, ponder = n + 1 + R */
+    int halted_early = 0, ran_out = 0;
+    for (int r = 0; r < N; r++) {
+        double sum = 0;
+        int n_r = -1;
+        for (int i = 0; i < L; i++) {
+            sum += c.weight[(long)i * N + r];
+            if (c.weight[(long)i * N + r] != 0.0f) n_r = i;
+        }
+        CHECK_CLOSE(sum, 1.0, 1e-5);
+        CHECK_CLOSE(c.ponder[r], n_r + 1 + c.weight[(long)n_r * N + r], 1e-5);
+        halted_early += n_r < L - 1;
+        ran_out += n_r == L - 1;
+    }
+    CHECK_MSG(halted_early > 0 && ran_out > 0, "act test: rows must both halt early (%d) and "
+              "run out of iterations (%d)", halted_early, ran_out);
+    float *dz = zeros(n);
+    act_halting_backward(dz, c.up, c.halt, c.mask, c.tau, c.threshold, L, N);
+    char name[64];
+    snprintf(name, sizeof name, "act halting L=%d N=%d d(logits)", L, N);
+    check_grad(name, act_loss, &c, c.z, dz, n, 1e-2f, 1e-3);
+    free(c.z), free(c.halt), free(c.weight), free(c.ponder), free(c.mask), free(c.up), free(dz);
+}
+
+/* Weighted rows: out = w[r] x[r,:]; with and without accumulation. */
+typedef struct {
+    int N, C;
+    float *w, *x, *base, *out, *up;
+} wr_ctx;
+static double wr_loss(void *p)
+{
+    wr_ctx *c = p;
+    memcpy(c->out, c->base, (size_t)c->N * c->C * sizeof(float));
+    weighted_rows_forward(c->out, c->w, c->x, c->N, c->C, 1);
+    return dot_d(c->out, c->up, (long)c->N * c->C);
+}
+static void test_weighted_rows(int N, int C)
+{
+    wr_ctx c = {.N = N, .C = C};
+    const long n = (long)N * C;
+    c.w = randv(N, 1);
+    c.x = randv(n, 1);
+    c.base = randv(n, 1);
+    c.out = zeros(n);
+    c.up = randv(n, 1);
+    wr_loss(&c);
+    CHECK_CLOSE(c.out[1 * C + 2], c.base[1 * C + 2] + c.w[1] * c.x[1 * C + 2], 1e-6);
+    float *plain = zeros(n);
+    weighted_rows_forward(plain, c.w, c.x, N, C, 0);
+    CHECK_CLOSE(plain[1 * C + 2], c.w[1] * c.x[1 * C + 2], 1e-6);
+    float *dw = zeros(N), *dx = zeros(n);
+    weighted_rows_backward(dw, dx, c.up, c.w, c.x, N, C);
+    check_grad("weighted rows d(w)", wr_loss, &c, c.w, dw, N, 1e-2f, 1e-3);
+    check_grad("weighted rows d(x)", wr_loss, &c, c.x, dx, n, 1e-2f, 1e-3);
+    free(c.w), free(c.x), free(c.base), free(c.out), free(c.up), free(plain), free(dw), free(dx);
+}
+
 int main(void)
 {
     model_set_threads(2);
@@ -538,5 +679,9 @@ int main(void)
     test_attention("cross-attention T=1", 0, 0, key_len, 3, 1, 5, 2, 8);
     test_attention("causal self-attention 64x2 heads", 1, 1, NULL, 64, 8, 0, 2, 8);
     test_crossentropy();
+    test_copy_gate(300);
+    test_act_halting(4, 40, 0.0f);
+    test_act_halting(8, 40, -2.0f);
+    test_weighted_rows(9, 7);
     return test_report("test_model_layers");
 }

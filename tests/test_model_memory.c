@@ -80,9 +80,8 @@ static void check_within(const char *what, size_t actual, size_t plan, double to
 }
 
 /* Training allocations, then decoding's (greedy, then a beam of 3), against the plan. */
-static void test_plan_matches_allocation(void)
+static void plan_matches_allocation(model_config c)
 {
-    model_config c = base_cfg();
     const int max_batch = 5;
     size_t before = model_cpu_bytes_in_use();
     model *m = model_create(&c, BACKEND_CPU, max_batch);
@@ -106,6 +105,30 @@ static void test_plan_matches_allocation(void)
     CHECK_MSG(model_cpu_bytes_in_use() == before, "%zu bytes left after model_free",
               model_cpu_bytes_in_use() - before);
     batch_free(&bt);
+}
+
+/* A transformer, and universal transformers (issue 17) whose loops hold every iteration's
+ * activations, gates, ACT's halting state and the decoding caches of every iteration. */
+static void test_plan_matches_allocation(void)
+{
+    plan_matches_allocation(base_cfg());
+    for (int mode = LOOP_FIXED; mode <= LOOP_ACT; mode++) {
+        model_config u = base_cfg();
+        u.enc_layers = u.dec_layers = 1;
+        u.arch = ARCH_UNIVERSAL;
+        u.enc_loops = 4;
+        u.dec_loops = 3;
+        u.loop_mode = mode;
+        u.act_threshold = 0.99;
+        plan_matches_allocation(u);
+        model_memory a, b;
+        model_memory_plan(&u, BACKEND_CPU, 5, 3, &a);
+        u.enc_loops = 2;
+        model_memory_plan(&u, BACKEND_CPU, 5, 3, &b);
+        CHECK_MSG(a.enc_layers > b.enc_layers && a.params == b.params,
+                  "%s: more loops, more activations (%zu vs %zu), the same parameters",
+                  enum_name(&MODEL_LOOP_MODE_TABLE, mode), a.enc_layers, b.enc_layers);
+    }
 }
 
 /* The decoder's activations follow max_tgt and the encoder's max_src; the parameters follow

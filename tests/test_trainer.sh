@@ -128,7 +128,7 @@ errors)
     grep -q -- "--help-config" help.txt || fail "--help does not mention --help-config"
     ;;
 jobs)
-    for ini in "$src"/jobs/*.ini; do
+    for ini in "$src"/jobs/*.ini "$src"/jobs/universal/*.ini; do
         if ! "$dist" --config "$ini" --dry-run > out.txt 2>&1; then
             fail "$ini does not start:"
             cat out.txt >&2

@@ -109,6 +109,39 @@ static void test_errors(void)
     CHECK(cfg.enc_layers == 6);
 }
 
+/* The architecture keys (issue 17): universal transformers parse into the model config;
+ * inconsistent loops are refused at config time, naming the keys. */
+static void test_architecture(void)
+{
+    trainer_config cfg;
+    CHECK(parse(&cfg, "") == 0);
+    CHECK(cfg.arch == ARCH_TRANSFORMER && cfg.enc_loops == 0 && cfg.dec_loops == 0);
+    CHECK(cfg.loop_mode == LOOP_FIXED && cfg.act_threshold == 0.99 && cfg.ponder_cost == 0.01);
+    CHECK(parse(&cfg, "[model]\narch = universal\nlayers = 1\nenc_loops = 4\nloop_mode = act\n"
+                      "act_threshold = 0.9\nponder_cost = 0.05\n") == 0);
+    model_config mc = config_model(&cfg);
+    CHECK(mc.arch == ARCH_UNIVERSAL && mc.enc_loops == 4 && mc.dec_loops == 0);
+    CHECK(mc.loop_mode == LOOP_ACT && mc.act_threshold == 0.9 && mc.ponder_cost == 0.05);
+    CHECK(model_config_validate(&mc, err, sizeof err) == 0);
+    CHECK(parse(&cfg, "[model]\narch = gru\nenc_loops = 2\n") < 0);
+    CHECK(err_has("enc_loops = 2") && err_has("arch = universal"));
+    CHECK(parse(&cfg, "[model]\narch = rnn\n") < 0);
+    CHECK(err_has("transformer|universal|lstm|gru"));
+    CHECK(parse(&cfg, "[model]\nenc_loops = 4\n") < 0);
+    CHECK(err_has("enc_loops = 4") && err_has("arch = universal"));
+    CHECK(parse(&cfg, "[model]\nloop_mode = gated\n") < 0);
+    CHECK(err_has("loop_mode = gated") && err_has("arch = universal"));
+    CHECK(parse(&cfg, "[model]\narch = universal\n") < 0);
+    CHECK(err_has("enc_loops > 0"));
+    CHECK(parse(&cfg, "[model]\narch = universal\nlayers = 2\ndec_loops = 3\n") < 0);
+    CHECK(err_has("dec_loops = 3") && err_has("dec_layers = 1 (got 2)"));
+    CHECK(parse(&cfg, "[model]\narch = universal\nlayers = 1\nenc_loops = 2\n"
+                      "recompute = ffn\n") < 0);
+    CHECK(err_has("recompute = ffn"));
+    CHECK(parse(&cfg, "[model]\nact_threshold = 0\n") < 0);
+    CHECK(err_has("act_threshold") && err_has("(0, 1]"));
+}
+
 /* A file with the given bytes (NULs included), parsed. */
 static int parse_bytes(trainer_config *cfg, const char *bytes, size_t n)
 {
@@ -447,6 +480,7 @@ int main(void)
     test_defaults();
     test_values();
     test_errors();
+    test_architecture();
     test_refused_files();
     test_allowed_text_matches_check();
     test_round_trip();

@@ -140,7 +140,8 @@ static int known_attr(const char *name)
         "lawt_version", "format_version", "step", "examples_seen", "epoch", "seed", "test_index",
         "lr", "best_accuracy", "wall_seconds", "num_params", "enc_layers", "dec_layers", "enc_dim",
         "dec_dim", "enc_heads", "dec_heads", "vocab_in", "vocab_out", "max_len", "arch", "rnn_layers",
-        "rnn_hidden", "rnn_reverse_source"};
+        "rnn_hidden", "rnn_reverse_source", "enc_loops", "dec_loops", "loop_mode", "act_threshold",
+        "ponder_cost"};
     for (size_t i = 0; i < sizeof KNOWN / sizeof KNOWN[0]; i++)
         if (strcmp(KNOWN[i], name) == 0) return 1;
     return 0;
@@ -195,6 +196,15 @@ static void print_summary(const char *path, const checkpoint_contents *c)
                attr_number(c, "dec_layers", NAN), attr_number(c, "dec_dim", NAN), attr_number(c, "dec_heads", NAN),
                attr_number(c, "vocab_in", NAN), attr_number(c, "vocab_out", NAN), attr_number(c, "max_len", NAN),
                attr_number(c, "num_params", NAN));
+    /* format_version 4 on */
+    if (arch == ARCH_UNIVERSAL) {
+        const double mode = attr_number(c, "loop_mode", -1);
+        printf("arch       %s | encoder loops %.0f, decoder loops %.0f | loop_mode %s | "
+               "act_threshold %g, ponder_cost %g\n",
+               enum_name(&MODEL_ARCH_TABLE, (int)arch), attr_number(c, "enc_loops", NAN),
+               attr_number(c, "dec_loops", NAN), enum_name(&MODEL_LOOP_MODE_TABLE, (int)mode),
+               attr_number(c, "act_threshold", NAN), attr_number(c, "ponder_cost", NAN));
+    }
     const char *cfg = c->parts[CHECKPOINT_PART_CONFIG].text;
     char task[128], dim[64], dim2[64], enc[64], out_enc[64], tolerances[128];
     ini_get(cfg, "data", "task", task, sizeof task);

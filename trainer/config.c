@@ -71,8 +71,9 @@ static const config_key KEYS[] = {
     {"model", "arch", KEY_CHOICE, "transformer", F(arch), 0, 0, 0,
      &LAWT_ARCHS(ENUM_NAME_PIPED)[1],
      "Architecture: the paper's transformer, or Appendix E.1's LSTM or GRU encoder-decoder "
-     "(rnn_layers, rnn_hidden; dim is their embedding size, heads are not used); universal "
-     "is not built yet."},
+     "(rnn_layers, rnn_hidden; dim is their embedding size, heads are not used), or Appendix "
+     "E.2's universal transformer (one encoder and/or decoder layer looped enc_loops / "
+     "dec_loops times, weights shared)."},
     {"model", "layers", KEY_ALIAS, NULL, 0, 0, 0, 0, "enc_layers,dec_layers",
      "Sets enc_layers and dec_layers (a later enc_/dec_ line overrides)."},
     {"model", "dim", KEY_ALIAS, NULL, 0, 0, 0, 0, "enc_dim,dec_dim", "Sets enc_dim and dec_dim."},
@@ -92,6 +93,22 @@ static const config_key KEYS[] = {
      "Activation recomputation, for models that do not fit otherwise: ffn recomputes the "
      "feed-forward hidden units in backward, layer every layer's activations from its input "
      "(each layer keeps only its output); same gradients, less memory, more time."},
+    {"model", "enc_loops", KEY_INT, "0", F(enc_loops), 0, 1024, 0, NULL,
+     "universal: iterations of the encoder's one shared layer (enc_layers = 1); 0: the encoder "
+     "is a plain stack."},
+    {"model", "dec_loops", KEY_INT, "0", F(dec_loops), 0, 1024, 0, NULL,
+     "universal: iterations of the decoder's one shared layer (dec_layers = 1); 0: the decoder "
+     "is a plain stack."},
+    {"model", "loop_mode", KEY_CHOICE, "fixed", F(loop_mode), 0, 0, 0,
+     &MODEL_LOOP_MODES(ENUM_NAME_PIPED)[1],
+     "universal: fixed (every iteration), gated (copy gate, Csordas et al. 2021: "
+     "x' = g layer(x) + (1 - g) x) or act (adaptive computation time, loops iterations at "
+     "most)."},
+    {"model", "act_threshold", KEY_REAL, "0.99", F(act_threshold), 0, 1, OPEN_MIN, NULL,
+     "loop_mode = act: a position halts once its halting probabilities sum to this."},
+    {"model", "ponder_cost", KEY_REAL, "0.01", F(ponder_cost), 0, BIG, 0, NULL,
+     "loop_mode = act: tau, the weight in the loss of each counted position's N + R (iterations "
+     "and remainder, Graves 2016)."},
     {"model", "rnn_layers", KEY_INT, "2", F(rnn_layers), 1, 256, 0, NULL,
      "Layers of the encoder and of the decoder of arch = lstm | gru (the paper: 2 to 8)."},
     {"model", "rnn_hidden", KEY_INT, "1024", F(rnn_hidden), 1, 65536, 0, NULL,
@@ -740,9 +757,6 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
     if (datagen_validate(&cfg->data, why, sizeof why))
         return fail(err, errcap, &src, "[data]: %s", why);
     if (parse_ood(cfg, &src, err, errcap)) return -1;
-    if (cfg->arch == ARCH_UNIVERSAL)
-        return fail(err, errcap, &src, "[model] arch = universal (Appendix E.2) is not built yet "
-                    "in this lawt: use transformer, lstm or gru");
     if (model_arch_recurrent(cfg->arch) && cfg->recompute != MODEL_RECOMPUTE_NONE)
         return fail(err, errcap, &src, "[model] recompute = %s applies to the transformer only "
                     "(arch = %s)", cfg->recompute == MODEL_RECOMPUTE_FFN ? "ffn" : "layer",
@@ -753,6 +767,27 @@ int config_finish(trainer_config *cfg, char *err, size_t errcap)
     if (!model_arch_recurrent(cfg->arch) && cfg->dec_dim % cfg->dec_heads)
         return fail(err, errcap, &src, "[model] dec_dim = %d is not a multiple of dec_heads = %d",
                     cfg->dec_dim, cfg->dec_heads);
+    if (cfg->arch != ARCH_UNIVERSAL && (cfg->enc_loops || cfg->dec_loops))
+        return fail(err, errcap, &src, "[model] enc_loops = %d, dec_loops = %d: loops need "
+                    "arch = universal", cfg->enc_loops, cfg->dec_loops);
+    if (cfg->arch != ARCH_UNIVERSAL && cfg->loop_mode != LOOP_FIXED)
+        return fail(err, errcap, &src, "[model] loop_mode = %s needs arch = universal",
+                    enum_name(&MODEL_LOOP_MODE_TABLE, cfg->loop_mode));
+    if (cfg->arch == ARCH_UNIVERSAL) {
+        if (!cfg->enc_loops && !cfg->dec_loops)
+            return fail(err, errcap, &src, "[model] arch = universal needs enc_loops > 0 "
+                        "and/or dec_loops > 0 (the side or sides whose one layer loops)");
+        if (cfg->enc_loops && cfg->enc_layers != 1)
+            return fail(err, errcap, &src, "[model] enc_loops = %d loops one shared layer: "
+                        "set enc_layers = 1 (got %d)", cfg->enc_loops, cfg->enc_layers);
+        if (cfg->dec_loops && cfg->dec_layers != 1)
+            return fail(err, errcap, &src, "[model] dec_loops = %d loops one shared layer: "
+                        "set dec_layers = 1 (got %d)", cfg->dec_loops, cfg->dec_layers);
+        if (cfg->recompute != MODEL_RECOMPUTE_NONE)
+            return fail(err, errcap, &src, "[model] recompute = %s is not available with "
+                        "arch = universal (set it to none)", cfg->value[find_key("model",
+                        "recompute")]);
+    }
     if ((cfg->schedule == SCHEDULE_COSINE || cfg->schedule == SCHEDULE_COSINE_PERIOD) &&
         cfg->lr_min > cfg->lr)
         return fail(err, errcap, &src, "[train] lr_min = %g is above lr = %g", cfg->lr_min,

@@ -49,13 +49,23 @@ model_config config_model(const trainer_config *cfg)
     vocab_init(&vin, &in);
     vocab_init(&vout, &out);
     const int src = datagen_max_src_len(&cfg->data, &in), tgt = datagen_max_tgt_len(&cfg->data, &out);
-    model_config mc = {cfg->enc_layers, cfg->dec_layers, cfg->enc_dim, cfg->dec_dim,
-                       cfg->enc_heads,  cfg->dec_heads,  vin.size,     vout.size,
-                       src > tgt ? src : tgt, src, tgt, cfg->recompute, cfg->arch, 0, 0, 0};
+    model_config mc = {.enc_layers = cfg->enc_layers, .dec_layers = cfg->dec_layers,
+                       .enc_dim = cfg->enc_dim, .dec_dim = cfg->dec_dim,
+                       .enc_heads = cfg->enc_heads, .dec_heads = cfg->dec_heads,
+                       .vocab_in = vin.size, .vocab_out = vout.size,
+                       .max_len = src > tgt ? src : tgt, .max_src = src, .max_tgt = tgt,
+                       .recompute = cfg->recompute, .arch = cfg->arch};
     if (model_arch_recurrent(cfg->arch)) { /* a transformer has none (its checkpoints: 0) */
         mc.rnn_layers = cfg->rnn_layers;
         mc.rnn_hidden = cfg->rnn_hidden;
         mc.rnn_reverse_source = cfg->rnn_reverse_source;
+    }
+    if (cfg->arch == ARCH_UNIVERSAL) { /* the other models have no loops (their checkpoints: 0) */
+        mc.enc_loops = cfg->enc_loops;
+        mc.dec_loops = cfg->dec_loops;
+        mc.loop_mode = cfg->loop_mode;
+        mc.act_threshold = cfg->act_threshold;
+        mc.ponder_cost = cfg->ponder_cost;
     }
     vocab_free(&vin);
     vocab_free(&vout);
@@ -155,11 +165,18 @@ void memory_plan_describe(const run_shape *s, char *text, size_t cap)
     const int rnn = model_arch_recurrent(mc->arch);
     const int enc_layers = rnn ? mc->rnn_layers : mc->enc_layers;
     const int dec_layers = rnn ? mc->rnn_layers : mc->dec_layers;
-    snprintf(label, sizeof label, " (%sencoder %d layer%s ", RECOMPUTE[mc->recompute],
-             enc_layers, enc_layers > 1 ? "s" : "");
+    /* a looped side holds the activations of every iteration of its one layer */
+    const int enc_loops = mc->arch == ARCH_UNIVERSAL ? mc->enc_loops : 0;
+    const int dec_loops = mc->arch == ARCH_UNIVERSAL ? mc->dec_loops : 0;
+    char loops[32] = "";
+    if (enc_loops) snprintf(loops, sizeof loops, "x %d loops ", enc_loops);
+    snprintf(label, sizeof label, " (%sencoder %d layer%s %s", RECOMPUTE[mc->recompute],
+             enc_layers, enc_layers > 1 ? "s" : "", loops);
     add(text, cap, label, m.enc_layers);
-    snprintf(label, sizeof label, ", decoder %d layer%s ", dec_layers,
-             dec_layers > 1 ? "s" : "");
+    loops[0] = '\0';
+    if (dec_loops) snprintf(loops, sizeof loops, "x %d loops ", dec_loops);
+    snprintf(label, sizeof label, ", decoder %d layer%s %s", dec_layers,
+             dec_layers > 1 ? "s" : "", loops);
     add(text, cap, label, m.dec_layers);
     add(text, cap, ", embeddings ", m.embeddings);
     add(text, cap, ", logits ", m.logits);

@@ -121,6 +121,11 @@ static void print_summary(run_state *r, const model_config *mc)
             mc->enc_layers, mc->enc_dim, mc->enc_heads, mc->dec_layers, mc->dec_dim,
             mc->dec_heads, mc->vocab_in, mc->vocab_out, model_num_params(r->model),
             model_param_count(mc));
+    if (mc->arch == ARCH_UNIVERSAL)
+        say(r, "model  universal: encoder layer looped %d times, decoder layer %d times (0: not "
+            "looped) | loop_mode %s%s", mc->enc_loops, mc->dec_loops,
+            enum_name(&MODEL_LOOP_MODE_TABLE, mc->loop_mode),
+            mc->loop_mode == LOOP_ACT ? " (see act_threshold, ponder_cost)" : "");
     say(r, "train  batch_size %d = batch_per_rank %d x %d rank%s | %ld steps an epoch x %d epochs "
         "= %ld steps%s | lr %g, %s, warm-up %ld | seed %llu",
         cfg->batch_size, r->local_batch, r->ranks, r->ranks > 1 ? "s" : "", r->steps_per_epoch,

@@ -62,6 +62,9 @@ typedef struct {
     int recompute; /* model_recompute of model.h, in the same order */
     int arch;      /* model_arch of model.h */
     int rnn_layers, rnn_hidden, rnn_reverse_source;
+    int enc_loops, dec_loops; /* arch universal */
+    int loop_mode;            /* model_loop_mode */
+    double act_threshold, ponder_cost;
     /* [train] */
     uint64_t seed;
     int batch_size;     /* global: split evenly over the ranks; 0 until config_resolve_batch */

@@ -751,3 +751,165 @@ extern "C" void gather_rows_cuda(float *dst, const float *src, const int *index,
                                                                         total);
     CUDA_CHECK_LAUNCH();
 }
+
+/* ---- the loops of a universal transformer ---- */
+
+__device__ __forceinline__ float sigmoid_dev(float z) { return 1.0f / (1.0f + expf(-z)); }
+
+__global__ void copy_gate_forward_kernel(float *out, float *gate, const float *y, const float *x,
+                                         long n)
+{
+    GRID_STRIDE(i, n)
+    {
+        float g = sigmoid_dev(gate[i]);
+        gate[i] = g;
+        out[i] = g * y[i] + (1.0f - g) * x[i];
+    }
+}
+
+extern "C" void copy_gate_forward_cuda(float *out, float *gate, const float *y, const float *x,
+                                       long n)
+{
+    if (n == 0) return;
+    copy_gate_forward_kernel<<<grid_for(n, ELEM_THREADS), ELEM_THREADS>>>(out, gate, y, x, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ void copy_gate_backward_kernel(float *dz, float *dy, float *dx, const float *dout,
+                                          const float *gate, const float *y, const float *x,
+                                          long n)
+{
+    GRID_STRIDE(i, n)
+    {
+        const float g = gate[i], d = dout[i];
+        if (dy) dy[i] = g * d;
+        if (dz) dz[i] = d * (y[i] - x[i]) * g * (1.0f - g);
+        if (dx) dx[i] += (1.0f - g) * d;
+    }
+}
+
+extern "C" void copy_gate_backward_cuda(float *dz, float *dy, float *dx, const float *dout,
+                                        const float *gate, const float *y, const float *x, long n)
+{
+    if (n == 0) return;
+    copy_gate_backward_kernel<<<grid_for(n, ELEM_THREADS), ELEM_THREADS>>>(dz, dy, dx, dout, gate,
+                                                                           y, x, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* The iteration at which row r halts (act_halt_step of layers.c, the same float sums). */
+__device__ int act_halt_step_dev(const float *p, float threshold, int L, int N, int r)
+{
+    float cum = 0.0f;
+    for (int i = 0; i < L - 1; i++) {
+        cum += p[(long)i * N + r];
+        if (cum >= threshold) return i;
+    }
+    return L - 1;
+}
+
+/* One thread per row: the probabilities, then the weights and N + R. */
+__global__ void act_halting_forward_kernel(float *weight, float *ponder, float *halt,
+                                           float threshold, int L, int N)
+{
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= N) return;
+    for (int i = 0; i < L; i++) halt[(long)i * N + r] = sigmoid_dev(halt[(long)i * N + r]);
+    const int n = act_halt_step_dev(halt, threshold, L, N, r);
+    float cum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        weight[(long)i * N + r] = halt[(long)i * N + r];
+        cum += halt[(long)i * N + r];
+    }
+    const float R = 1.0f - cum;
+    weight[(long)n * N + r] = R;
+    for (int i = n + 1; i < L; i++) weight[(long)i * N + r] = 0.0f;
+    ponder[r] = (float)(n + 1) + R;
+}
+
+extern "C" void act_halting_forward_cuda(float *weight, float *ponder, float *halt,
+                                         float threshold, int L, int N)
+{
+    if (N == 0) return;
+    act_halting_forward_kernel<<<grid_for(N, ROW_THREADS), ROW_THREADS>>>(weight, ponder, halt,
+                                                                         threshold, L, N);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ void act_halting_backward_kernel(float *dhalt, const float *dweight,
+                                            const float *halt, const float *mask,
+                                            float ponder_scale, float threshold, int L, int N)
+{
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= N) return;
+    const int n = act_halt_step_dev(halt, threshold, L, N, r);
+    const float dR = dweight[(long)n * N + r], dponder = ponder_scale * mask[r];
+    for (int i = 0; i < L; i++) {
+        const long j = (long)i * N + r;
+        const float dp = i < n ? dweight[j] - dR - dponder : 0.0f;
+        dhalt[j] = dp * halt[j] * (1.0f - halt[j]);
+    }
+}
+
+extern "C" void act_halting_backward_cuda(float *dhalt, const float *dweight, const float *halt,
+                                          const float *mask, float ponder_scale, float threshold,
+                                          int L, int N)
+{
+    if (N == 0) return;
+    act_halting_backward_kernel<<<grid_for(N, ROW_THREADS), ROW_THREADS>>>(
+        dhalt, dweight, halt, mask, ponder_scale, threshold, L, N);
+    CUDA_CHECK_LAUNCH();
+}
+
+__global__ void weighted_rows_forward_kernel(float *out, const float *w, const float *x, int C,
+                                             long total, int accumulate)
+{
+    GRID_STRIDE(i, total)
+    {
+        const float v = w[i / C] * x[i];
+        out[i] = accumulate ? out[i] + v : v;
+    }
+}
+
+extern "C" void weighted_rows_forward_cuda(float *out, const float *w, const float *x, int N,
+                                           int C, int accumulate)
+{
+    const long total = (long)N * C;
+    if (total == 0) return;
+    weighted_rows_forward_kernel<<<grid_for(total, ELEM_THREADS), ELEM_THREADS>>>(
+        out, w, x, C, total, accumulate);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* dw: one thread per row, the sum in column order as on the CPU; dx: element by element. */
+__global__ void weighted_rows_dw_kernel(float *dw, const float *dout, const float *x, int N, int C)
+{
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    if (r >= N) return;
+    const float *d = dout + (long)r * C, *xr = x + (long)r * C;
+    float s = 0.0f;
+    for (int c = 0; c < C; c++) s += d[c] * xr[c];
+    dw[r] = s;
+}
+
+__global__ void weighted_rows_dx_kernel(float *dx, const float *dout, const float *w, int C,
+                                        long total)
+{
+    GRID_STRIDE(i, total) dx[i] += w[i / C] * dout[i];
+}
+
+extern "C" void weighted_rows_backward_cuda(float *dw, float *dx, const float *dout,
+                                            const float *w, const float *x, int N, int C)
+{
+    const long total = (long)N * C;
+    if (total == 0) return;
+    if (dw) {
+        weighted_rows_dw_kernel<<<grid_for(N, ROW_THREADS), ROW_THREADS>>>(dw, dout, x, N, C);
+        CUDA_CHECK_LAUNCH();
+    }
+    if (dx) {
+        weighted_rows_dx_kernel<<<grid_for(total, ELEM_THREADS), ELEM_THREADS>>>(dx, dout, w, C,
+                                                                                 total);
+        CUDA_CHECK_LAUNCH();
+    }
+}

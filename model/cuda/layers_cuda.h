@@ -122,6 +122,23 @@ colsum_plan colsum_plan_cuda(int rows, long cols);
  * reorder beams' key/value caches. */
 void gather_rows_cuda(float *dst, const float *src, const int *index, int rows, long n, long ld);
 
+/* The loops of a universal transformer, as layers.h's copy_gate_*, act_halting_*,
+ * weighted_rows_*: element-wise kernels; ACT's halting runs one thread per row over the
+ * iterations (the same float sums, in the same order, as the CPU), and weighted_rows_backward's
+ * dw one thread per row summing in column order. */
+void copy_gate_forward_cuda(float *out, float *gate, const float *y, const float *x, long n);
+void copy_gate_backward_cuda(float *dz, float *dy, float *dx, const float *dout,
+                             const float *gate, const float *y, const float *x, long n);
+void act_halting_forward_cuda(float *weight, float *ponder, float *halt, float threshold, int L,
+                              int N);
+void act_halting_backward_cuda(float *dhalt, const float *dweight, const float *halt,
+                               const float *mask, float ponder_scale, float threshold, int L,
+                               int N);
+void weighted_rows_forward_cuda(float *out, const float *w, const float *x, int N, int C,
+                                int accumulate);
+void weighted_rows_backward_cuda(float *dw, float *dx, const float *dout, const float *w,
+                                 const float *x, int N, int C);
+
 #ifdef __cplusplus
 }
 #endif

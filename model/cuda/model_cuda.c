@@ -199,6 +199,12 @@ layer_backend *model_cuda_backend(const model_config *cfg, int max_batch, size_t
                            .attention_scratch_floats = model_cuda_sizes.attention_scratch_floats,
                            .crossentropy_forward = crossentropy_forward_cuda,
                            .crossentropy_backward = crossentropy_backward_cuda,
+                           .copy_gate_forward = copy_gate_forward_cuda,
+                           .copy_gate_backward = copy_gate_backward_cuda,
+                           .act_halting_forward = act_halting_forward_cuda,
+                           .act_halting_backward = act_halting_backward_cuda,
+                           .weighted_rows_forward = weighted_rows_forward_cuda,
+                           .weighted_rows_backward = weighted_rows_backward_cuda,
                            /* recurrent_cuda.cu */
                            .gru_cell_forward = gru_cell_forward_cuda,
                            .gru_cell_backward = gru_cell_backward_cuda,

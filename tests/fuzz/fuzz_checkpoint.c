@@ -12,7 +12,9 @@
 
 #include "checkpoint/checkpoint.h"
 
-static const model_config MINI = {1, 1, 4, 4, 1, 1, 5, 5, 3, 0, 0, 0, ARCH_TRANSFORMER, 0, 0, 0};
+static const model_config MINI = {.enc_layers = 1, .dec_layers = 1, .enc_dim = 4,
+                                   .dec_dim = 4, .enc_heads = 1, .dec_heads = 1,
+                                   .vocab_in = 5, .vocab_out = 5, .max_len = 3};
 
 static char path[4096];
 

@@ -15,7 +15,9 @@
  *      real jobs' shapes (516/512 dims with 29128 output tokens, 1024 dims, 1202 x 1100 tokens);
  *   3. decoding: cached greedy == no-cache greedy on the GPU, GPU greedy and beam == CPU, also
  *      with an EOS bias that ends some rows (and beam hypotheses) at once and others not;
- *   4. a short training run on both backends from one initialisation, loss curves compared.
+ *   4. a short training run on both backends from one initialisation, loss curves compared;
+ *   5. universal transformers (a looped encoder and decoder, fixed, gated and ACT): the loop
+ *      layers' twins above in part 1, then loss, logits, gradients and decoding as in 2 and 3.
  *
  * Stale memory cannot pass: before every layer call each output it overwrites is filled with
  * NaN (on the GPU, and on the CPU too), and each output it accumulates into (parameter
@@ -535,6 +537,90 @@ static void test_gather_rows(void)
     free(src), free(dst);
 }
 
+/* The loops of a universal transformer: the copy gate, ACT's halting, the weighted rows. */
+static void test_copy_gate(long n)
+{
+    float *z = hrand(n), *y = hrand(n), *x = hrand(n), *dout = hrand(n), *dx0 = hrand(n);
+    float *gate = hcopy(z, n), *out = hnan(n), *dz = hnan(n), *dy = hnan(n), *dx = hcopy(dx0, n);
+    copy_gate_forward(out, gate, y, x, n);
+    copy_gate_backward(dz, dy, NULL, dout, gate, y, x, n);
+    copy_gate_backward(NULL, NULL, dx, dout, gate, y, x, n);
+    float *d_gate = dup_f(z, n), *d_y = dup_f(y, n), *d_x = dup_f(x, n), *d_out = dev_nan(n);
+    float *d_dout = dup_f(dout, n), *d_dz = dev_nan(n), *d_dy = dev_nan(n), *d_dx = dup_f(dx0, n);
+    copy_gate_forward_cuda(d_out, d_gate, d_y, d_x, n);
+    copy_gate_backward_cuda(d_dz, d_dy, NULL, d_dout, d_gate, d_y, d_x, n);
+    copy_gate_backward_cuda(NULL, NULL, d_dx, d_dout, d_gate, d_y, d_x, n);
+    char what[64];
+    snprintf(what, sizeof what, "copy_gate_forward n%ld (gate)", n);
+    check_dev(what, d_gate, gate, n, TOL);
+    snprintf(what, sizeof what, "copy_gate_forward n%ld (out)", n);
+    check_dev(what, d_out, out, n, TOL);
+    snprintf(what, sizeof what, "copy_gate_backward n%ld (dz)", n);
+    check_dev(what, d_dz, dz, n, TOL);
+    snprintf(what, sizeof what, "copy_gate_backward n%ld (dy)", n);
+    check_dev(what, d_dy, dy, n, TOL);
+    snprintf(what, sizeof what, "copy_gate_backward n%ld (dx accumulated)", n);
+    check_dev(what, d_dx, dx, n, TOL);
+    cudaFree(d_gate), cudaFree(d_y), cudaFree(d_x), cudaFree(d_out), cudaFree(d_dout);
+    cudaFree(d_dz), cudaFree(d_dy), cudaFree(d_dx);
+    free(z), free(y), free(x), free(dout), free(dx0), free(gate), free(out), free(dz), free(dy);
+    free(dx);
+}
+
+static void test_act_halting(int L, int N, float bias)
+{
+    const size_t n = (size_t)L * N;
+    float *z = hrand(n), *dweight = hrand(n), *mask = malloc(N * sizeof(float));
+    for (size_t i = 0; i < n; i++) z[i] += bias;
+    for (int r = 0; r < N; r++) mask[r] = r % 4 != 3;
+    float *halt = hcopy(z, n), *weight = hnan(n), *ponder = hnan(N), *dhalt = hnan(n);
+    act_halting_forward(weight, ponder, halt, 0.99f, L, N);
+    act_halting_backward(dhalt, dweight, halt, mask, 0.01f, 0.99f, L, N);
+    float *d_halt = dup_f(z, n), *d_weight = dev_nan(n), *d_ponder = dev_nan(N);
+    float *d_dhalt = dev_nan(n), *d_dweight = dup_f(dweight, n), *d_mask = dup_f(mask, N);
+    act_halting_forward_cuda(d_weight, d_ponder, d_halt, 0.99f, L, N);
+    act_halting_backward_cuda(d_dhalt, d_dweight, d_halt, d_mask, 0.01f, 0.99f, L, N);
+    char what[64];
+    snprintf(what, sizeof what, "act_halting_forward L%d N%d (p)", L, N);
+    check_dev(what, d_halt, halt, n, TOL);
+    snprintf(what, sizeof what, "act_halting_forward L%d N%d (weights)", L, N);
+    check_dev(what, d_weight, weight, n, TOL);
+    snprintf(what, sizeof what, "act_halting_forward L%d N%d (ponder)", L, N);
+    check_dev(what, d_ponder, ponder, N, TOL);
+    snprintf(what, sizeof what, "act_halting_backward L%d N%d", L, N);
+    check_dev(what, d_dhalt, dhalt, n, TOL);
+    cudaFree(d_halt), cudaFree(d_weight), cudaFree(d_ponder), cudaFree(d_dhalt);
+    cudaFree(d_dweight), cudaFree(d_mask);
+    free(z), free(dweight), free(mask), free(halt), free(weight), free(ponder), free(dhalt);
+}
+
+static void test_weighted_rows(int N, int C)
+{
+    const size_t n = (size_t)N * C;
+    float *w = hrand(N), *x = hrand(n), *base = hrand(n), *dout = hrand(n), *dx0 = hrand(n);
+    float *out = hcopy(base, n), *out0 = hnan(n), *dw = hnan(N), *dx = hcopy(dx0, n);
+    weighted_rows_forward(out0, w, x, N, C, 0);
+    weighted_rows_forward(out, w, x, N, C, 1);
+    weighted_rows_backward(dw, dx, dout, w, x, N, C);
+    float *d_w = dup_f(w, N), *d_x = dup_f(x, n), *d_out = dup_f(base, n), *d_out0 = dev_nan(n);
+    float *d_dout = dup_f(dout, n), *d_dw = dev_nan(N), *d_dx = dup_f(dx0, n);
+    weighted_rows_forward_cuda(d_out0, d_w, d_x, N, C, 0);
+    weighted_rows_forward_cuda(d_out, d_w, d_x, N, C, 1);
+    weighted_rows_backward_cuda(d_dw, d_dx, d_dout, d_w, d_x, N, C);
+    char what[64];
+    snprintf(what, sizeof what, "weighted_rows_forward %dx%d", N, C);
+    check_dev(what, d_out0, out0, n, TOL);
+    snprintf(what, sizeof what, "weighted_rows_forward %dx%d (accumulated)", N, C);
+    check_dev(what, d_out, out, n, TOL);
+    snprintf(what, sizeof what, "weighted_rows_backward %dx%d (dw)", N, C);
+    check_dev(what, d_dw, dw, N, TOL);
+    snprintf(what, sizeof what, "weighted_rows_backward %dx%d (dx accumulated)", N, C);
+    check_dev(what, d_dx, dx, n, TOL);
+    cudaFree(d_w), cudaFree(d_x), cudaFree(d_out), cudaFree(d_out0), cudaFree(d_dout);
+    cudaFree(d_dw), cudaFree(d_dx);
+    free(w), free(x), free(base), free(dout), free(dx0), free(out), free(out0), free(dw), free(dx);
+}
+
 static void test_layers(void)
 {
     cublasHandle_t handle;
@@ -552,7 +638,14 @@ static void test_layers(void)
     test_sumsq(40000);
     test_sumsq(257L * SUMSQ_BLOCK + 17); /* 258 partials: the final block loops */
     test_gather_rows();
+    test_copy_gate(1000);
+    test_act_halting(4, 300, 0.0f);
+    test_act_halting(8, 300, -2.0f);
+    test_weighted_rows(37, 72);
     if (!short_run) {
+        test_copy_gate(3001L * 512);
+        test_act_halting(8, 3001, -1.0f);
+        test_weighted_rows(3001, 512);
         test_embedding(3, 1030, 512, 1314);
         test_layernorm(3001, 512);
         test_layernorm(1031, 1024);
@@ -1024,6 +1117,39 @@ static int refusal_ok(void)
 }
 
 /* runs one part and prints its time */
+/* Universal transformers (issue 17): a looped encoder and decoder in each loop mode, loss,
+ * logits and gradients against the CPU, and decoding of the looped decoder. */
+static void test_universal(void)
+{
+    for (int mode = LOOP_FIXED; mode <= LOOP_ACT; mode++) {
+        model_config c = test_config();
+        c.enc_layers = c.dec_layers = 1;
+        c.arch = ARCH_UNIVERSAL;
+        c.enc_loops = 3;
+        c.dec_loops = 2;
+        c.loop_mode = mode;
+        c.act_threshold = 0.99;
+        c.ponder_cost = 0.01;
+        char name[64];
+        snprintf(name, sizeof name, "universal %s", enum_name(&MODEL_LOOP_MODE_TABLE, mode));
+        model_shape_case(name, &c, 5, 4, 11, 9, NULL);
+        const int B = 6, S = 10, max_out = c.max_len;
+        model *cpu = model_create(&c, BACKEND_CPU, B), *gpu = model_create(&c, BACKEND_CUDA, B);
+        size_t np = model_num_params(cpu);
+        float *p = malloc(np * sizeof(float));
+        for (size_t i = 0; i < np; i++) p[i] = 0.3f * nrand();
+        model_copy_in(cpu, BUF_PARAMS, p);
+        model_copy_in(gpu, BUF_PARAMS, p);
+        owned_batch ob = batch_make(B, S, 2, c.vocab_in, c.vocab_out);
+        int lg[6], lb[6];
+        compare_decoding(gpu, cpu, &ob, B, S, max_out, name, lg, lb);
+        batch_free(&ob);
+        free(p);
+        model_free(cpu);
+        model_free(gpu);
+    }
+}
+
 static void part(const char *name, void (*fn)(void))
 {
     printf("%s:\n", name);
@@ -1063,6 +1189,7 @@ int main(int argc, char **argv)
     part("whole model", test_model_step);
     if (!short_run) part("whole model, real jobs' shapes", test_model_shapes);
     part("decoding", test_decoding);
+    part("universal transformers", test_universal);
     part("training", test_training_curves);
     printf("test_cuda_parity: %.1f s\n", seconds() - t0);
     return test_report("test_cuda_parity");
