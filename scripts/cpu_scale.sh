@@ -22,7 +22,8 @@ run     trains jobs/cpu/TASK.ini into RUNS/TASK for each TASK (default: all nine
 table   prints the results table (markdown) from RUNS/*/: task, size, encoding, model,
         examples seen, wall time, examples/s, accuracy at 5/2/1/0.5% in L1, the paper's L2
         and L-infinity at the last evaluation, the issue's target, and the paper's figure
-        at its own scale (the job file's "; paper:" line). A run still training or stopped
+        at its own scale (the "; paper:" line of jobs/cpu/TASK.ini). The rest comes from
+        the resolved configuration each run wrote (RUN/config.ini). A run still training or stopped
         shows its latest evaluation and says so; a missing one shows as missing.
 
 options:
@@ -123,17 +124,16 @@ table() {
             echo "| $task | | | | | | | missing | | | | $(target "$task") | not run | |"
             continue
         fi
-        local rows cols enc encin encout layers el dl dims size encoding model paper
+        local rows cols enc encout el dl dims ddims size encoding model paper
         rows=$(config_value "$cfg" data dim); cols=$(config_value "$cfg" data dim2)
         size="${rows}x${cols:-$rows}"
-        enc=$(config_value "$cfg" data encoding)
-        encin=$(config_value "$cfg" data encoding_in); encout=$(config_value "$cfg" data encoding_out)
-        encoding=${enc:-$encin/$encout}
-        layers=$(config_value "$cfg" model layers)
+        enc=$(config_value "$cfg" data encoding); encout=$(config_value "$cfg" data out_encoding)
+        encoding=$enc${encout:+ / $encout}
         el=$(config_value "$cfg" model enc_layers); dl=$(config_value "$cfg" model dec_layers)
-        dims=$(config_value "$cfg" model dim)
-        model="${el:-$layers}/${dl:-$layers} x $dims"
-        paper=$(sed -n 's/^; paper: //p' "$cfg" | head -1)
+        dims=$(config_value "$cfg" model enc_dim); ddims=$(config_value "$cfg" model dec_dim)
+        [ "$ddims" = "$dims" ] || dims="$dims/$ddims"
+        model="$el/$dl x $dims"
+        paper=$(sed -n 's/^; paper: //p' "$ROOT/jobs/cpu/$task.ini" 2> /dev/null | head -1)
         local last status examples time
         last=$(grep '"type":"eval"' "$dir/metrics.jsonl" | grep -v '"law"' | tail -1 || true)
         if grep -q '^done: ' "$dir/train.log" 2> /dev/null; then status=done

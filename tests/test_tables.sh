@@ -47,8 +47,10 @@ expect() {
 
 # The accuracy of the last eval record of metrics file $1 in key $2 (acc, acc_l2, acc_linf) at
 # tolerance $3, as lawt_table prints it (%.2f).
+# The first object named $2 is the in-distribution test set's: groups by size or task and
+# out-of-distribution sets nest their own after it.
 metric() {
-    grep '"type":"eval"' "$1" | tail -n 1 | grep -o "\"$2\":{[^}]*}" |
+    grep '"type":"eval"' "$1" | tail -n 1 | grep -o "\"$2\":{[^}]*}" | head -n 1 |
         grep -o "\"$3\":[0-9.]*" | cut -d: -f2 | xargs printf '%.2f'
 }
 

@@ -16,6 +16,10 @@
 #                columns as lawt_plot --sample-size of its history
 #   solve_errors every bad input of lawt_solve gets its message naming matrix and row
 #                (an untrained model: the checks come before any decoding)
+#   cpu_scale    scripts/cpu_scale.sh table on synthetic run directories: each row's numbers
+#                are the in-distribution ones of the last eval record (not the out-of-distribution
+#                set nested after them), a finished, a stopped and a missing run say so; bad
+#                commands exit 2 naming the task or option
 #   solve CKPT   lawt_solve with a trained quick-start model (CKPT) returns the transpose of a
 #                user's 3x3 matrix, greedy and beam
 set -uo pipefail
@@ -234,6 +238,31 @@ sample_size)
         got=$(grep -E "^         $tol% " run.log | awk -F'|' '{ print $(NF-1), $NF }' | tr -s ' ' | sed 's/^ //;s/ $//')
         [ "$got" = "$want" ] || fail "summary at $tol%: '$got', lawt_plot --sample-size says '$want'"
     done
+    ;;
+cpu_scale)
+    script=$src/scripts/cpu_scale.sh
+    mkdir -p runs/transpose runs/add
+    for t in transpose add; do
+        printf '; lawt: resolved configuration\n\n[data]\ntask = %s\ndim = 3\ndim2 = 4\nencoding = P1000\nout_encoding = \n\n[model]\nenc_layers = 1\ndec_layers = 2\nenc_dim = 64\ndec_dim = 64\n' "$t" > runs/$t/config.ini
+    done
+    { echo '{"type":"train","step":10,"examples":640,"loss":1.5,"lr":0.001,"time":2.0}'
+      echo '{"type":"eval","epoch":1,"step":10,"examples":640,"time":3.0,"size":100,"acc":{"5":10.00,"2":5.00,"1":1.00,"0.5":0.00},"acc_l2":{"5":11.00,"2":6.00,"1":2.00,"0.5":1.00},"acc_linf":{"5":9.00,"2":4.00,"1":0.00,"0.5":0.00},"well_formed":90.00}'
+      echo '{"type":"eval","epoch":2,"step":20,"examples":1280,"time":120.0,"size":100,"acc":{"5":99.50,"2":98.00,"1":97.00,"0.5":96.00},"acc_l2":{"5":100.00,"2":99.75,"1":99.00,"0.5":98.50},"acc_linf":{"5":99.00,"2":97.50,"1":96.50,"0.5":95.00},"well_formed":100.00,"ood":{"gaussian":{"size":100,"examples":5,"acc":{"5":1.00,"2":1.00,"1":1.00,"0.5":1.00},"well_formed":7.00}}}'
+    } > runs/transpose/metrics.jsonl
+    echo 'done: 20 steps, 1280 examples, 120.0 s' > runs/transpose/train.log
+    head -n 2 runs/transpose/metrics.jsonl > runs/add/metrics.jsonl
+    echo 'stopped: 10 steps, 640 examples, 3.0 s' > runs/add/train.log
+    "$script" table --runs runs transpose add matvec > table.md 2> err.txt || fail "table exited $?"
+    cat table.md
+    row() { grep "^| $1 |" table.md; }
+    row transpose | grep -qF '| transpose | 3x4 | P1000 | 1/2 x 64 | 1280 | 2 min | 11 | 99.50 / 98.00 / 97.00 / 96.00 | 100.00 / 99.75 / 99.00 / 98.50 | 99.00 / 97.50 / 96.50 / 95.00 | 100.00 | >= 99 | done |' ||
+        fail "transpose row: $(row transpose)"
+    row add | grep -qF '| 640 | 0 min | 213 | 10.00 / 5.00 / 1.00 / 0.00 |' || fail "add row: $(row add)"
+    row add | grep -qF '| stopped |' || fail "add is not shown as stopped: $(row add)"
+    row matvec | grep -qF 'not run' || fail "matvec is not shown as missing: $(row matvec)"
+    expect 2 "an unknown task" "no job jobs/cpu/bogus.ini" "$script" table --runs runs bogus
+    expect 2 "an unknown command" "unknown command 'tabel'" "$script" tabel
+    expect 2 "an unknown option" "unknown option '--lane'" "$script" run --lane 2
     ;;
 solve_errors)
     quick_run run 1 --set eval.size=0

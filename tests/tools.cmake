@@ -21,6 +21,7 @@ lawt_tools_test(damaged damaged)
 lawt_tools_test(plot plot)
 lawt_tools_test(sample_size sample_size)
 lawt_tools_test(solve_errors solve_errors)
+lawt_tools_test(cpu_scale cpu_scale)
 
 # lawt_solve on a model that has learned: the checkpoint of trainer_learns_transpose (the
 # quick-start job, ~2 minutes of 2 cores), made available as a fixture rather than trained
