@@ -50,7 +50,7 @@ endif()
 lawt_trainer_test(evaluate evaluate)
 set_tests_properties(trainer_evaluate PROPERTIES LABELS "trainer;slow" PROCESSORS 2)
 lawt_trainer_test(learns_transpose learn quickstart.ini 5 99)
-lawt_trainer_test(learns_add learn cpu/add.ini 5 95 --set train.threads=2)
+lawt_trainer_test(learns_add learn test_add_3x3.ini 5 95)
 set_tests_properties(trainer_learns_transpose trainer_learns_add PROPERTIES
                      LABELS "trainer;slow" TIMEOUT 1500 PROCESSORS 2)
 # Learning per example as fast as the paper's code (issue 18): two seeds of 400,000 examples
