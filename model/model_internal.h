@@ -3,6 +3,9 @@
  *                    initialisation, greedy and beam search; it drives
  *   transformer.c    the transformer itself, written once: the activation layout, forward,
  *                    backward, the optimizer and the decoding primitives, over
+ *   recurrent.c      the LSTM/GRU encoder-decoders, the same way;
+ *   model_buffers.c  what both hold alike: the trained state, the token staging, the shared
+ *                    part of the memory plan;
  *   a layer backend  (layer_backend below): memory and the layers of layers.h on one kind of
  *                    device; model_cpu.c (host memory, layers.c) and cuda/model_cuda.c
  *                    (device memory, cuda/layers_cuda.cu) supply one each, nothing else. */
@@ -201,6 +204,78 @@ int model_dec_loop_mode(const model_config *cfg);
 /* Sequence lengths the activations hold: cfg->max_src / max_tgt, or max_len when 0. */
 int model_src_capacity(const model_config *cfg);
 int model_tgt_capacity(const model_config *cfg);
+
+/* ---- what every architecture holds alike (model_buffers.c): transformer.c and recurrent.c
+ * build their models from these ---- */
+
+/* The trained state in backend memory: parameters, their gradients and Adam's two moments, np
+ * floats each in model_tensors() order, with named views of the first two. */
+typedef struct {
+    layer_backend *k;
+    size_t np;
+    float *params, *grads, *adam_m, *adam_v;
+    model_views P, G;
+} model_state;
+
+/* Allocates the four buffers (at zero) and binds the views. */
+void model_state_create(model_state *s, const model_config *cfg, layer_backend *k, size_t np);
+void model_state_destroy(model_state *s);
+void model_state_copy_out(const model_state *s, model_buffer which, float *dst);
+void model_state_copy_in(model_state *s, model_buffer which, const float *src);
+void model_state_zero_grad(model_state *s);
+double model_state_grad_norm(const model_state *s);
+/* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2   (g = grad_scale * grad)
+ * p -= lr * (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps) */
+void model_state_adam_step(model_state *s, const adam_hparams *hp, long step, float grad_scale);
+
+/* A batch's token ids for batches of up to maxB sequences (sources up to Ls tokens, targets up
+ * to Lt), time- or batch-major as the architecture lays them out: host staging and its
+ * backend twins, the per-row losses, and one position's logits for decode_prefix. */
+typedef struct {
+    int *ints; /* backend: d_src (maxB Ls), d_src_len (maxB), d_dec_in, d_targets (maxB Lt) */
+    int *d_src, *d_src_len, *d_dec_in, *d_targets;
+    int *src, *src_len, *dec_in, *targets; /* host, the same shapes */
+    double *row_loss;                      /* backend (maxB Lt) */
+    double *host_row_loss;                 /* host (maxB Lt) */
+    float *host_prefix_logits;             /* host (maxB, vocab_out) */
+} model_tokens;
+
+void model_tokens_create(model_tokens *t, const model_config *cfg, layer_backend *k, int maxB,
+                         int Ls, int Lt);
+void model_tokens_destroy(model_tokens *t, layer_backend *k);
+/* Host-to-backend and backend-to-host copies of bytes bytes. */
+void model_upload(const layer_backend *k, void *dst, const void *src, size_t bytes);
+void model_download(const layer_backend *k, void *dst, const void *src, size_t bytes);
+
+/* A bump allocator over an activation buffer, run twice: with base NULL it only counts (the
+ * size to allocate, and model_memory_plan's), then it carves the same views out of base. att
+ * counts the floats of attention scores among those taken (transformer.c). */
+typedef struct {
+    float *base;
+    size_t off, align;
+    size_t att;
+} bump;
+
+static inline float *bump_take(bump *b, size_t n)
+{
+    float *p = b->base ? b->base + b->off : NULL;
+    b->off += (n + b->align - 1) / b->align * b->align;
+    return p;
+}
+
+/* Floats of each part of an activation buffer, as model_memory reports them. */
+typedef struct {
+    size_t embeddings, enc_layer, dec_layer, enc_layers, dec_layers, attention, logits, backward;
+} act_sizes;
+
+/* The parts of model_memory every architecture has alike: the state (nparams floats, four
+ * times), the activations (sz; total the bump's floats), the tokens, and the backend's own;
+ * the architecture adds its decoding buffers and extra host memory, then calls
+ * model_memory_total. */
+void model_memory_common(const model_config *cfg, const backend_sizes *bs, int max_batch,
+                         size_t nparams, const act_sizes *sz, size_t act_floats,
+                         model_memory *out);
+void model_memory_total(model_memory *out);
 
 /* ---- the transformer (transformer.c) over a backend; model.c calls it through this table ---- */
 typedef struct transformer transformer;

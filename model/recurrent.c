@@ -58,9 +58,7 @@ typedef struct {
     layer_backend *k;
     int maxB, Ls, Lt;
     int lstm, H, gH; /* gH: g h, the width of a layer's gates */
-    size_t np;
-    float *params, *grads, *adam_m, *adam_v;
-    model_views P, G;
+    model_state st;
 
     float *act;
     float *enc_x, *dec_x; /* embeddings (Ls B, de), (Lt B, dd) */
@@ -73,13 +71,8 @@ typedef struct {
      * the "position" gradient of the backend's embedding_backward (the recurrent models have
      * no positions: it is never read) */
     float *dA, *dB, *dgx, *dgh, *dh, *dc, *dh0, *dc0, *dpos;
-    double *row_loss;
 
-    int *ints;
-    int *src, *src_len, *dec_in, *targets; /* host, time-major */
-    int *d_src, *d_src_len, *d_dec_in, *d_targets;
-    double *host_row_loss;
-    float *host_prefix_logits;
+    model_tokens tok; /* time-major */
     int B, S, Tq, have_forward;
 
     rnn_decode_state ds;
@@ -89,19 +82,7 @@ typedef struct {
 static recurrent *rnn(transformer *t) { return (recurrent *)(void *)t; }
 static const recurrent *crnn(const transformer *t) { return (const recurrent *)(const void *)t; }
 
-/* ---- memory: a bump allocator run twice (size, then carve), as in transformer.c ---- */
-
-typedef struct {
-    float *base;
-    size_t off, align;
-} bump;
-
-static float *take(bump *b, size_t n)
-{
-    float *p = b->base ? b->base + b->off : NULL;
-    b->off += (n + b->align - 1) / b->align * b->align;
-    return p;
-}
+/* ---- memory: the bump allocator of model_internal.h, run twice (size, then carve) ---- */
 
 static size_t max3(size_t a, size_t b, size_t c)
 {
@@ -109,17 +90,12 @@ static size_t max3(size_t a, size_t b, size_t c)
     return m > c ? m : c;
 }
 
-/* Floats of each part of the activation buffer. */
-typedef struct {
-    size_t embeddings, enc_layer, dec_layer, enc_layers, dec_layers, logits, backward;
-} act_sizes;
-
 static void take_layer(bump *b, rnn_acts *a, int lstm, size_t B, size_t T, size_t H, size_t gH)
 {
-    a->hs = take(b, (T + 1) * B * H);
-    a->cs = lstm ? take(b, (T + 1) * B * H) : NULL;
-    a->gates = take(b, T * B * gH);
-    a->gh = lstm ? NULL : take(b, T * B * gH);
+    a->hs = bump_take(b, (T + 1) * B * H);
+    a->cs = lstm ? bump_take(b, (T + 1) * B * H) : NULL;
+    a->gates = bump_take(b, T * B * gH);
+    a->gh = lstm ? NULL : bump_take(b, T * B * gH);
 }
 
 /* The activation buffer for maxB examples, sources of Ls tokens and targets of Lt; views
@@ -132,7 +108,7 @@ static void carve(const model_config *c, int maxB, int Ls, int Lt, rnn_acts *enc
     const size_t de = (size_t)c->enc_dim, dd = (size_t)c->dec_dim, V = (size_t)c->vocab_out;
     const size_t H = (size_t)c->rnn_hidden, gH = (lstm ? 4 : 3) * H, L = (size_t)c->rnn_layers;
     size_t mark = b->off;
-    float *enc_x = take(b, NS * de), *dec_x = take(b, NT * dd);
+    float *enc_x = bump_take(b, NS * de), *dec_x = bump_take(b, NT * dd);
     sz->embeddings = b->off - mark;
     mark = b->off;
     for (size_t l = 0; l < L; l++) {
@@ -147,15 +123,15 @@ static void carve(const model_config *c, int maxB, int Ls, int Lt, rnn_acts *enc
     }
     sz->dec_layers = b->off - mark;
     mark = b->off;
-    float *proj = take(b, NT * dd), *logits = take(b, NT * V), *probs = take(b, NT * V);
+    float *proj = bump_take(b, NT * dd), *logits = bump_take(b, NT * V), *probs = bump_take(b, NT * V);
     sz->logits = b->off - mark;
     mark = b->off;
     const size_t rows = NS > NT ? NS : NT, width = max3(de, dd, H);
-    float *dA = take(b, rows * width), *dB = take(b, rows * width), *dgx = take(b, rows * gH);
-    float *dgh = lstm ? NULL : take(b, B * gH);
-    float *dh = take(b, B * H), *dc = lstm ? take(b, B * H) : NULL;
-    float *dh0 = take(b, L * B * H), *dc0 = lstm ? take(b, L * B * H) : NULL;
-    float *dpos = take(b, de > dd ? de : dd);
+    float *dA = bump_take(b, rows * width), *dB = bump_take(b, rows * width), *dgx = bump_take(b, rows * gH);
+    float *dgh = lstm ? NULL : bump_take(b, B * gH);
+    float *dh = bump_take(b, B * H), *dc = lstm ? bump_take(b, B * H) : NULL;
+    float *dh0 = bump_take(b, L * B * H), *dc0 = lstm ? bump_take(b, L * B * H) : NULL;
+    float *dpos = bump_take(b, de > dd ? de : dd);
     sz->backward = b->off - mark;
     if (r) {
         r->enc_x = enc_x;
@@ -173,28 +149,6 @@ static void carve(const model_config *c, int maxB, int Ls, int Lt, rnn_acts *enc
         r->dc0 = dc0;
         r->dpos = dpos;
     }
-}
-
-/* Token ids and row losses, as transformer.c's: ints (backend), doubles (backend), host
- * bytes (staging: ids, row losses, one position's logits per example). */
-static void token_sizes(const model_config *c, int maxB, int Ls, int Lt, size_t *ints,
-                        size_t *doubles, size_t *host_bytes)
-{
-    const size_t mb = (size_t)maxB, NS = mb * (size_t)Ls, NT = mb * (size_t)Lt;
-    *ints = NS + mb + 2 * NT; /* src, src_len, dec_in, targets */
-    *doubles = NT;            /* row_loss */
-    *host_bytes = *ints * sizeof(int) + NT * sizeof(double) +
-                  mb * (size_t)c->vocab_out * sizeof(float);
-}
-
-static void upload(const recurrent *r, void *dst, const void *src, size_t bytes)
-{
-    r->k->copy(dst, bytes, src, bytes, bytes, 1, COPY_HOST_TO_DEVICE);
-}
-
-static void download(const recurrent *r, void *dst, const void *src, size_t bytes)
-{
-    r->k->copy(dst, bytes, src, bytes, bytes, 1, COPY_DEVICE_TO_HOST);
 }
 
 static void device_copy(const recurrent *r, float *dst, const float *src, size_t n)
@@ -216,38 +170,17 @@ transformer *recurrent_create(const model_config *cfg, layer_backend *k, int max
     r->lstm = lstm;
     r->H = cfg->rnn_hidden;
     r->gH = (lstm ? 4 : 3) * cfg->rnn_hidden;
-    r->np = nparams;
-    float **bufs[4] = {&r->params, &r->grads, &r->adam_m, &r->adam_v};
-    for (int i = 0; i < 4; i++) {
-        *bufs[i] = k->alloc((nparams > 0 ? nparams : 1) * sizeof(float));
-        k->zero(*bufs[i], nparams);
-    }
-    model_views_bind(&r->P, cfg, r->params);
-    model_views_bind(&r->G, cfg, r->grads);
+    model_state_create(&r->st, cfg, k, nparams);
     r->enc = lawt_calloc((size_t)cfg->rnn_layers, sizeof *r->enc);
     r->dec = lawt_calloc((size_t)cfg->rnn_layers, sizeof *r->dec);
-    act_sizes sz;
+    act_sizes sz = {0};
     bump b = {.align = k->align_floats};
     carve(cfg, max_batch, r->Ls, r->Lt, r->enc, r->dec, NULL, &b, &sz);
     r->act = k->alloc(b.off * sizeof(float));
     b = (bump){.base = r->act, .align = k->align_floats};
     carve(cfg, max_batch, r->Ls, r->Lt, r->enc, r->dec, r, &b, &sz);
 
-    const size_t mb = (size_t)max_batch, NS = mb * (size_t)r->Ls, NT = mb * (size_t)r->Lt;
-    size_t ints, doubles, host_bytes;
-    token_sizes(cfg, max_batch, r->Ls, r->Lt, &ints, &doubles, &host_bytes);
-    r->ints = k->alloc(ints * sizeof(int));
-    r->d_src = r->ints;
-    r->d_src_len = r->d_src + NS;
-    r->d_dec_in = r->d_src_len + mb;
-    r->d_targets = r->d_dec_in + NT;
-    r->src = k->host_alloc(NS * sizeof(int));
-    r->src_len = k->host_alloc(mb * sizeof(int));
-    r->dec_in = k->host_alloc(NT * sizeof(int));
-    r->targets = k->host_alloc(NT * sizeof(int));
-    r->row_loss = k->alloc(doubles * sizeof(double));
-    r->host_row_loss = k->host_alloc(NT * sizeof(double));
-    r->host_prefix_logits = k->host_alloc(mb * (size_t)cfg->vocab_out * sizeof(float));
+    model_tokens_create(&r->tok, cfg, k, max_batch, r->Ls, r->Lt);
     return (transformer *)(void *)r;
 }
 
@@ -269,47 +202,28 @@ static void rnn_destroy(transformer *t)
     recurrent *r = rnn(t);
     layer_backend *k = r->k;
     decode_free(k, &r->ds);
-    float *bufs[] = {r->params, r->grads, r->adam_m, r->adam_v, r->act};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) k->free(bufs[i]);
-    k->free(r->ints);
-    k->free(r->row_loss);
-    void *host[] = {r->src, r->src_len, r->dec_in, r->targets, r->host_row_loss,
-                    r->host_prefix_logits};
-    for (size_t i = 0; i < sizeof host / sizeof *host; i++) k->host_free(host[i]);
-    model_views_free(&r->P);
-    model_views_free(&r->G);
+    model_state_destroy(&r->st);
+    k->free(r->act);
+    model_tokens_destroy(&r->tok, k);
     free(r->enc);
     free(r->dec);
     k->destroy(k);
     free(r);
 }
 
-static float *buffer(const recurrent *r, model_buffer which)
-{
-    switch (which) {
-    case BUF_PARAMS: return r->params;
-    case BUF_GRADS: return r->grads;
-    case BUF_ADAM_M: return r->adam_m;
-    case BUF_ADAM_V: return r->adam_v;
-    }
-    lawt_die("model: unknown buffer %d", (int)which);
-}
-
 static void rnn_copy_out(const transformer *t, model_buffer which, float *dst)
 {
-    const recurrent *r = crnn(t);
-    download(r, dst, buffer(r, which), r->np * sizeof(float));
+    model_state_copy_out(&crnn(t)->st, which, dst);
 }
 
 static void rnn_copy_in(transformer *t, model_buffer which, const float *src)
 {
-    recurrent *r = rnn(t);
-    upload(r, buffer(r, which), src, r->np * sizeof(float));
+    model_state_copy_in(&rnn(t)->st, which, src);
 }
 
-static float *rnn_grads(transformer *t) { return rnn(t)->grads; }
+static float *rnn_grads(transformer *t) { return rnn(t)->st.grads; }
 
-static void rnn_zero_grad(transformer *t) { rnn(t)->k->zero(rnn(t)->grads, rnn(t)->np); }
+static void rnn_zero_grad(transformer *t) { model_state_zero_grad(&rnn(t)->st); }
 
 /* ---- one layer over T steps, forward beside backward ---- */
 
@@ -380,13 +294,13 @@ static void encoder_forward(recurrent *r, int B, int S)
 {
     layer_backend *k = r->k;
     const model_config *c = &r->cfg;
-    k->gather_rows(r->enc_x, r->P.enc_tok, r->d_src, S * B, c->enc_dim, c->enc_dim);
+    k->gather_rows(r->enc_x, r->st.P.enc_tok, r->tok.d_src, S * B, c->enc_dim, c->enc_dim);
     for (int l = 0; l < c->rnn_layers; l++) {
         rnn_acts *a = &r->enc[l];
         k->zero(a->hs, (size_t)B * r->H);
         if (r->lstm) k->zero(a->cs, (size_t)B * r->H);
         layer_forward(r, a, layer_input(r, r->enc, r->enc_x, l, B), l ? r->H : c->enc_dim,
-                      &r->P.enc_rnn[l], r->d_src_len, S, B);
+                      &r->st.P.enc_rnn[l], r->tok.d_src_len, S, B);
     }
 }
 
@@ -398,21 +312,21 @@ static void decoder_forward(recurrent *r, int B, int Tq, int S)
     const model_config *c = &r->cfg;
     const size_t blk = (size_t)B * r->H;
     const int M = B * Tq;
-    k->gather_rows(r->dec_x, r->P.dec_tok, r->d_dec_in, M, c->dec_dim, c->dec_dim);
+    k->gather_rows(r->dec_x, r->st.P.dec_tok, r->tok.d_dec_in, M, c->dec_dim, c->dec_dim);
     for (int l = 0; l < c->rnn_layers; l++) {
         rnn_acts *a = &r->dec[l];
         device_copy(r, a->hs, r->enc[l].hs + (size_t)S * blk, blk);
         if (r->lstm) device_copy(r, a->cs, r->enc[l].cs + (size_t)S * blk, blk);
         layer_forward(r, a, layer_input(r, r->dec, r->dec_x, l, B), l ? r->H : c->dec_dim,
-                      &r->P.dec_rnn[l], NULL, Tq, B);
+                      &r->st.P.dec_rnn[l], NULL, Tq, B);
     }
     const float *top = r->dec[c->rnn_layers - 1].hs + blk;
-    k->linear_forward(k, r->proj, top, r->P.proj_w, r->P.proj_b, NULL, M, r->H, c->dec_dim);
-    k->linear_forward(k, r->logits, r->proj, r->P.dec_tok, r->P.out_bias, NULL, M, c->dec_dim,
+    k->linear_forward(k, r->proj, top, r->st.P.proj_w, r->st.P.proj_b, NULL, M, r->H, c->dec_dim);
+    k->linear_forward(k, r->logits, r->proj, r->st.P.dec_tok, r->st.P.out_bias, NULL, M, c->dec_dim,
                       c->vocab_out);
 }
 
-/* The sources (B, S) time-major into r->src (S B); with reverse_source each one's tokens in
+/* The sources (B, S) time-major into r->tok.src (S B); with reverse_source each one's tokens in
  * reverse order, its padding still last (Sutskever et al. 2014). */
 static void sources_time_major(recurrent *r, const int *src, const int *src_len, int B, int S)
 {
@@ -420,7 +334,7 @@ static void sources_time_major(recurrent *r, const int *src, const int *src_len,
     for (int b = 0; b < B; b++)
         for (int s = 0; s < S; s++) {
             int from = reverse && s < src_len[b] ? src_len[b] - 1 - s : s;
-            r->src[s * B + b] = src[(size_t)b * S + from];
+            r->tok.src[s * B + b] = src[(size_t)b * S + from];
         }
 }
 
@@ -429,24 +343,24 @@ static double rnn_forward(transformer *t, const model_batch *bt, long *ntokens)
     recurrent *r = rnn(t);
     const int B = bt->B, S = bt->S, T = bt->T, Tq = T - 1;
     sources_time_major(r, bt->src, bt->src_len, B, S);
-    memcpy(r->src_len, bt->src_len, (size_t)B * sizeof(int));
+    memcpy(r->tok.src_len, bt->src_len, (size_t)B * sizeof(int));
     long nt = 0;
     for (int s = 0; s < Tq; s++) {
         for (int b = 0; b < B; b++) {
-            r->dec_in[s * B + b] = bt->tgt[(size_t)b * T + s];
+            r->tok.dec_in[s * B + b] = bt->tgt[(size_t)b * T + s];
             int counted = s + 1 < bt->tgt_len[b];
-            r->targets[s * B + b] = counted ? bt->tgt[(size_t)b * T + s + 1] : -1;
+            r->tok.targets[s * B + b] = counted ? bt->tgt[(size_t)b * T + s + 1] : -1;
             nt += counted;
         }
     }
-    upload(r, r->d_src, r->src, (size_t)B * S * sizeof(int));
-    upload(r, r->d_src_len, r->src_len, (size_t)B * sizeof(int));
-    upload(r, r->d_dec_in, r->dec_in, (size_t)B * Tq * sizeof(int));
-    upload(r, r->d_targets, r->targets, (size_t)B * Tq * sizeof(int));
+    model_upload(r->k, r->tok.d_src, r->tok.src, (size_t)B * S * sizeof(int));
+    model_upload(r->k, r->tok.d_src_len, r->tok.src_len, (size_t)B * sizeof(int));
+    model_upload(r->k, r->tok.d_dec_in, r->tok.dec_in, (size_t)B * Tq * sizeof(int));
+    model_upload(r->k, r->tok.d_targets, r->tok.targets, (size_t)B * Tq * sizeof(int));
     encoder_forward(r, B, S);
     decoder_forward(r, B, Tq, S);
-    double loss = r->k->crossentropy_forward(r->probs, r->row_loss, r->logits, r->d_targets,
-                                             B * Tq, r->cfg.vocab_out, r->host_row_loss);
+    double loss = r->k->crossentropy_forward(r->probs, r->tok.row_loss, r->logits, r->tok.d_targets,
+                                             B * Tq, r->cfg.vocab_out, r->tok.host_row_loss);
     r->B = B;
     r->S = S;
     r->Tq = Tq;
@@ -478,13 +392,13 @@ static void rnn_backward(transformer *t, const model_batch *bt, float loss_scale
     const int B = r->B, S = r->S, Tq = r->Tq, M = B * Tq, N = B * S, L = c->rnn_layers;
     const int dd = c->dec_dim, de = c->enc_dim, V = c->vocab_out, H = r->H;
     const size_t blk = (size_t)B * H;
-    const model_views *P = &r->P, *G = &r->G;
+    const model_views *P = &r->st.P, *G = &r->st.G;
     if (k->embedding_backward_prepare) {
-        k->embedding_backward_prepare(k, EMB_DEC, r->dec_in, M, V);
-        k->embedding_backward_prepare(k, EMB_ENC, r->src, N, c->vocab_in);
+        k->embedding_backward_prepare(k, EMB_DEC, r->tok.dec_in, M, V);
+        k->embedding_backward_prepare(k, EMB_ENC, r->tok.src, N, c->vocab_in);
     }
     /* the loss, the tied output projection and the projection of the top state */
-    k->crossentropy_backward(r->probs, r->d_targets, loss_scale, M, V);
+    k->crossentropy_backward(r->probs, r->tok.d_targets, loss_scale, M, V);
     k->linear_backward(k, r->dA, G->dec_tok, G->out_bias, r->probs, r->proj, P->dec_tok, M, dd,
                        V, 0);
     k->linear_backward(k, r->dB, G->proj_w, G->proj_b, r->dA, r->dec[L - 1].hs + blk, P->proj_w,
@@ -503,7 +417,7 @@ static void rnn_backward(transformer *t, const model_batch *bt, float loss_scale
         dy = dx;
         dx = sw;
     }
-    k->embedding_backward(k, EMB_DEC, G->dec_tok, r->dpos, dy, r->d_dec_in, M, 1, dd, V);
+    k->embedding_backward(k, EMB_DEC, G->dec_tok, r->dpos, dy, r->tok.d_dec_in, M, 1, dd, V);
 
     /* encoder layers, last first, from the gradients of their final states */
     const float *edy = NULL;
@@ -512,30 +426,22 @@ static void rnn_backward(transformer *t, const model_batch *bt, float loss_scale
         device_copy(r, r->dh, r->dh0 + l * blk, blk);
         if (r->lstm) device_copy(r, r->dc, r->dc0 + l * blk, blk);
         layer_backward(r, dx, &r->enc[l], layer_input(r, r->enc, r->enc_x, l, B), l ? H : de,
-                       &P->enc_rnn[l], &G->enc_rnn[l], edy, r->d_src_len, S, B);
+                       &P->enc_rnn[l], &G->enc_rnn[l], edy, r->tok.d_src_len, S, B);
         edy = dx;
         dx = dx == r->dA ? r->dB : r->dA;
     }
-    k->embedding_backward(k, EMB_ENC, G->enc_tok, r->dpos, edy, r->d_src, N, 1, de,
+    k->embedding_backward(k, EMB_ENC, G->enc_tok, r->dpos, edy, r->tok.d_src, N, 1, de,
                           c->vocab_in);
     r->have_forward = 0; /* probs now hold dlogits */
 }
 
-/* ---- optimizer: transformer.c's, on this model's buffers ---- */
+/* ---- optimizer ---- */
 
-static double rnn_grad_norm(const transformer *t)
-{
-    const recurrent *r = crnn(t);
-    return sqrt(r->k->sumsq(r->k, r->grads, r->np));
-}
+static double rnn_grad_norm(const transformer *t) { return model_state_grad_norm(&crnn(t)->st); }
 
 static void rnn_adam_step(transformer *t, const adam_hparams *hp, long step, float grad_scale)
 {
-    recurrent *r = rnn(t);
-    float ib1 = 1.0f / (float)(1.0 - pow((double)hp->beta1, (double)step));
-    float ib2 = 1.0f / (float)(1.0 - pow((double)hp->beta2, (double)step));
-    r->k->adam_update(r->params, r->adam_m, r->adam_v, r->grads, r->np, hp->lr, hp->beta1,
-                      hp->beta2, hp->eps, ib1, ib2, grad_scale);
+    model_state_adam_step(&rnn(t)->st, hp, step, grad_scale);
 }
 
 /* ---- decoding: the state is all a step needs (no cache) ---- */
@@ -546,16 +452,16 @@ static void decode_layout(const model_config *c, bump *b, rnn_decode_state *ds, 
     const int lstm = c->arch == ARCH_LSTM;
     const size_t H = (size_t)c->rnn_hidden, gH = (lstm ? 4 : 3) * H, dd = (size_t)c->dec_dim;
     for (int l = 0; l < c->rnn_layers; l++) {
-        ds->h[l] = take(b, R * H);
-        ds->c[l] = lstm ? take(b, R * H) : NULL;
-        ds->h2[l] = reorder ? take(b, R * H) : NULL;
-        ds->c2[l] = reorder && lstm ? take(b, R * H) : NULL;
+        ds->h[l] = bump_take(b, R * H);
+        ds->c[l] = lstm ? bump_take(b, R * H) : NULL;
+        ds->h2[l] = reorder ? bump_take(b, R * H) : NULL;
+        ds->c2[l] = reorder && lstm ? bump_take(b, R * H) : NULL;
     }
-    ds->x = take(b, R * dd);
-    ds->gates = take(b, R * gH);
-    ds->gh = lstm ? NULL : take(b, R * gH);
-    ds->proj = take(b, R * dd);
-    ds->logits = take(b, R * (size_t)c->vocab_out);
+    ds->x = bump_take(b, R * dd);
+    ds->gates = bump_take(b, R * gH);
+    ds->gh = lstm ? NULL : bump_take(b, R * gH);
+    ds->proj = bump_take(b, R * dd);
+    ds->logits = bump_take(b, R * (size_t)c->vocab_out);
 }
 
 static void decode_views_alloc(rnn_decode_state *ds, int layers)
@@ -602,15 +508,15 @@ static void rnn_decode_begin(transformer *t, const int *src, const int *src_len,
     ds->rows_per_src = rows_per_src;
     ds->S = S;
     sources_time_major(r, src, src_len, B, S);
-    memcpy(r->src_len, src_len, (size_t)B * sizeof(int));
-    upload(r, r->d_src, r->src, (size_t)B * S * sizeof(int));
-    upload(r, r->d_src_len, r->src_len, (size_t)B * sizeof(int));
+    memcpy(r->tok.src_len, src_len, (size_t)B * sizeof(int));
+    model_upload(r->k, r->tok.d_src, r->tok.src, (size_t)B * S * sizeof(int));
+    model_upload(r->k, r->tok.d_src_len, r->tok.src_len, (size_t)B * sizeof(int));
     r->have_forward = 0;
     encoder_forward(r, B, S);
     r->B = B;
     r->S = S;
     for (int i = 0; i < R; i++) ds->index[i] = i / rows_per_src;
-    upload(r, ds->d_index, ds->index, (size_t)R * sizeof(int));
+    model_upload(r->k, ds->d_index, ds->index, (size_t)R * sizeof(int));
     const size_t last = (size_t)S * B * H;
     for (int l = 0; l < r->cfg.rnn_layers; l++) {
         k->gather_rows(ds->h[l], r->enc[l].hs + last, ds->d_index, R, H, H);
@@ -627,11 +533,11 @@ static const float *rnn_decode_step(transformer *t, const int *tokens, int step)
     rnn_decode_state *ds = &r->ds;
     const model_config *c = &r->cfg;
     const int R = ds->R, H = r->H, gH = r->gH, dd = c->dec_dim;
-    upload(r, ds->d_tokens, tokens, (size_t)R * sizeof(int));
-    k->gather_rows(ds->x, r->P.dec_tok, ds->d_tokens, R, dd, dd);
+    model_upload(r->k, ds->d_tokens, tokens, (size_t)R * sizeof(int));
+    k->gather_rows(ds->x, r->st.P.dec_tok, ds->d_tokens, R, dd, dd);
     const float *in = ds->x;
     for (int l = 0; l < c->rnn_layers; l++) {
-        const rnn_layer_views *p = &r->P.dec_rnn[l];
+        const rnn_layer_views *p = &r->st.P.dec_rnn[l];
         k->linear_forward(k, ds->gates, in, p->w_ih, p->b_ih, NULL, R, l ? H : dd, gH);
         if (r->lstm) {
             k->linear_forward(k, ds->gates, ds->h[l], p->w_hh, p->b_hh, ds->gates, R, H, gH);
@@ -643,10 +549,10 @@ static const float *rnn_decode_step(transformer *t, const int *tokens, int step)
         }
         in = ds->h[l];
     }
-    k->linear_forward(k, ds->proj, in, r->P.proj_w, r->P.proj_b, NULL, R, H, dd);
-    k->linear_forward(k, ds->logits, ds->proj, r->P.dec_tok, r->P.out_bias, NULL, R, dd,
+    k->linear_forward(k, ds->proj, in, r->st.P.proj_w, r->st.P.proj_b, NULL, R, H, dd);
+    k->linear_forward(k, ds->logits, ds->proj, r->st.P.dec_tok, r->st.P.out_bias, NULL, R, dd,
                       c->vocab_out);
-    download(r, ds->host_logits, ds->logits, (size_t)R * c->vocab_out * sizeof(float));
+    model_download(r->k, ds->host_logits, ds->logits, (size_t)R * c->vocab_out * sizeof(float));
     return ds->host_logits;
 }
 
@@ -658,7 +564,7 @@ static void rnn_decode_reorder(transformer *t, const int *parent, int step)
     layer_backend *k = r->k;
     if (!ds->can_reorder)
         lawt_die("model: decode_reorder needs a decode_begin of several rows a source");
-    upload(r, ds->d_index, parent, (size_t)ds->R * sizeof(int));
+    model_upload(r->k, ds->d_index, parent, (size_t)ds->R * sizeof(int));
     for (int l = 0; l < r->cfg.rnn_layers; l++) {
         k->gather_rows(ds->h2[l], ds->h[l], ds->d_index, ds->R, r->H, r->H);
         float *sw = ds->h[l];
@@ -681,12 +587,12 @@ static const float *rnn_decode_prefix(transformer *tr, const int *prefix, int t)
     if (ds->rows_per_src != 1) lawt_die("model: decode_prefix needs one row per source");
     const int B = ds->R, Tq = t + 1, V = r->cfg.vocab_out;
     for (int s = 0; s < Tq; s++)
-        for (int b = 0; b < B; b++) r->dec_in[s * B + b] = prefix[(size_t)b * Tq + s];
-    upload(r, r->d_dec_in, r->dec_in, (size_t)B * Tq * sizeof(int));
+        for (int b = 0; b < B; b++) r->tok.dec_in[s * B + b] = prefix[(size_t)b * Tq + s];
+    model_upload(r->k, r->tok.d_dec_in, r->tok.dec_in, (size_t)B * Tq * sizeof(int));
     decoder_forward(r, B, Tq, ds->S);
-    download(r, r->host_prefix_logits, r->logits + (size_t)t * B * V,
+    model_download(r->k, r->tok.host_prefix_logits, r->logits + (size_t)t * B * V,
              (size_t)B * V * sizeof(float));
-    return r->host_prefix_logits;
+    return r->tok.host_prefix_logits;
 }
 
 /* ---- the memory plan: the walks above, sizes only ---- */
@@ -696,29 +602,15 @@ void recurrent_memory_plan(const model_config *cfg, const backend_sizes *bs, int
 {
     memset(out, 0, sizeof *out);
     const int Ls = model_src_capacity(cfg), Lt = model_tgt_capacity(cfg);
-    const size_t fs = sizeof(float), buf = (nparams > 0 ? nparams : 1) * fs;
-    out->params = buf;
-    out->grads = buf;
-    out->adam = 2 * buf;
+    const size_t fs = sizeof(float);
     rnn_acts *enc = lawt_calloc((size_t)cfg->rnn_layers, sizeof *enc);
     rnn_acts *dec = lawt_calloc((size_t)cfg->rnn_layers, sizeof *dec);
-    act_sizes sz;
+    act_sizes sz = {0};
     bump b = {.align = bs->align_floats};
     carve(cfg, max_batch, Ls, Lt, enc, dec, NULL, &b, &sz);
     free(enc);
     free(dec);
-    out->embeddings = sz.embeddings * fs;
-    out->enc_layer = sz.enc_layer * fs;
-    out->dec_layer = sz.dec_layer * fs;
-    out->enc_layers = sz.enc_layers * fs;
-    out->dec_layers = sz.dec_layers * fs;
-    out->logits = sz.logits * fs;
-    out->backward = sz.backward * fs;
-    out->activations = b.off * fs;
-    size_t ints, doubles, host_bytes;
-    token_sizes(cfg, max_batch, Ls, Lt, &ints, &doubles, &host_bytes);
-    out->tokens = ints * sizeof(int) + doubles * sizeof(double);
-    out->host = host_bytes;
+    model_memory_common(cfg, bs, max_batch, nparams, &sz, b.off, out);
     if (beam > 0) {
         const size_t R = (size_t)max_batch * (size_t)beam;
         rnn_decode_state ds = {0};
@@ -732,12 +624,7 @@ void recurrent_memory_plan(const model_config *cfg, const backend_sizes *bs, int
         free(ds.h2);
         free(ds.c2);
     }
-    size_t state_host;
-    bs->state_bytes(cfg, max_batch, nparams, &out->backend_state, &state_host);
-    out->host += state_host;
-    out->workspace = bs->workspace_bytes;
-    out->backend_total = out->params + out->grads + out->adam + out->activations + out->decode +
-                         out->tokens + out->backend_state + out->workspace;
+    model_memory_total(out);
 }
 
 const transformer_ops recurrent_model_ops = {

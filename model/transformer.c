@@ -145,9 +145,7 @@ struct transformer {
     int recompute; /* model_recompute */
     int enc_iters, dec_iters; /* iterations of each stack: its layers, or its loops */
     int enc_mode, dec_mode;   /* model_loop_mode of each side (LOOP_FIXED: a plain stack) */
-    size_t np;
-    float *params, *grads, *adam_m, *adam_v; /* backend memory, model_tensors() order */
-    model_views P, G;
+    model_state st;
 
     float *act; /* backend memory, carved below */
     norm_acts enc_emb, dec_emb;
@@ -160,14 +158,8 @@ struct transformer {
      * copy gate's pre-activation, ACT's weights and halting logits (iters, rows) */
     float *g3, *gdz, *gact_dw, *gact_dz;
     float *scratch;
-    double *row_loss; /* backend (M) */
 
-    /* token ids: host staging and their backend twins (one allocation) */
-    int *ints;
-    int *src, *src_len, *dec_in, *targets;
-    int *d_src, *d_src_len, *d_dec_in, *d_targets;
-    double *host_row_loss;
-    float *host_prefix_logits;
+    model_tokens tok; /* batch-major */
     float *host_ponder, *host_mask; /* act: one side's rows */
     int B, S, Tq, have_forward;
 
@@ -176,76 +168,47 @@ struct transformer {
 
 /* ---- memory: a bump allocator run twice (size, then carve) ---- */
 
-/* The bump also counts what model_memory_plan reports: the attention scores among the floats
- * it hands out. */
-typedef struct {
-    float *base;
-    size_t off, align;
-    size_t att; /* floats of attention scores taken */
-} bump;
-
-static float *take(bump *b, size_t n)
-{
-    float *p = b->base ? b->base + b->off : NULL;
-    b->off += (n + b->align - 1) / b->align * b->align;
-    return p;
-}
-
+/* model_memory_plan reports the attention scores among the floats the bump hands out. */
 static float *take_att(bump *b, size_t n)
 {
     size_t before = b->off;
-    float *p = take(b, n);
+    float *p = bump_take(b, n);
     b->att += b->off - before;
     return p;
 }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-static void upload(const transformer *tf, void *dst, const void *src, size_t bytes)
-{
-    tf->k->copy(dst, bytes, src, bytes, bytes, 1, COPY_HOST_TO_DEVICE);
-}
-
-static void download(const transformer *tf, void *dst, const void *src, size_t bytes)
-{
-    tf->k->copy(dst, bytes, src, bytes, bytes, 1, COPY_DEVICE_TO_HOST);
-}
-
 /* Add & Norm activations for NB rows of width d. */
 static void take_norm(bump *b, norm_acts *a, size_t NB, size_t d)
 {
-    a->res = take(b, NB * d);
-    a->mean = take(b, NB);
-    a->rstd = take(b, NB);
-    a->out = take(b, NB * d);
+    a->res = bump_take(b, NB * d);
+    a->mean = bump_take(b, NB);
+    a->rstd = bump_take(b, NB);
+    a->out = bump_take(b, NB * d);
 }
 
 static void take_self_attn(bump *b, self_attn_acts *a, size_t NB, size_t d, size_t att)
 {
-    a->qkv = take(b, NB * 3 * d);
+    a->qkv = bump_take(b, NB * 3 * d);
     a->att = take_att(b, att);
-    a->atty = take(b, NB * d);
+    a->atty = bump_take(b, NB * d);
     take_norm(b, &a->norm, NB, d);
 }
 
 static void take_ffn(bump *b, ffn_acts *a, size_t NB, size_t d)
 {
-    a->h = take(b, NB * 4 * d);
+    a->h = bump_take(b, NB * 4 * d);
     take_norm(b, &a->norm, NB, d);
 }
 
-/* Floats of each part of the activation buffer, as carve lays it out. */
-typedef struct {
-    size_t embeddings, enc_layer, dec_layer, enc_layers, dec_layers, attention, logits, backward;
-} act_sizes;
-
 static void take_act(bump *b, act_acts *a, size_t L, size_t NB, size_t d)
 {
-    a->halt = take(b, L * NB);
-    a->weight = take(b, L * NB);
-    a->ponder = take(b, NB);
-    a->out = take(b, NB * d);
-    a->mask = take(b, NB);
+    a->halt = bump_take(b, L * NB);
+    a->weight = bump_take(b, L * NB);
+    a->ponder = bump_take(b, NB);
+    a->out = bump_take(b, NB * d);
+    a->mask = bump_take(b, NB);
 }
 
 /* The activation buffer for maxB examples: the encoder's rows for sources of Ls tokens, the
@@ -272,7 +235,7 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
     for (int l = 0; l < enc_iters; l++) {
         if (l > 0 && rc == MODEL_RECOMPUTE_LAYER) {
             enc[l] = enc[0];
-            enc[l].ffn.norm.out = enc[l].next = take(b, NS * de);
+            enc[l].ffn.norm.out = enc[l].next = bump_take(b, NS * de);
             continue;
         }
         take_self_attn(b, &enc[l].attn, NS, de, B * He * ls * ls);
@@ -284,8 +247,8 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
         }
         enc[l].next = enc[l].ffn.norm.out;
         if (enc_mode == LOOP_GATED) {
-            enc[l].gate = take(b, NS * de);
-            enc[l].next = take(b, NS * de);
+            enc[l].gate = bump_take(b, NS * de);
+            enc[l].next = bump_take(b, NS * de);
         }
         if (l == 0) sz->enc_layer = b->off - mark;
     }
@@ -297,14 +260,14 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
         dec_acts *a = &dec[l];
         if (l > 0 && rc == MODEL_RECOMPUTE_LAYER) {
             *a = dec[0];
-            a->ffn.norm.out = a->next = take(b, NT * dd);
+            a->ffn.norm.out = a->next = bump_take(b, NT * dd);
             continue;
         }
         take_self_attn(b, &a->self, NT, dd, B * Hd * lt * lt);
-        a->cross.q = take(b, NT * dd);
-        a->cross.kv = take(b, NS * 2 * dd);
+        a->cross.q = bump_take(b, NT * dd);
+        a->cross.kv = bump_take(b, NS * 2 * dd);
         a->cross.att = take_att(b, B * Hd * lt * ls);
-        a->cross.atty = take(b, NT * dd);
+        a->cross.atty = bump_take(b, NT * dd);
         take_norm(b, &a->cross.norm, NT, dd);
         if (l > 0 && rc == MODEL_RECOMPUTE_FFN) {
             a->ffn.h = dec[0].ffn.h;
@@ -314,8 +277,8 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
         }
         a->next = a->ffn.norm.out;
         if (dec_mode == LOOP_GATED) {
-            a->gate = take(b, NT * dd);
-            a->next = take(b, NT * dd);
+            a->gate = bump_take(b, NT * dd);
+            a->next = bump_take(b, NT * dd);
         }
         if (l == 0) sz->dec_layer = b->off - mark;
     }
@@ -323,25 +286,25 @@ static void carve(const model_config *c, const backend_sizes *bs, int maxB, int 
     sz->dec_layers = b->off - mark;
     sz->attention = b->att;
     mark = b->off;
-    float *logits = take(b, NT * V), *probs = take(b, NT * V);
+    float *logits = bump_take(b, NT * V), *probs = bump_take(b, NT * V);
     sz->logits = b->off - mark;
     /* backward: g1 and g2 alternate over the decoder's rows, g2 then serves the encoder's */
     mark = b->off;
     const size_t rows_d = max_sz(NS * de, NT * dd);
-    float *g1 = take(b, NT * dd), *g2 = take(b, rows_d);
-    float *gh = take(b, 4 * rows_d), *gqkv = take(b, 3 * rows_d), *gatty = take(b, rows_d);
-    float *gq = take(b, NT * dd), *gkv = take(b, NS * 2 * dd), *genc = take(b, NS * de);
+    float *g1 = bump_take(b, NT * dd), *g2 = bump_take(b, rows_d);
+    float *gh = bump_take(b, 4 * rows_d), *gqkv = bump_take(b, 3 * rows_d), *gatty = bump_take(b, rows_d);
+    float *gq = bump_take(b, NT * dd), *gkv = bump_take(b, NS * 2 * dd), *genc = bump_take(b, NS * de);
     const int gated = enc_mode == LOOP_GATED || dec_mode == LOOP_GATED;
     const int act = enc_mode == LOOP_ACT || dec_mode == LOOP_ACT;
-    float *g3 = gated || act ? take(b, rows_d) : NULL, *gdz = gated ? take(b, rows_d) : NULL;
+    float *g3 = gated || act ? bump_take(b, rows_d) : NULL, *gdz = gated ? bump_take(b, rows_d) : NULL;
     const size_t act_rows = max_sz(enc_mode == LOOP_ACT ? (size_t)enc_iters * NS : 0,
                                    dec_mode == LOOP_ACT ? (size_t)dec_iters * NT : 0);
-    float *gact_dw = act ? take(b, act_rows) : NULL, *gact_dz = act ? take(b, act_rows) : NULL;
+    float *gact_dw = act ? bump_take(b, act_rows) : NULL, *gact_dz = act ? bump_take(b, act_rows) : NULL;
     long sc_enc = bs->attention_scratch_floats(maxB, (int)He, Ls, Ls, (int)(de / He));
     long sc_self = bs->attention_scratch_floats(maxB, (int)Hd, Lt, Lt, (int)(dd / Hd));
     long sc_cross = bs->attention_scratch_floats(maxB, (int)Hd, Lt, Ls, (int)(dd / Hd));
     long sc = sc_enc > sc_self ? sc_enc : sc_self;
-    float *scratch = take(b, (size_t)(sc > sc_cross ? sc : sc_cross));
+    float *scratch = bump_take(b, (size_t)(sc > sc_cross ? sc : sc_cross));
     sz->backward = b->off - mark;
     if (tf) {
         tf->enc_emb = enc_emb;
@@ -374,20 +337,6 @@ static size_t act_host_rows(const model_config *c, int maxB, int Ls, int Lt)
                   model_dec_loop_mode(c) == LOOP_ACT ? mb * (size_t)Lt : 0);
 }
 
-/* Token ids and row losses for maxB examples: ints (backend), doubles (backend), and host
- * bytes (staging: ids, row losses, one position's logits per example, ACT's ponder costs and
- * masks). */
-static void token_sizes(const model_config *c, int maxB, int Ls, int Lt, size_t *ints,
-                        size_t *doubles, size_t *host_bytes)
-{
-    const size_t mb = (size_t)maxB, NS = mb * (size_t)Ls, NT = mb * (size_t)Lt;
-    *ints = NS + mb + 2 * NT; /* src, src_len, dec_in, targets */
-    *doubles = NT;            /* row_loss */
-    *host_bytes = *ints * sizeof(int) + NT * sizeof(double) +
-                  mb * (size_t)c->vocab_out * sizeof(float) +
-                  2 * act_host_rows(c, maxB, Ls, Lt) * sizeof(float);
-}
-
 transformer *transformer_create(const model_config *cfg, layer_backend *k, int max_batch,
                                 size_t nparams)
 {
@@ -402,14 +351,7 @@ transformer *transformer_create(const model_config *cfg, layer_backend *k, int m
     tf->dec_iters = model_dec_iters(cfg);
     tf->enc_mode = model_enc_loop_mode(cfg);
     tf->dec_mode = model_dec_loop_mode(cfg);
-    tf->np = nparams;
-    float **bufs[4] = {&tf->params, &tf->grads, &tf->adam_m, &tf->adam_v};
-    for (int i = 0; i < 4; i++) {
-        *bufs[i] = k->alloc((nparams > 0 ? nparams : 1) * sizeof(float));
-        k->zero(*bufs[i], nparams);
-    }
-    model_views_bind(&tf->P, cfg, tf->params);
-    model_views_bind(&tf->G, cfg, tf->grads);
+    model_state_create(&tf->st, cfg, k, nparams);
     tf->enc = lawt_calloc((size_t)tf->enc_iters, sizeof *tf->enc);
     tf->dec = lawt_calloc((size_t)tf->dec_iters, sizeof *tf->dec);
     const backend_sizes bs = {.align_floats = k->align_floats,
@@ -421,21 +363,7 @@ transformer *transformer_create(const model_config *cfg, layer_backend *k, int m
     b = (bump){.base = tf->act, .align = k->align_floats};
     carve(cfg, &bs, max_batch, tf->Ls, tf->Lt, tf->enc, tf->dec, tf, &b, &sz);
 
-    const size_t mb = (size_t)max_batch, NS = mb * (size_t)tf->Ls, NT = mb * (size_t)tf->Lt;
-    size_t ints, doubles, host_bytes;
-    token_sizes(cfg, max_batch, tf->Ls, tf->Lt, &ints, &doubles, &host_bytes);
-    tf->ints = k->alloc(ints * sizeof(int));
-    tf->d_src = tf->ints;
-    tf->d_src_len = tf->d_src + NS;
-    tf->d_dec_in = tf->d_src_len + mb;
-    tf->d_targets = tf->d_dec_in + NT;
-    tf->src = k->host_alloc(NS * sizeof(int));
-    tf->src_len = k->host_alloc(mb * sizeof(int));
-    tf->dec_in = k->host_alloc(NT * sizeof(int));
-    tf->targets = k->host_alloc(NT * sizeof(int));
-    tf->row_loss = k->alloc(doubles * sizeof(double));
-    tf->host_row_loss = k->host_alloc(NT * sizeof(double));
-    tf->host_prefix_logits = k->host_alloc(mb * (size_t)cfg->vocab_out * sizeof(float));
+    model_tokens_create(&tf->tok, cfg, k, max_batch, tf->Ls, tf->Lt);
     const size_t act_rows = act_host_rows(cfg, max_batch, tf->Ls, tf->Lt);
     if (act_rows) {
         tf->host_ponder = k->host_alloc(act_rows * sizeof(float));
@@ -464,46 +392,30 @@ static void tf_destroy(transformer *tf)
 {
     layer_backend *k = tf->k;
     decode_free(k, &tf->ds);
-    float *bufs[] = {tf->params, tf->grads, tf->adam_m, tf->adam_v, tf->act};
-    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) k->free(bufs[i]);
-    k->free(tf->ints);
-    k->free(tf->row_loss);
-    void *host[] = {tf->src, tf->src_len, tf->dec_in, tf->targets, tf->host_row_loss,
-                    tf->host_prefix_logits, tf->host_ponder, tf->host_mask};
-    for (size_t i = 0; i < sizeof host / sizeof *host; i++)
-        if (host[i]) k->host_free(host[i]);
-    model_views_free(&tf->P);
-    model_views_free(&tf->G);
+    model_state_destroy(&tf->st);
+    k->free(tf->act);
+    model_tokens_destroy(&tf->tok, k);
+    if (tf->host_ponder) k->host_free(tf->host_ponder);
+    if (tf->host_mask) k->host_free(tf->host_mask);
     free(tf->enc);
     free(tf->dec);
     k->destroy(k);
     free(tf);
 }
 
-static float *buffer(const transformer *tf, model_buffer which)
-{
-    switch (which) {
-    case BUF_PARAMS: return tf->params;
-    case BUF_GRADS: return tf->grads;
-    case BUF_ADAM_M: return tf->adam_m;
-    case BUF_ADAM_V: return tf->adam_v;
-    }
-    lawt_die("model: unknown buffer %d", (int)which);
-}
-
 static void tf_copy_out(const transformer *tf, model_buffer which, float *dst)
 {
-    download(tf, dst, buffer(tf, which), tf->np * sizeof(float));
+    model_state_copy_out(&tf->st, which, dst);
 }
 
 static void tf_copy_in(transformer *tf, model_buffer which, const float *src)
 {
-    upload(tf, buffer(tf, which), src, tf->np * sizeof(float));
+    model_state_copy_in(&tf->st, which, src);
 }
 
-static float *tf_grads(transformer *tf) { return tf->grads; }
+static float *tf_grads(transformer *tf) { return tf->st.grads; }
 
-static void tf_zero_grad(transformer *tf) { tf->k->zero(tf->grads, tf->np); }
+static void tf_zero_grad(transformer *tf) { model_state_zero_grad(&tf->st); }
 
 /* ---- the blocks: each forward beside its backward ----
  * A backward takes dout, the gradient of the block's output (N,d), and writes dinp, the
@@ -678,8 +590,8 @@ static void encoder_layer_forward(transformer *tf, int l, int B, int S)
 {
     const model_config *c = &tf->cfg;
     enc_acts *a = &tf->enc[l];
-    const enc_layer_views *p = &tf->P.enc[layer_of(c->enc_layers, l)];
-    self_attention_block_forward(tf, &a->attn, enc_in(tf, l), enc_attn(p), tf->d_src_len, 0, B,
+    const enc_layer_views *p = &tf->st.P.enc[layer_of(c->enc_layers, l)];
+    self_attention_block_forward(tf, &a->attn, enc_in(tf, l), enc_attn(p), tf->tok.d_src_len, 0, B,
                                  S, c->enc_heads, c->enc_dim);
     ffn_block_forward(tf, &a->ffn, a->attn.norm.out, enc_ffn(p), B * S, c->enc_dim);
 }
@@ -690,10 +602,10 @@ static void decoder_layer_forward(transformer *tf, int l, int B, int Tq, int S)
     const model_config *c = &tf->cfg;
     const int d = c->dec_dim, H = c->dec_heads;
     dec_acts *a = &tf->dec[l];
-    const dec_layer_views *p = &tf->P.dec[layer_of(c->dec_layers, l)];
+    const dec_layer_views *p = &tf->st.P.dec[layer_of(c->dec_layers, l)];
     self_attention_block_forward(tf, &a->self, dec_in(tf, l), dec_self(p), NULL, 1, B, Tq, H, d);
     cross_attention_block_forward(tf, &a->cross, a->self.norm.out, enc_out(tf), dec_cross(p),
-                                  tf->d_src_len, B, Tq, S, H, d, c->enc_dim);
+                                  tf->tok.d_src_len, B, Tq, S, H, d, c->enc_dim);
     ffn_block_forward(tf, &a->ffn, a->cross.norm.out, dec_ffn(p), B * Tq, d);
 }
 
@@ -731,9 +643,9 @@ static const float *dec_y(const transformer *tf, int i) { return tf->dec[i].ffn.
 static void encoder_forward(transformer *tf, int B, int S)
 {
     const model_config *c = &tf->cfg;
-    const model_views *P = &tf->P;
+    const model_views *P = &tf->st.P;
     const int N = B * S, d = c->enc_dim;
-    embed_forward(tf, &tf->enc_emb, tf->d_src, P->enc_tok, P->enc_pos,
+    embed_forward(tf, &tf->enc_emb, tf->tok.d_src, P->enc_tok, P->enc_pos,
                   (wb){P->enc_ln_w, P->enc_ln_b}, B, S, d);
     for (int l = 0; l < tf->enc_iters; l++) {
         enc_acts *a = &tf->enc[l];
@@ -751,8 +663,8 @@ static void decoder_forward(transformer *tf, int B, int Tq, int S)
 {
     const model_config *c = &tf->cfg;
     const int d = c->dec_dim, M = B * Tq;
-    const model_views *P = &tf->P;
-    embed_forward(tf, &tf->dec_emb, tf->d_dec_in, P->dec_tok, P->dec_pos,
+    const model_views *P = &tf->st.P;
+    embed_forward(tf, &tf->dec_emb, tf->tok.d_dec_in, P->dec_tok, P->dec_pos,
                   (wb){P->dec_ln_w, P->dec_ln_b}, B, Tq, d);
     for (int l = 0; l < tf->dec_iters; l++) {
         dec_acts *a = &tf->dec[l];
@@ -771,8 +683,8 @@ static void decoder_forward(transformer *tf, int B, int Tq, int S)
  * backward and returns the sum of N + R over them, in row order. */
 static double act_ponder_sum(transformer *tf, act_acts *a, int N)
 {
-    upload(tf, a->mask, tf->host_mask, (size_t)N * sizeof(float));
-    download(tf, tf->host_ponder, a->ponder, (size_t)N * sizeof(float));
+    model_upload(tf->k, a->mask, tf->host_mask, (size_t)N * sizeof(float));
+    model_download(tf->k, tf->host_ponder, a->ponder, (size_t)N * sizeof(float));
     double sum = 0.0;
     for (int r = 0; r < N; r++) sum += (double)tf->host_mask[r] * tf->host_ponder[r];
     return sum;
@@ -781,25 +693,25 @@ static double act_ponder_sum(transformer *tf, act_acts *a, int N)
 static double tf_forward(transformer *tf, const model_batch *bt, long *ntokens)
 {
     const int B = bt->B, S = bt->S, T = bt->T, Tq = T - 1;
-    memcpy(tf->src, bt->src, (size_t)B * S * sizeof(int));
-    memcpy(tf->src_len, bt->src_len, (size_t)B * sizeof(int));
+    memcpy(tf->tok.src, bt->src, (size_t)B * S * sizeof(int));
+    memcpy(tf->tok.src_len, bt->src_len, (size_t)B * sizeof(int));
     long nt = 0;
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < Tq; t++) {
-            tf->dec_in[b * Tq + t] = bt->tgt[(size_t)b * T + t];
+            tf->tok.dec_in[b * Tq + t] = bt->tgt[(size_t)b * T + t];
             int counted = t + 1 < bt->tgt_len[b];
-            tf->targets[b * Tq + t] = counted ? bt->tgt[(size_t)b * T + t + 1] : -1;
+            tf->tok.targets[b * Tq + t] = counted ? bt->tgt[(size_t)b * T + t + 1] : -1;
             nt += counted;
         }
     }
-    upload(tf, tf->d_src, tf->src, (size_t)B * S * sizeof(int));
-    upload(tf, tf->d_src_len, tf->src_len, (size_t)B * sizeof(int));
-    upload(tf, tf->d_dec_in, tf->dec_in, (size_t)B * Tq * sizeof(int));
-    upload(tf, tf->d_targets, tf->targets, (size_t)B * Tq * sizeof(int));
+    model_upload(tf->k, tf->tok.d_src, tf->tok.src, (size_t)B * S * sizeof(int));
+    model_upload(tf->k, tf->tok.d_src_len, tf->tok.src_len, (size_t)B * sizeof(int));
+    model_upload(tf->k, tf->tok.d_dec_in, tf->tok.dec_in, (size_t)B * Tq * sizeof(int));
+    model_upload(tf->k, tf->tok.d_targets, tf->tok.targets, (size_t)B * Tq * sizeof(int));
     encoder_forward(tf, B, S);
     decoder_forward(tf, B, Tq, S);
-    double loss = tf->k->crossentropy_forward(tf->probs, tf->row_loss, tf->logits, tf->d_targets,
-                                              B * Tq, tf->cfg.vocab_out, tf->host_row_loss);
+    double loss = tf->k->crossentropy_forward(tf->probs, tf->tok.row_loss, tf->logits, tf->tok.d_targets,
+                                              B * Tq, tf->cfg.vocab_out, tf->tok.host_row_loss);
     /* ACT: the ponder cost of the source tokens before the padding and of the decoder
      * positions whose next token is counted */
     double ponder = 0.0;
@@ -809,7 +721,7 @@ static double tf_forward(transformer *tf, const model_batch *bt, long *ntokens)
         ponder += act_ponder_sum(tf, &tf->enc_act, B * S);
     }
     if (tf->dec_mode == LOOP_ACT) {
-        for (int r = 0; r < B * Tq; r++) tf->host_mask[r] = tf->targets[r] >= 0;
+        for (int r = 0; r < B * Tq; r++) tf->host_mask[r] = tf->tok.targets[r] >= 0;
         ponder += act_ponder_sum(tf, &tf->dec_act, B * Tq);
     }
     loss += tf->cfg.ponder_cost * ponder;
@@ -824,7 +736,7 @@ static double tf_forward(transformer *tf, const model_batch *bt, long *ntokens)
 static void tf_copy_logits(const transformer *tf, float *dst)
 {
     if (!tf->have_forward) lawt_die("model: copy_logits before any forward");
-    download(tf, dst, tf->logits, (size_t)tf->B * tf->Tq * tf->cfg.vocab_out * sizeof(float));
+    model_download(tf->k, dst, tf->logits, (size_t)tf->B * tf->Tq * tf->cfg.vocab_out * sizeof(float));
 }
 
 /* ---- backward ---- */
@@ -892,16 +804,16 @@ static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale
         lawt_die("model: backward needs the forward of the same batch just before");
     const int B = tf->B, S = tf->S, Tq = tf->Tq, M = B * Tq, N = B * S;
     const int dd = c->dec_dim, de = c->enc_dim, V = c->vocab_out;
-    const model_views *P = &tf->P, *G = &tf->G;
+    const model_views *P = &tf->st.P, *G = &tf->st.G;
     if (k->embedding_backward_prepare) {
-        k->embedding_backward_prepare(k, EMB_DEC, tf->dec_in, M, V);
-        k->embedding_backward_prepare(k, EMB_ENC, tf->src, N, c->vocab_in);
+        k->embedding_backward_prepare(k, EMB_DEC, tf->tok.dec_in, M, V);
+        k->embedding_backward_prepare(k, EMB_ENC, tf->tok.src, N, c->vocab_in);
     }
 
     /* loss and the tied output projection: dlogits (M,V) in place of probs. X holds the
      * gradient of an iteration's output, Dt its scratch twin; a gated or ACT side keeps the
      * gradient of its output (ACT) or of the state between iterations (gated) in g3. */
-    k->crossentropy_backward(tf->probs, tf->d_targets, loss_scale, M, V);
+    k->crossentropy_backward(tf->probs, tf->tok.d_targets, loss_scale, M, V);
     float *X = tf->g1, *Dt = tf->g2;
     float *dtop = tf->dec_mode == LOOP_FIXED ? X : tf->g3;
     k->linear_backward(k, dtop, G->dec_tok, G->out_bias, tf->probs, dec_out(tf), P->dec_tok, M,
@@ -925,7 +837,7 @@ static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale
                            dec_ffn(&G->dec[pl]), M, dd);
         cross_attention_block_backward(tf, X, tf->genc, l != tf->dec_iters - 1, Dt, &a->cross,
                                        a->self.norm.out, enc_out(tf), dec_cross(&P->dec[pl]),
-                                       dec_cross(&G->dec[pl]), tf->d_src_len, B, Tq, S, H, dd,
+                                       dec_cross(&G->dec[pl]), tf->tok.d_src_len, B, Tq, S, H, dd,
                                        de);
         self_attention_block_backward(tf, Dt, X, &a->self, yin, dec_self(&P->dec[pl]),
                                       dec_self(&G->dec[pl]), NULL, 1, B, Tq, H, dd);
@@ -936,7 +848,7 @@ static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale
                                  a->gate, yin, a->ffn.norm.out, l, M, dd);
     }
     /* decoder embeddings (the token table also holds the output projection's gradient) */
-    embed_backward(tf, EMB_DEC, Dt, X, &tf->dec_emb, tf->d_dec_in, G->dec_tok, G->dec_pos,
+    embed_backward(tf, EMB_DEC, Dt, X, &tf->dec_emb, tf->tok.d_dec_in, G->dec_tok, G->dec_pos,
                    (wb){P->dec_ln_w, P->dec_ln_b}, (wb){G->dec_ln_w, G->dec_ln_b}, B, Tq, dd, V);
 
     /* encoder iterations, last first; X holds the gradient of the layer output throughout:
@@ -960,12 +872,12 @@ static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale
         ffn_block_backward(tf, Dt, X, &a->ffn, a->attn.norm.out, enc_ffn(&P->enc[pl]),
                            enc_ffn(&G->enc[pl]), N, de);
         self_attention_block_backward(tf, X, Dt, &a->attn, xin, enc_attn(&P->enc[pl]),
-                                      enc_attn(&G->enc[pl]), tf->d_src_len, 0, B, S,
+                                      enc_attn(&G->enc[pl]), tf->tok.d_src_len, 0, B, S,
                                       c->enc_heads, de);
         loop_step_backward_after(tf, tf->enc_mode, &P->enc_loop, &G->enc_loop, X, tf->genc,
                                  a->gate, xin, a->ffn.norm.out, l, N, de);
     }
-    embed_backward(tf, EMB_ENC, Dt, X, &tf->enc_emb, tf->d_src, G->enc_tok, G->enc_pos,
+    embed_backward(tf, EMB_ENC, Dt, X, &tf->enc_emb, tf->tok.d_src, G->enc_tok, G->enc_pos,
                    (wb){P->enc_ln_w, P->enc_ln_b}, (wb){G->enc_ln_w, G->enc_ln_b}, B, S, de,
                    c->vocab_in);
     tf->have_forward = 0; /* probs now hold dlogits */
@@ -973,19 +885,11 @@ static void tf_backward(transformer *tf, const model_batch *bt, float loss_scale
 
 /* ---- optimizer ---- */
 
-static double tf_grad_norm(const transformer *tf)
-{
-    return sqrt(tf->k->sumsq(tf->k, tf->grads, tf->np));
-}
+static double tf_grad_norm(const transformer *tf) { return model_state_grad_norm(&tf->st); }
 
-/* m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2   (g = grad_scale * grad)
- * p -= lr * (m / (1 - b1^step)) / (sqrt(v / (1 - b2^step)) + eps) */
 static void tf_adam_step(transformer *tf, const adam_hparams *hp, long step, float grad_scale)
 {
-    float ib1 = 1.0f / (float)(1.0 - pow((double)hp->beta1, (double)step));
-    float ib2 = 1.0f / (float)(1.0 - pow((double)hp->beta2, (double)step));
-    tf->k->adam_update(tf->params, tf->adam_m, tf->adam_v, tf->grads, tf->np, hp->lr, hp->beta1,
-                       hp->beta2, hp->eps, ib1, ib2, grad_scale);
+    model_state_adam_step(&tf->st, hp, step, grad_scale);
 }
 
 /* ---- decoding ---- */
@@ -999,34 +903,34 @@ static void decode_layout(const model_config *c, bump *b, decode_state *ds, size
 {
     const size_t dd = (size_t)c->dec_dim, iters = (size_t)model_dec_iters(c);
     for (size_t l = 0; l < iters; l++) {
-        ds->kc[l] = take(b, r * Lt * dd);
-        ds->vc[l] = take(b, r * Lt * dd);
-        ds->kc2[l] = reorder ? take(b, r * Lt * dd) : NULL;
-        ds->vc2[l] = reorder ? take(b, r * Lt * dd) : NULL;
+        ds->kc[l] = bump_take(b, r * Lt * dd);
+        ds->vc[l] = bump_take(b, r * Lt * dd);
+        ds->kc2[l] = reorder ? bump_take(b, r * Lt * dd) : NULL;
+        ds->vc2[l] = reorder ? bump_take(b, r * Lt * dd) : NULL;
     }
-    for (int l = 0; l < c->dec_layers; l++) ds->ckv[l] = take(b, r * Ls * 2 * dd);
+    for (int l = 0; l < c->dec_layers; l++) ds->ckv[l] = bump_take(b, r * Ls * 2 * dd);
     const int mode = model_dec_loop_mode(c);
     if (mode == LOOP_GATED) {
-        ds->xin = take(b, r * dd);
-        ds->gate = take(b, r * dd);
+        ds->xin = bump_take(b, r * dd);
+        ds->gate = bump_take(b, r * dd);
     } else if (mode == LOOP_ACT) {
-        ds->ys = take(b, iters * r * dd);
-        ds->halt = take(b, iters * r);
-        ds->weight = take(b, iters * r);
-        ds->ponder = take(b, r);
+        ds->ys = bump_take(b, iters * r * dd);
+        ds->halt = bump_take(b, iters * r);
+        ds->weight = bump_take(b, iters * r);
+        ds->ponder = bump_take(b, r);
     }
-    ds->emb = take(b, r * dd);
-    ds->y = take(b, r * dd);
-    ds->qkv = take(b, r * 3 * dd);
-    ds->atty = take(b, r * dd);
-    ds->res = take(b, r * dd);
-    ds->x = take(b, r * dd);
-    ds->q = take(b, r * dd);
-    ds->h = take(b, r * 4 * dd);
-    ds->mean = take(b, r);
-    ds->rstd = take(b, r);
-    ds->att = take(b, r * (size_t)c->dec_heads * max_sz(Ls, Lt));
-    ds->logits = take(b, r * (size_t)c->vocab_out);
+    ds->emb = bump_take(b, r * dd);
+    ds->y = bump_take(b, r * dd);
+    ds->qkv = bump_take(b, r * 3 * dd);
+    ds->atty = bump_take(b, r * dd);
+    ds->res = bump_take(b, r * dd);
+    ds->x = bump_take(b, r * dd);
+    ds->q = bump_take(b, r * dd);
+    ds->h = bump_take(b, r * 4 * dd);
+    ds->mean = bump_take(b, r);
+    ds->rstd = bump_take(b, r);
+    ds->att = bump_take(b, r * (size_t)c->dec_heads * max_sz(Ls, Lt));
+    ds->logits = bump_take(b, r * (size_t)c->vocab_out);
 }
 
 static void decode_views_alloc(decode_state *ds, const model_config *c)
@@ -1077,10 +981,10 @@ static void tf_decode_begin(transformer *tf, const int *src, const int *src_len,
     ds->R = R;
     ds->rows_per_src = rows_per_src;
     ds->S = S;
-    memcpy(tf->src, src, (size_t)B * S * sizeof(int));
-    memcpy(tf->src_len, src_len, (size_t)B * sizeof(int));
-    upload(tf, tf->d_src, tf->src, (size_t)B * S * sizeof(int));
-    upload(tf, tf->d_src_len, tf->src_len, (size_t)B * sizeof(int));
+    memcpy(tf->tok.src, src, (size_t)B * S * sizeof(int));
+    memcpy(tf->tok.src_len, src_len, (size_t)B * sizeof(int));
+    model_upload(tf->k, tf->tok.d_src, tf->tok.src, (size_t)B * S * sizeof(int));
+    model_upload(tf->k, tf->tok.d_src_len, tf->tok.src_len, (size_t)B * sizeof(int));
     tf->have_forward = 0;
     encoder_forward(tf, B, S);
     tf->B = B;
@@ -1089,11 +993,11 @@ static void tf_decode_begin(transformer *tf, const int *src, const int *src_len,
         ds->src_len[r] = src_len[r / rows_per_src];
         ds->index[r] = r / rows_per_src;
     }
-    upload(tf, ds->d_src_len, ds->src_len, (size_t)R * sizeof(int));
-    upload(tf, ds->d_index, ds->index, (size_t)R * sizeof(int));
+    model_upload(tf->k, ds->d_src_len, ds->src_len, (size_t)R * sizeof(int));
+    model_upload(tf->k, ds->d_index, ds->index, (size_t)R * sizeof(int));
     /* the cross-attention keys and values of each layer: (B*S, 2dd), one block per row */
     for (int l = 0; l < c->dec_layers; l++) {
-        const dec_layer_views *p = &tf->P.dec[l];
+        const dec_layer_views *p = &tf->st.P.dec[l];
         if (rows_per_src == 1) {
             k->linear_forward(k, ds->ckv[l], enc_out(tf), p->ckv_w, p->ckv_b, NULL, B * S, de,
                               2 * dd);
@@ -1116,11 +1020,11 @@ static const float *tf_decode_step(transformer *tf, const int *tokens, int t)
     layer_backend *k = tf->k;
     decode_state *ds = &tf->ds;
     const int R = ds->R, S = ds->S, d = c->dec_dim, H = c->dec_heads, D = d / H, L = tf->Lt;
-    const model_views *P = &tf->P;
+    const model_views *P = &tf->st.P;
     const size_t fs = sizeof(float);
     for (int r = 0; r < R; r++) ds->key_len[r] = t + 1;
-    upload(tf, ds->d_tokens, tokens, (size_t)R * sizeof(int));
-    upload(tf, ds->d_key_len, ds->key_len, (size_t)R * sizeof(int));
+    model_upload(tf->k, ds->d_tokens, tokens, (size_t)R * sizeof(int));
+    model_upload(tf->k, ds->d_key_len, ds->key_len, (size_t)R * sizeof(int));
     /* one position: the position table from row t, read as a table of one row */
     embed_forward(tf, &(norm_acts){ds->emb, ds->mean, ds->rstd, ds->y}, ds->d_tokens, P->dec_tok,
                   P->dec_pos + (size_t)t * d, (wb){P->dec_ln_w, P->dec_ln_b}, R, 1, d);
@@ -1165,7 +1069,7 @@ static const float *tf_decode_step(transformer *tf, const int *tokens, int t)
                                      R, d, l > 0);
     }
     k->linear_forward(k, ds->logits, ds->y, P->dec_tok, P->out_bias, NULL, R, d, c->vocab_out);
-    download(tf, ds->host_logits, ds->logits, (size_t)R * c->vocab_out * fs);
+    model_download(tf->k, ds->host_logits, ds->logits, (size_t)R * c->vocab_out * fs);
     return ds->host_logits;
 }
 
@@ -1176,7 +1080,7 @@ static void tf_decode_reorder(transformer *tf, const int *parent, int t)
     const long d = tf->cfg.dec_dim, L = tf->Lt;
     if (!ds->can_reorder)
         lawt_die("model: decode_reorder needs a decode_begin of several rows a source");
-    upload(tf, ds->d_index, parent, (size_t)ds->R * sizeof(int));
+    model_upload(tf->k, ds->d_index, parent, (size_t)ds->R * sizeof(int));
     for (int l = 0; l < tf->dec_iters; l++) {
         k->gather_rows(ds->kc2[l], ds->kc[l], ds->d_index, ds->R, (long)(t + 1) * d, L * d);
         k->gather_rows(ds->vc2[l], ds->vc[l], ds->d_index, ds->R, (long)(t + 1) * d, L * d);
@@ -1195,12 +1099,12 @@ static const float *tf_decode_prefix(transformer *tf, const int *prefix, int t)
     if (ds->rows_per_src != 1) lawt_die("model: decode_prefix needs one row per source");
     const int B = ds->R, Tq = t + 1, V = tf->cfg.vocab_out;
     const size_t fs = sizeof(float);
-    memcpy(tf->dec_in, prefix, (size_t)B * Tq * sizeof(int));
-    upload(tf, tf->d_dec_in, tf->dec_in, (size_t)B * Tq * sizeof(int));
+    memcpy(tf->tok.dec_in, prefix, (size_t)B * Tq * sizeof(int));
+    model_upload(tf->k, tf->tok.d_dec_in, tf->tok.dec_in, (size_t)B * Tq * sizeof(int));
     decoder_forward(tf, B, Tq, ds->S);
-    tf->k->copy(tf->host_prefix_logits, (size_t)V * fs, tf->logits + (size_t)t * V,
+    tf->k->copy(tf->tok.host_prefix_logits, (size_t)V * fs, tf->logits + (size_t)t * V,
                 (size_t)Tq * V * fs, (size_t)V * fs, (size_t)B, COPY_DEVICE_TO_HOST);
-    return tf->host_prefix_logits;
+    return tf->tok.host_prefix_logits;
 }
 
 /* ---- the memory plan: the walks above, sizes only ---- */
@@ -1210,10 +1114,7 @@ void transformer_memory_plan(const model_config *cfg, const backend_sizes *bs, i
 {
     memset(out, 0, sizeof *out);
     const int Ls = model_src_capacity(cfg), Lt = model_tgt_capacity(cfg);
-    const size_t fs = sizeof(float), buf = (nparams > 0 ? nparams : 1) * fs;
-    out->params = buf;
-    out->grads = buf;
-    out->adam = 2 * buf;
+    const size_t fs = sizeof(float);
     enc_acts *enc = lawt_calloc((size_t)model_enc_iters(cfg), sizeof *enc);
     dec_acts *dec = lawt_calloc((size_t)model_dec_iters(cfg), sizeof *dec);
     act_sizes sz;
@@ -1221,19 +1122,8 @@ void transformer_memory_plan(const model_config *cfg, const backend_sizes *bs, i
     carve(cfg, bs, max_batch, Ls, Lt, enc, dec, NULL, &b, &sz);
     free(enc);
     free(dec);
-    out->embeddings = sz.embeddings * fs;
-    out->enc_layer = sz.enc_layer * fs;
-    out->dec_layer = sz.dec_layer * fs;
-    out->enc_layers = sz.enc_layers * fs;
-    out->dec_layers = sz.dec_layers * fs;
-    out->attention = sz.attention * fs;
-    out->logits = sz.logits * fs;
-    out->backward = sz.backward * fs;
-    out->activations = b.off * fs;
-    size_t ints, doubles, host_bytes;
-    token_sizes(cfg, max_batch, Ls, Lt, &ints, &doubles, &host_bytes);
-    out->tokens = ints * sizeof(int) + doubles * sizeof(double);
-    out->host = host_bytes;
+    model_memory_common(cfg, bs, max_batch, nparams, &sz, b.off, out);
+    out->host += 2 * act_host_rows(cfg, max_batch, Ls, Lt) * fs; /* ACT's ponder costs, masks */
     if (beam > 0) {
         const size_t r = (size_t)max_batch * (size_t)beam;
         decode_state ds = {0};
@@ -1248,12 +1138,7 @@ void transformer_memory_plan(const model_config *cfg, const backend_sizes *bs, i
         free(ds.vc2);
         free(ds.ckv);
     }
-    size_t state_host;
-    bs->state_bytes(cfg, max_batch, nparams, &out->backend_state, &state_host);
-    out->host += state_host;
-    out->workspace = bs->workspace_bytes;
-    out->backend_total = out->params + out->grads + out->adam + out->activations + out->decode +
-                         out->tokens + out->backend_state + out->workspace;
+    model_memory_total(out);
 }
 
 const transformer_ops transformer_model_ops = {
