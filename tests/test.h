@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int test_passed_count, test_failed_count;
+/* One tally per test program, shared with the test libraries it links (tests/model_fixtures.c
+ * checks too): every file that includes this header defines it weak, and the linker keeps one. */
+__attribute__((weak)) int test_passed_count, test_failed_count;
 
 #define CHECK(cond)                                                                    \
     do {                                                                               \

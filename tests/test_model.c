@@ -5,7 +5,6 @@
  * Adam against hand-computed values, gradient norm, determinism, and the CUDA backend's
  * refusal when it is not built. */
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,97 +13,8 @@
 
 #include "encoding/encoding.h"
 #include "model/model.h"
+#include "tests/model_fixtures.h"
 #include "tests/test.h"
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static double urand(void)
-{
-    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-static int irand(int n) { return (int)(urand() * n); }
-static float nrand(void)
-{
-    double u1 = urand() + 1e-12, u2 = urand();
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
-static model_config cfg_make(int ne, int nd, int de, int dd, int he, int hd, int wi, int wo,
-                             int wp)
-{
-    model_config c = {.enc_layers = ne, .dec_layers = nd, .enc_dim = de, .dec_dim = dd,
-                      .enc_heads = he, .dec_heads = hd, .vocab_in = wi, .vocab_out = wo,
-                      .max_len = wp};
-    return c;
-}
-
-/* A batch that owns its arrays. Content tokens avoid PAD and EOS. */
-typedef struct {
-    model_batch b;
-    int *src, *src_len, *tgt, *tgt_len;
-} owned_batch;
-
-static owned_batch batch_make(int B, int S, int T, const int *src_len, const int *tgt_len,
-                              int vocab_in, int vocab_out)
-{
-    owned_batch o;
-    o.src = calloc((size_t)B * S, sizeof(int));
-    o.tgt = calloc((size_t)B * T, sizeof(int));
-    o.src_len = malloc(sizeof(int) * B);
-    o.tgt_len = malloc(sizeof(int) * B);
-    for (int b = 0; b < B; b++) {
-        o.src_len[b] = src_len[b];
-        o.tgt_len[b] = tgt_len[b];
-        for (int s = 0; s < S; s++) {
-            int v = TOK_PAD;
-            if (s == 0 || s == src_len[b] - 1) v = TOK_EOS;
-            else if (s < src_len[b]) v = 2 + irand(vocab_in - 2);
-            o.src[b * S + s] = v;
-        }
-        for (int t = 0; t < T; t++) {
-            int v = TOK_PAD;
-            if (t == 0 || t == tgt_len[b] - 1) v = TOK_EOS;
-            else if (t < tgt_len[b]) v = 2 + irand(vocab_out - 2);
-            o.tgt[b * T + t] = v;
-        }
-    }
-    o.b = (model_batch){B, S, T, o.src, o.src_len, o.tgt, o.tgt_len};
-    return o;
-}
-
-static void batch_free(owned_batch *o)
-{
-    free(o->src);
-    free(o->tgt);
-    free(o->src_len);
-    free(o->tgt_len);
-}
-
-static int find_tensor(const model_tensor *t, int n, const char *name)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(t[i].name, name)) return i;
-    return -1;
-}
-
-static size_t tensor_size(const model_tensor *t)
-{
-    size_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
-    return n;
-}
-
-/* Moves the parameters to a generic point: init + N(0, sigma^2) everywhere (layer norms and
- * biases included), so that no gradient is trivially zero and outputs vary. */
-static void perturb_params(model *m, float sigma)
-{
-    size_t n = model_num_params(m);
-    float *p = malloc(n * sizeof(float));
-    model_copy_out(m, BUF_PARAMS, p);
-    for (size_t i = 0; i < n; i++) p[i] += sigma * nrand();
-    model_copy_in(m, BUF_PARAMS, p);
-    free(p);
-}
 
 /* ---- parameter count and layout ---- */
 
@@ -148,22 +58,22 @@ static void test_param_count(void)
         {6, 1, 512, 29121, 1231, 512, 39186127},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        model_config c = cfg_make(rows[i].ne, rows[i].nd, rows[i].d, rows[i].d, 8, 8,
+        model_config c = transformer_config(rows[i].ne, rows[i].nd, rows[i].d, rows[i].d, 8, 8,
                                   rows[i].wi, rows[i].wo, rows[i].wp);
         CHECK_MSG(model_param_count(&c) == rows[i].expect, "Table 29 row %zu: %zu != %zu", i,
                   model_param_count(&c), rows[i].expect);
         check_layout(&c, "Table 29 config");
     }
     /* asymmetric configurations: dims, heads, layers and vocabularies all different */
-    model_config a = cfg_make(1, 6, 512, 516, 8, 12, 29121, 1231, 80);
+    model_config a = transformer_config(1, 6, 512, 516, 8, 12, 29121, 1231, 80);
     check_layout(&a, "E:1/512/8 D:6/516/12");
-    model_config b = cfg_make(3, 2, 8, 12, 2, 3, 13, 10, 9);
+    model_config b = transformer_config(3, 2, 8, 12, 2, 3, 13, 10, 9);
     check_layout(&b, "tiny asymmetric");
-    model_config c = cfg_make(24, 1, 64, 32, 4, 4, 7, 300, 40);
+    model_config c = transformer_config(24, 1, 64, 32, 4, 4, 7, 300, 40);
     check_layout(&c, "24/1 layers");
     /* by hand for the smallest: de=dd=2, 1/1 layers, wi=wo=3, wp=2:
      * 2*(3+2+2) + (3+2+2)*2 + 3 + 2*(24+13) + 2*(28+4+19) = 14 + 17 + 74 + 102 = 207 */
-    model_config h = cfg_make(1, 1, 2, 2, 1, 1, 3, 3, 2);
+    model_config h = transformer_config(1, 1, 2, 2, 1, 1, 3, 3, 2);
     CHECK(model_param_count(&h) == 207);
     check_layout(&h, "hand-counted");
 
@@ -173,7 +83,7 @@ static void test_param_count(void)
     model_free(m);
 
     char err[128] = "";
-    model_config bad = cfg_make(1, 1, 10, 8, 3, 2, 5, 5, 8);
+    model_config bad = transformer_config(1, 1, 10, 8, 3, 2, 5, 5, 8);
     CHECK(model_config_validate(&bad, err, sizeof err) == -1);
     CHECK_MSG(strstr(err, "divisible") != NULL, "message: %s", err);
     CHECK(model_config_validate(&b, err, sizeof err) == 0);
@@ -181,15 +91,9 @@ static void test_param_count(void)
 
 /* ---- the whole model's gradient ---- */
 
-static double loss_of(model *m, const model_batch *b)
-{
-    long nt;
-    return model_forward(m, b, &nt);
-}
-
 static void test_model_gradient(void)
 {
-    model_config c = cfg_make(2, 2, 8, 12, 2, 3, 13, 10, 9);
+    model_config c = transformer_config(2, 2, 8, 12, 2, 3, 13, 10, 9);
     model *m = model_create(&c, BACKEND_CPU, 4);
     model_init_params(m, 7);
     perturb_params(m, 0.3f);
@@ -198,15 +102,9 @@ static void test_model_gradient(void)
     const size_t np = model_num_params(m);
     float *p = malloc(np * sizeof(float)), *g = malloc(np * sizeof(float));
     model_copy_out(m, BUF_PARAMS, p);
-    int nt_ = model_tensors(&c, NULL, 0);
-    model_tensor *t = malloc(sizeof *t * (size_t)nt_);
-    model_tensors(&c, t, nt_);
-    /* Keep every ReLU unit away from its kink (a finite difference across a kink measures
-     * nothing): half of the hidden units always on (bias +4), half always off (bias -4), so
-     * that both branches of relu_backward are exercised and the loss is smooth around p. */
-    for (int i = 0; i < nt_; i++)
-        if (strstr(t[i].name, "ffn.fc1.bias"))
-            for (int j = 0; j < t[i].shape[0]; j++) p[t[i].offset + j] = j % 2 ? -4.0f : 4.0f;
+    int nt_;
+    model_tensor *t = tensors_of(&c, &nt_);
+    relu_away_from_kinks(p, t, nt_);
     model_copy_in(m, BUF_PARAMS, p);
     model_zero_grad(m);
     long nt = 0;
@@ -216,56 +114,11 @@ static void test_model_gradient(void)
     model_backward(m, &ob.b, 1.0f);
     model_copy_out(m, BUF_GRADS, g);
 
-    const double eps = 1e-2;
-    double worst_dir = 0, worst_coord = 0;
-    float *u = malloc(np * sizeof(float));
-    for (int i = 0; i < nt_; i++) {
-        size_t n = tensor_size(&t[i]), off = t[i].offset;
-        /* a random unit direction inside the tensor */
-        double norm = 0, an = 0;
-        for (size_t j = 0; j < n; j++) {
-            u[j] = nrand();
-            norm += (double)u[j] * u[j];
-        }
-        norm = sqrt(norm);
-        for (size_t j = 0; j < n; j++) {
-            u[j] = (float)(u[j] / norm);
-            an += (double)u[j] * g[off + j];
-        }
-        for (size_t j = 0; j < n; j++) p[off + j] += (float)(eps * u[j]);
-        model_copy_in(m, BUF_PARAMS, p);
-        double lp = loss_of(m, &ob.b);
-        for (size_t j = 0; j < n; j++) p[off + j] -= (float)(2 * eps * u[j]);
-        model_copy_in(m, BUF_PARAMS, p);
-        double lm = loss_of(m, &ob.b);
-        for (size_t j = 0; j < n; j++) p[off + j] += (float)(eps * u[j]);
-        double fd = (lp - lm) / (2 * eps);
-        double err = fabs(fd - an) / (fabs(an) + 1e-2);
-        if (err > worst_dir) worst_dir = err;
-        CHECK_MSG(err < 2e-2, "%s: directional derivative: finite difference %.6g, backward %.6g",
-                  t[i].name, fd, an);
-        /* and two single coordinates */
-        for (int k = 0; k < 2; k++) {
-            size_t j = off + (size_t)irand((int)n);
-            float save = p[j];
-            p[j] = save + (float)eps;
-            model_copy_in(m, BUF_PARAMS, p);
-            lp = loss_of(m, &ob.b);
-            p[j] = save - (float)eps;
-            model_copy_in(m, BUF_PARAMS, p);
-            lm = loss_of(m, &ob.b);
-            p[j] = save;
-            fd = (lp - lm) / (2 * eps);
-            err = fabs(fd - g[j]) / (fabs(g[j]) + 1e-2);
-            if (err > worst_coord) worst_coord = err;
-            CHECK_MSG(err < 2e-2, "%s[%zu]: finite difference %.6g, backward %.6g", t[i].name,
-                      j - off, fd, g[j]);
-        }
-    }
-    model_copy_in(m, BUF_PARAMS, p);
+    /* directional derivatives per tensor, and two single coordinates each */
+    gradient_errors worst = check_model_gradient(m, &ob.b, p, g, t, nt_, 2, "transformer");
     printf("  whole-model gradient: %d tensors, worst relative error %.2e (directional), "
            "%.2e (coordinates)\n",
-           nt_, worst_dir, worst_coord);
+           nt_, worst.directional, worst.coordinate);
     /* The padding token never appears at a counted source position: its input embedding row
      * gets exactly zero gradient. */
     int i = find_tensor(t, nt_, "enc.tok_emb.weight");
@@ -273,6 +126,7 @@ static void test_model_gradient(void)
     for (int j = 0; j < c.enc_dim; j++) zero &= g[t[i].offset + TOK_PAD * c.enc_dim + j] == 0.0f;
     CHECK_MSG(zero, "the source padding embedding must get zero gradient");
     /* loss_scale multiplies the gradient */
+    float *u = malloc(np * sizeof(float));
     model_zero_grad(m);
     loss_of(m, &ob.b);
     model_backward(m, &ob.b, 0.25f);
@@ -310,7 +164,7 @@ static int bitwise_equal(const float *a, const float *b, size_t n)
 
 static void test_masking(void)
 {
-    model_config c = cfg_make(2, 2, 16, 8, 4, 2, 17, 11, 12);
+    model_config c = transformer_config(2, 2, 16, 8, 4, 2, 17, 11, 12);
     model *m = model_create(&c, BACKEND_CPU, 4);
     model_init_params(m, 3);
     perturb_params(m, 0.2f);
@@ -398,142 +252,33 @@ static void test_masking(void)
 
 /* ---- decoding ---- */
 
-static double sequence_score(model *m, const int *src, int src_len, int S, const int *seq,
-                             int n, int closed)
-{
-    int tgt[64];
-    tgt[0] = TOK_EOS;
-    for (int i = 0; i < n; i++) tgt[1 + i] = seq[i];
-    int T = n + 1;
-    if (closed) tgt[T++] = TOK_EOS;
-    model_batch b = {1, S, T, src, &src_len, tgt, &T};
-    long nt;
-    return -model_forward(m, &b, &nt);
-}
-
-/* A small copy task (y_i = 2 + x_i mod (vocab_out - 2)) to give the decoding tests a model
- * whose outputs depend on the source and end with EOS; returns the last per-token loss. */
-static double train_copy(model *m, int steps, double *first_loss)
-{
-    const model_config *c = model_get_config(m);
-    enum { B = 16, S = 8, T = 8 };
-    int src[B * S], tgt[B * T], sl[B], tl[B];
-    adam_hparams h = {3e-3f, 0.9f, 0.98f, 1e-8f};
-    double last = 0;
-    for (int step = 1; step <= steps; step++) {
-        for (int b = 0; b < B; b++) {
-            int n = 1 + irand(6);
-            sl[b] = tl[b] = n + 2;
-            for (int i = 0; i < S; i++) src[b * S + i] = TOK_PAD;
-            for (int i = 0; i < T; i++) tgt[b * T + i] = TOK_PAD;
-            src[b * S] = tgt[b * T] = TOK_EOS;
-            for (int i = 0; i < n; i++) {
-                int x = 2 + irand(c->vocab_in - 2);
-                src[b * S + 1 + i] = x;
-                tgt[b * T + 1 + i] = 2 + x % (c->vocab_out - 2);
-            }
-            src[b * S + n + 1] = tgt[b * T + n + 1] = TOK_EOS;
-        }
-        model_batch bt = {B, S, T, src, sl, tgt, tl};
-        long nt;
-        model_zero_grad(m);
-        last = model_forward(m, &bt, &nt) / (double)nt;
-        if (step == 1 && first_loss) *first_loss = last;
-        model_backward(m, &bt, 1.0f / (float)nt);
-        double norm = model_grad_norm(m);
-        model_adam_step(m, &h, step, norm > 5.0 ? (float)(5.0 / norm) : 1.0f);
-    }
-    return last;
-}
-
-/* Greedy with and without the cache, and beam 1, on the same sources: all must agree.
- * Counts the outputs that stopped at EOS and at max_out. */
-static void decode_compare(model *m, const owned_batch *ob, int max_out, int *early, int *full)
-{
-    const int B = ob->b.B, S = ob->b.S;
-    int *o1 = malloc(sizeof(int) * B * max_out), *o2 = malloc(sizeof(int) * B * max_out);
-    int *o3 = malloc(sizeof(int) * B * max_out);
-    int *l1 = malloc(sizeof(int) * B), *l2 = malloc(sizeof(int) * B), *l3 = malloc(sizeof(int) * B);
-    model_greedy_decode(m, ob->src, ob->src_len, B, S, max_out, o1, l1);
-    model_greedy_decode_nocache(m, ob->src, ob->src_len, B, S, max_out, o2, l2);
-    model_beam_decode(m, ob->src, ob->src_len, B, S, 1, max_out, o3, l3);
-    int same2 = 1, same3 = 1;
-    *early = *full = 0;
-    for (int b = 0; b < B; b++) {
-        same2 &= l1[b] == l2[b];
-        same3 &= l1[b] == l3[b];
-        for (int i = 0; i < l1[b]; i++) {
-            if (i < l2[b]) same2 &= o1[b * max_out + i] == o2[b * max_out + i];
-            if (i < l3[b]) same3 &= o1[b * max_out + i] == o3[b * max_out + i];
-        }
-        *early += l1[b] < max_out;
-        *full += l1[b] == max_out;
-    }
-    CHECK_MSG(same2, "max_out %d: greedy decoding with the KV cache differs from the no-cache "
-                     "oracle", max_out);
-    CHECK_MSG(same3, "max_out %d: beam search of width 1 differs from greedy decoding", max_out);
-    free(o1), free(o2), free(o3), free(l1), free(l2), free(l3);
-}
-
 static void test_decoding(void)
 {
-    model_config c = cfg_make(2, 2, 16, 24, 2, 3, 15, 9, 12);
+    model_config c = transformer_config(2, 2, 16, 24, 2, 3, 15, 9, 12);
     model *m = model_create(&c, BACKEND_CPU, 16);
     model_init_params(m, 11);
-    double first = 0, last = train_copy(m, 150, &first);
+    const copy_task copy = {.len = 8, .max_content = 6, .lr = 3e-3f};
+    double first = 0, last = train_copy(m, &copy, 150, &first);
     printf("  copy task: loss per token %.3f -> %.3f after 150 steps\n", first, last);
     CHECK_MSG(last < 0.5 * first, "training must reduce the loss (%.3f -> %.3f)", first, last);
     const int B = 6, S = 8, max_out = 10;
     const int src_len[6] = {8, 3, 5, 8, 2, 6}, tgt_len[6] = {2, 2, 2, 2, 2, 2};
     owned_batch ob = batch_make(B, S, 2, src_len, tgt_len, c.vocab_in, c.vocab_out);
-    int early, full;
-    decode_compare(m, &ob, max_out, &early, &full);
-    CHECK_MSG(early > 0, "some outputs should stop at EOS");
-    decode_compare(m, &ob, 3, &early, &full);
-    CHECK_MSG(full > 0, "some outputs should stop at max_out");
-    decode_compare(m, &ob, 1, &early, &full);
+    decode_counts counts = check_greedy_decoders_agree(m, &ob, max_out, "transformer");
+    CHECK_MSG(counts.early > 0, "some outputs should stop at EOS");
+    counts = check_greedy_decoders_agree(m, &ob, 3, "transformer");
+    CHECK_MSG(counts.full > 0, "some outputs should stop at max_out");
+    check_greedy_decoders_agree(m, &ob, 1, "transformer");
 
-    int out1[6 * 10], len1[6], out3[6 * 10], len3[6];
+    int out1[6 * 10], len1[6];
     model_greedy_decode(m, ob.src, ob.src_len, B, S, max_out, out1, len1);
     for (int b = 0; b < B; b++) {
         printf("  greedy %d (len %d):", b, len1[b]);
         for (int i = 0; i < len1[b]; i++) printf(" %d", out1[b * max_out + i]);
         printf("\n");
     }
-    /* teacher forcing agrees: each greedy token is the argmax of the training forward */
-    int agree = 1;
-    for (int b = 0; b < B; b++) {
-        int T = len1[b] + 1, tgt[16];
-        tgt[0] = TOK_EOS;
-        for (int i = 0; i < len1[b]; i++) tgt[1 + i] = out1[b * max_out + i];
-        if (T < 2) continue;
-        model_batch one = {1, S, T, ob.src + b * S, ob.src_len + b, tgt, &T};
-        long n1;
-        model_forward(m, &one, &n1);
-        float lg[16 * 9];
-        model_copy_logits(m, lg);
-        for (int i = 0; i + 1 < T; i++) {
-            int best = 0;
-            for (int v = 1; v < c.vocab_out; v++)
-                if (lg[i * c.vocab_out + v] > lg[i * c.vocab_out + best]) best = v;
-            agree &= best == tgt[i + 1];
-        }
-    }
-    CHECK_MSG(agree, "greedy tokens must be the argmax of the teacher-forced forward");
-
-    /* a width-3 beam: valid lengths, and its answer scores at least as well as greedy's */
-    model_beam_decode(m, ob.src, ob.src_len, B, S, 3, max_out, out3, len3);
-    int better = 1;
-    for (int b = 0; b < B; b++) {
-        CHECK(len3[b] >= 0 && len3[b] <= max_out);
-        int closed1 = len1[b] < max_out, closed3 = len3[b] < max_out;
-        double s1 = sequence_score(m, ob.src + b * S, src_len[b], S, out1 + b * max_out, len1[b],
-                                   closed1) / (len1[b] + closed1);
-        double s3 = sequence_score(m, ob.src + b * S, src_len[b], S, out3 + b * max_out, len3[b],
-                                   closed3) / (len3[b] + closed3);
-        better &= s3 >= s1 - 1e-5;
-    }
-    CHECK_MSG(better, "beam 3 found a worse answer than greedy");
+    check_greedy_is_argmax(m, &ob, out1, len1, max_out, "transformer");
+    check_beam_not_worse(m, &ob, out1, len1, 3, max_out, "transformer");
     batch_free(&ob);
     model_free(m);
 }
@@ -541,7 +286,7 @@ static void test_decoding(void)
 /* A beam wide enough to keep every hypothesis is an exhaustive search. */
 static void test_beam_exhaustive(void)
 {
-    model_config c = cfg_make(1, 1, 8, 8, 2, 2, 7, 4, 6);
+    model_config c = transformer_config(1, 1, 8, 8, 2, 2, 7, 4, 6);
     model *m = model_create(&c, BACKEND_CPU, 2);
     model_init_params(m, 5);
     perturb_params(m, 0.6f);
@@ -560,9 +305,7 @@ static void test_beam_exhaustive(void)
             for (int k = 0; k < count; k++) {
                 int seq[3], x = k;
                 for (int i = 0; i < n; i++, x /= 3) seq[i] = toks[x % 3];
-                int closed = n < max_out;
-                double sc = sequence_score(m, ob.src + b * S, src_len[b], S, seq, n, closed) /
-                            (n + closed);
+                double sc = answer_score(m, &ob, b, seq, n, max_out);
                 if (sc > best) {
                     best = sc;
                     best_n = n;
@@ -570,9 +313,7 @@ static void test_beam_exhaustive(void)
                 }
             }
         }
-        int closed = len[b] < max_out;
-        double got = sequence_score(m, ob.src + b * S, src_len[b], S, out + b * max_out, len[b],
-                                    closed) / (len[b] + closed);
+        double got = answer_score(m, &ob, b, out + b * max_out, len[b], max_out);
         CHECK_MSG(fabs(got - best) < 1e-5, "source %d: beam answer scores %.7g, optimum %.7g", b,
                   got, best);
         int same = len[b] == best_n;
@@ -587,7 +328,7 @@ static void test_beam_exhaustive(void)
 
 static void test_adam(void)
 {
-    model_config c = cfg_make(1, 1, 4, 4, 1, 1, 5, 5, 4);
+    model_config c = transformer_config(1, 1, 4, 4, 1, 1, 5, 5, 4);
     model *m = model_create(&c, BACKEND_CPU, 1);
     size_t n = model_num_params(m);
     float *p = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
@@ -663,7 +404,7 @@ static void run_steps(model *m, owned_batch *batches, int nb, double *losses, do
 /* Big enough for every parallel loop to split (with OPENBLAS_NUM_THREADS=2 from CTest). */
 static void test_determinism(void)
 {
-    model_config c = cfg_make(2, 1, 128, 64, 4, 2, 20, 14, 32);
+    model_config c = transformer_config(2, 1, 128, 64, 4, 2, 20, 14, 32);
     enum { NB = 16 };
     owned_batch bs[3];
     int sl[3][NB], tl[3][NB];
@@ -698,9 +439,8 @@ static void test_determinism(void)
      * biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)); embeddings N(0, 1/d), the padding row 0 */
     model_init_params(a, 42);
     model_copy_out(a, BUF_PARAMS, pa);
-    int nt_ = model_tensors(&c, NULL, 0);
-    model_tensor *t = malloc(sizeof *t * (size_t)nt_);
-    model_tensors(&c, t, nt_);
+    int nt_;
+    model_tensor *t = tensors_of(&c, &nt_);
     int ln = find_tensor(t, nt_, "enc.layer1.ln2.weight");
     int lnb = find_tensor(t, nt_, "dec.layer0.ln3.bias");
     CHECK(pa[t[ln].offset] == 1.0f && pa[t[ln].offset + 127] == 1.0f);
@@ -762,7 +502,7 @@ static void test_cuda_refusal(void)
     if (pid == 0) {
         dup2(fds[1], 2);
         close(fds[0]);
-        model_config c = cfg_make(1, 1, 8, 8, 2, 2, 5, 5, 4);
+        model_config c = transformer_config(1, 1, 8, 8, 2, 2, 5, 5, 4);
         model_create(&c, BACKEND_CUDA, 1);
         _exit(0); /* not reached when it refuses */
     }
@@ -782,6 +522,7 @@ static void test_cuda_refusal(void)
 
 int main(void)
 {
+    fixture_seed(0x9e3779b97f4a7c15ULL);
     test_param_count();
     test_model_gradient();
     test_masking();

@@ -7,7 +7,6 @@
  * atol + tol * max|g|, with tolerances far above float rounding but far below the effect of any
  * real mistake (a missing term, a wrong mask, a transposed index). */
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,72 +16,10 @@
 #include "model/layers.h"
 #include "model/model.h"
 #include "model/parallel.h"
+#include "tests/model_fixtures.h"
 #include "tests/test.h"
 
-static uint64_t rng_state = 0x12345678abcdefULL;
-static double urand(void)
-{
-    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-static float nrand(void)
-{
-    double u1 = urand() + 1e-12, u2 = urand();
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-static float *randv(long n, float scale)
-{
-    float *x = malloc((size_t)n * sizeof(float));
-    for (long i = 0; i < n; i++) x[i] = scale * nrand();
-    return x;
-}
 static float *zeros(long n) { return calloc((size_t)n, sizeof(float)); }
-
-static double dot_d(const float *a, const float *b, long n)
-{
-    double s = 0;
-    for (long i = 0; i < n; i++) s += (double)a[i] * b[i];
-    return s;
-}
-
-/* The loss of the layer under test, recomputing its forward. */
-typedef double (*loss_fn)(void *ctx);
-
-/* Compares the analytic gradient g (n) of x (n) with central differences of loss(ctx): every
- * element up to FD_MAX_CHECKED of them, else a spread of FD_MAX_CHECKED elements (every
- * stride-th from a varying offset, so that every chunk a pool splits the work into is hit). */
-#define FD_MAX_CHECKED 512
-static void check_grad(const char *what, loss_fn loss, void *ctx, float *x, const float *g,
-                       long n, float eps, double tol)
-{
-    double err2 = 0, ref2 = 0, gmax = 0, worst = 0, worst_fd = 0;
-    long worst_i = -1, stride = n > FD_MAX_CHECKED ? n / FD_MAX_CHECKED : 1, checked = 0;
-    for (long j = 0; j < n && checked < FD_MAX_CHECKED; j += stride, checked++) {
-        long i = stride > 1 ? j + (checked * 7919) % stride : j;
-        float save = x[i];
-        x[i] = save + eps;
-        double lp = loss(ctx);
-        x[i] = save - eps;
-        double lm = loss(ctx);
-        x[i] = save;
-        double fd = (lp - lm) / (2.0 * eps), e = fabs(fd - g[i]);
-        err2 += e * e;
-        ref2 += (double)g[i] * g[i];
-        if (fabs(g[i]) > gmax) gmax = fabs(g[i]);
-        if (e > worst) {
-            worst = e;
-            worst_i = i;
-            worst_fd = fd;
-        }
-    }
-    double rel = sqrt(err2) / (sqrt(ref2) + 1e-30);
-    CHECK_MSG(ref2 > 0, "%s: zero gradient (nothing tested)", what);
-    CHECK_MSG(rel <= tol, "%s: normwise relative error %.3g > %.3g", what, rel, tol);
-    CHECK_MSG(worst <= 1e-4 + 10 * tol * gmax,
-              "%s: element %ld: finite difference %.6g, backward %.6g", what, worst_i, worst_fd,
-              worst_i >= 0 ? g[worst_i] : 0.0);
-    printf("  %-34s n=%-6ld checked %-4ld rel err %.2e\n", what, n, checked, rel);
-}
 
 /* ---- linear ---- */
 typedef struct {
@@ -654,6 +591,7 @@ static void test_weighted_rows(int N, int C)
 
 int main(void)
 {
+    fixture_seed(0x12345678abcdefULL);
     model_set_threads(2);
     CHECK_MSG(par_threads() >= 2, "the pool must have two threads to test split work");
     test_pool();

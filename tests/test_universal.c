@@ -5,86 +5,21 @@
  * ponder cost), decoding of a looped decoder (the key/value cache per iteration equals the
  * no-cache oracle, beam 1 equals greedy), and determinism. */
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "encoding/encoding.h"
 #include "model/model.h"
+#include "tests/model_fixtures.h"
 #include "tests/test.h"
 
-static uint64_t rng_state = 0x5deece66dULL;
-static double urand(void)
-{
-    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-static int irand(int n) { return (int)(urand() * n); }
-static float nrand(void)
-{
-    double u1 = urand() + 1e-12, u2 = urand();
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-
-/* A universal transformer: enc_loops / dec_loops (0: a plain one-layer side). */
+/* A universal transformer: enc_loops / dec_loops (0: a plain one-layer side), ponder cost 0.1. */
 static model_config ut_make(int enc_loops, int dec_loops, int mode, int de, int dd, int he,
                             int hd, int wi, int wo, int wp)
 {
-    model_config c = {.enc_layers = 1, .dec_layers = 1, .enc_dim = de, .dec_dim = dd,
-                      .enc_heads = he, .dec_heads = hd, .vocab_in = wi, .vocab_out = wo,
-                      .max_len = wp, .arch = ARCH_UNIVERSAL, .enc_loops = enc_loops,
-                      .dec_loops = dec_loops, .loop_mode = mode, .act_threshold = 0.99,
-                      .ponder_cost = 0.1};
-    return c;
-}
-
-typedef struct {
-    model_batch b;
-    int *src, *src_len, *tgt, *tgt_len;
-} owned_batch;
-
-static owned_batch batch_make(int B, int S, int T, const int *src_len, const int *tgt_len,
-                              int vocab_in, int vocab_out)
-{
-    owned_batch o;
-    o.src = calloc((size_t)B * S, sizeof(int));
-    o.tgt = calloc((size_t)B * T, sizeof(int));
-    o.src_len = malloc(sizeof(int) * B);
-    o.tgt_len = malloc(sizeof(int) * B);
-    for (int b = 0; b < B; b++) {
-        o.src_len[b] = src_len[b];
-        o.tgt_len[b] = tgt_len[b];
-        for (int s = 0; s < S; s++) {
-            int v = TOK_PAD;
-            if (s == 0 || s == src_len[b] - 1) v = TOK_EOS;
-            else if (s < src_len[b]) v = 2 + irand(vocab_in - 2);
-            o.src[b * S + s] = v;
-        }
-        for (int t = 0; t < T; t++) {
-            int v = TOK_PAD;
-            if (t == 0 || t == tgt_len[b] - 1) v = TOK_EOS;
-            else if (t < tgt_len[b]) v = 2 + irand(vocab_out - 2);
-            o.tgt[b * T + t] = v;
-        }
-    }
-    o.b = (model_batch){B, S, T, o.src, o.src_len, o.tgt, o.tgt_len};
-    return o;
-}
-
-static void batch_free(owned_batch *o)
-{
-    free(o->src);
-    free(o->tgt);
-    free(o->src_len);
-    free(o->tgt_len);
-}
-
-static size_t tensor_size(const model_tensor *t)
-{
-    size_t n = 1;
-    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
-    return n;
+    return universal_config(transformer_config(1, 1, de, dd, he, hd, wi, wo, wp), enc_loops,
+                            dec_loops, mode, 0.1);
 }
 
 static const char *mode_name(int mode) { return enum_name(&MODEL_LOOP_MODE_TABLE, mode); }
@@ -204,12 +139,6 @@ static void test_validation(void)
 
 /* ---- the whole model's gradient ---- */
 
-static double loss_of(model *m, const model_batch *b)
-{
-    long nt;
-    return model_forward(m, b, &nt);
-}
-
 /* ACT variants of the gradient test: the halting unit's weights small and its bias set so
  * that every position's halting probabilities sit near p (0.3: the sums stay below the
  * threshold and every position runs to the last iteration; 0.8: every position halts at the
@@ -227,17 +156,13 @@ static double gradient_check(const model_config *c, float halt_prob, const char 
 {
     model *m = model_create(c, BACKEND_CPU, 4);
     model_init_params(m, 7);
+    perturb_params(m, 0.3f);
     const size_t np = model_num_params(m);
     float *p = malloc(np * sizeof(float)), *g = malloc(np * sizeof(float));
     model_copy_out(m, BUF_PARAMS, p);
-    for (size_t i = 0; i < np; i++) p[i] += 0.3f * nrand();
-    int nt_ = model_tensors(c, NULL, 0);
-    model_tensor *t = malloc(sizeof *t * (size_t)nt_);
-    model_tensors(c, t, nt_);
-    /* every ReLU unit away from its kink, as test_model.c does */
-    for (int i = 0; i < nt_; i++)
-        if (strstr(t[i].name, "ffn.fc1.bias"))
-            for (int j = 0; j < t[i].shape[0]; j++) p[t[i].offset + j] = j % 2 ? -4.0f : 4.0f;
+    int nt_;
+    model_tensor *t = tensors_of(c, &nt_);
+    relu_away_from_kinks(p, t, nt_);
     if (halt_prob > 0) set_halting(p, t, nt_, halt_prob);
     model_copy_in(m, BUF_PARAMS, p);
     const int src_len[3] = {7, 4, 3}, tgt_len[3] = {6, 3, 4};
@@ -247,38 +172,8 @@ static double gradient_check(const model_config *c, float halt_prob, const char 
     CHECK(isfinite(l0) && l0 > 0);
     model_backward(m, &ob.b, 1.0f);
     model_copy_out(m, BUF_GRADS, g);
-    const double eps = 1e-2;
-    double worst = 0;
-    float *u = malloc(np * sizeof(float));
-    for (int i = 0; i < nt_; i++) {
-        size_t n = tensor_size(&t[i]), off = t[i].offset;
-        double norm = 0, an = 0;
-        for (size_t j = 0; j < n; j++) {
-            u[j] = nrand();
-            norm += (double)u[j] * u[j];
-        }
-        norm = sqrt(norm);
-        for (size_t j = 0; j < n; j++) {
-            u[j] = (float)(u[j] / norm);
-            an += (double)u[j] * g[off + j];
-        }
-        for (size_t j = 0; j < n; j++) p[off + j] += (float)(eps * u[j]);
-        model_copy_in(m, BUF_PARAMS, p);
-        double lp = loss_of(m, &ob.b);
-        for (size_t j = 0; j < n; j++) p[off + j] -= (float)(2 * eps * u[j]);
-        model_copy_in(m, BUF_PARAMS, p);
-        double lm = loss_of(m, &ob.b);
-        for (size_t j = 0; j < n; j++) p[off + j] += (float)(eps * u[j]);
-        double fd = (lp - lm) / (2 * eps);
-        double err = fabs(fd - an) / (fabs(an) + 1e-2);
-        if (err > worst) worst = err;
-        CHECK_MSG(err < 2e-2, "%s: %s: directional derivative: finite difference %.6g, "
-                  "backward %.6g", what, t[i].name, fd, an);
-        CHECK_MSG(an != 0.0, "%s: %s: zero gradient", what, t[i].name);
-    }
-    model_copy_in(m, BUF_PARAMS, p);
+    double worst = check_model_gradient(m, &ob.b, p, g, t, nt_, 0, what).directional;
     printf("  gradient %-44s %2d tensors, worst relative error %.2e\n", what, nt_, worst);
-    free(u);
     free(t);
     free(p);
     free(g);
@@ -317,9 +212,8 @@ static void test_ponder_cost(void)
     const size_t np = model_num_params(m);
     float *p = malloc(np * sizeof(float));
     model_copy_out(m, BUF_PARAMS, p);
-    int nt_ = model_tensors(&c, NULL, 0);
-    model_tensor *t = malloc(sizeof *t * (size_t)nt_);
-    model_tensors(&c, t, nt_);
+    int nt_;
+    model_tensor *t = tensors_of(&c, &nt_);
     for (int i = 0; i < nt_; i++)
         if (strstr(t[i].name, "loop.halt.weight"))
             memset(p + t[i].offset, 0, tensor_size(&t[i]) * sizeof(float));
@@ -344,71 +238,24 @@ static void test_ponder_cost(void)
 
 /* ---- decoding ---- */
 
-/* A copy task, as test_model.c's, to give the decoders outputs that depend on the source. */
-static double train_copy(model *m, int steps)
-{
-    const model_config *c = model_get_config(m);
-    enum { B = 16, S = 8, T = 8 };
-    int src[B * S], tgt[B * T], sl[B], tl[B];
-    adam_hparams h = {3e-3f, 0.9f, 0.98f, 1e-8f};
-    double last = 0;
-    for (int step = 1; step <= steps; step++) {
-        for (int b = 0; b < B; b++) {
-            int n = 1 + irand(6);
-            sl[b] = tl[b] = n + 2;
-            for (int i = 0; i < S; i++) src[b * S + i] = TOK_PAD;
-            for (int i = 0; i < T; i++) tgt[b * T + i] = TOK_PAD;
-            src[b * S] = tgt[b * T] = TOK_EOS;
-            for (int i = 0; i < n; i++) {
-                int x = 2 + irand(c->vocab_in - 2);
-                src[b * S + 1 + i] = x;
-                tgt[b * T + 1 + i] = 2 + x % (c->vocab_out - 2);
-            }
-            src[b * S + n + 1] = tgt[b * T + n + 1] = TOK_EOS;
-        }
-        model_batch bt = {B, S, T, src, sl, tgt, tl};
-        long nt;
-        model_zero_grad(m);
-        last = model_forward(m, &bt, &nt) / (double)nt;
-        model_backward(m, &bt, 1.0f / (float)nt);
-        double norm = model_grad_norm(m);
-        model_adam_step(m, &h, step, norm > 5.0 ? (float)(5.0 / norm) : 1.0f);
-    }
-    return last;
-}
-
 static void test_decoding(void)
 {
     for (int mode = LOOP_FIXED; mode <= LOOP_ACT; mode++) {
         model_config c = ut_make(2, 3, mode, 16, 24, 2, 3, 15, 9, 12);
         model *m = model_create(&c, BACKEND_CPU, 16);
         model_init_params(m, 11);
-        double last = train_copy(m, 60);
+        const copy_task copy = {.len = 8, .max_content = 6, .lr = 3e-3f};
+        double last = train_copy(m, &copy, 60, NULL);
         const int B = 6, S = 8, max_out = 10;
         const int src_len[6] = {8, 3, 5, 8, 2, 6}, tgt_len[6] = {2, 2, 2, 2, 2, 2};
         owned_batch ob = batch_make(B, S, 2, src_len, tgt_len, c.vocab_in, c.vocab_out);
-        int o1[6 * 10], o2[6 * 10], o3[6 * 10], o4[6 * 10], l1[6], l2[6], l3[6], l4[6];
-        model_greedy_decode(m, ob.src, ob.src_len, B, S, max_out, o1, l1);
-        model_greedy_decode_nocache(m, ob.src, ob.src_len, B, S, max_out, o2, l2);
-        model_beam_decode(m, ob.src, ob.src_len, B, S, 1, max_out, o3, l3);
-        model_beam_decode(m, ob.src, ob.src_len, B, S, 3, max_out, o4, l4);
-        int same2 = 1, same3 = 1, tokens = 0;
-        for (int b = 0; b < B; b++) {
-            same2 &= l1[b] == l2[b];
-            same3 &= l1[b] == l3[b];
-            for (int i = 0; i < l1[b]; i++) {
-                if (i < l2[b]) same2 &= o1[b * max_out + i] == o2[b * max_out + i];
-                if (i < l3[b]) same3 &= o1[b * max_out + i] == o3[b * max_out + i];
-            }
-            tokens += l1[b];
-            CHECK(l4[b] >= 0 && l4[b] <= max_out);
-        }
+        decode_counts counts = check_greedy_decoders_agree(m, &ob, max_out, mode_name(mode));
+        int out[6 * 10], len[6];
+        model_beam_decode(m, ob.src, ob.src_len, B, S, 3, max_out, out, len);
+        for (int b = 0; b < B; b++) CHECK(len[b] >= 0 && len[b] <= max_out);
         printf("  decoding, looped decoder (%s): copy loss %.3f, %d greedy tokens\n",
-               mode_name(mode), last, tokens);
-        CHECK_MSG(tokens > 0, "%s: greedy decoding produced nothing", mode_name(mode));
-        CHECK_MSG(same2, "%s: greedy decoding with the cache differs from the no-cache oracle",
-                  mode_name(mode));
-        CHECK_MSG(same3, "%s: beam 1 differs from greedy decoding", mode_name(mode));
+               mode_name(mode), last, counts.tokens);
+        CHECK_MSG(counts.tokens > 0, "%s: greedy decoding produced nothing", mode_name(mode));
         batch_free(&ob);
         model_free(m);
     }
@@ -462,6 +309,7 @@ static void test_determinism(void)
 
 int main(void)
 {
+    fixture_seed(0x5deece66dULL);
     model_set_threads(2);
     test_param_count();
     test_validation();
