@@ -3,14 +3,17 @@
 # reports the test as skipped. tests/gpu/run.sh is the one command for a GPU machine (build,
 # parity, compute-sanitizer).
 if(LAWT_HAVE_CUDA)
+  # what the two share (tests/gpu/cuda_fixtures.h): device buffers, checks against the CPU
+  add_library(lawt_test_cuda_fixtures STATIC ${CMAKE_SOURCE_DIR}/tests/gpu/cuda_fixtures.c)
+  target_link_libraries(lawt_test_cuda_fixtures PUBLIC lawt_test_model_fixtures)
   add_executable(test_cuda_parity ${CMAKE_SOURCE_DIR}/tests/gpu/test_cuda_parity.c)
-  target_link_libraries(test_cuda_parity PRIVATE lawt_model)
+  target_link_libraries(test_cuda_parity PRIVATE lawt_test_cuda_fixtures)
   add_test(NAME gpu_cuda_parity COMMAND test_cuda_parity)
   set_tests_properties(gpu_cuda_parity PROPERTIES SKIP_RETURN_CODE 77
                        ENVIRONMENT "OPENBLAS_NUM_THREADS=2")
   # the LSTM and GRU encoder-decoders' cells, model and decoding (Appendix E.1)
   add_executable(test_cuda_recurrent ${CMAKE_SOURCE_DIR}/tests/gpu/test_cuda_recurrent.c)
-  target_link_libraries(test_cuda_recurrent PRIVATE lawt_model)
+  target_link_libraries(test_cuda_recurrent PRIVATE lawt_test_cuda_fixtures)
   add_test(NAME gpu_cuda_recurrent COMMAND test_cuda_recurrent)
   set_tests_properties(gpu_cuda_recurrent PROPERTIES SKIP_RETURN_CODE 77
                        ENVIRONMENT "OPENBLAS_NUM_THREADS=2")

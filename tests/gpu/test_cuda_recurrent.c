@@ -6,13 +6,13 @@
  *      in place; outputs it overwrites start as NaN on the device;
  *   2. the whole model in fp32: loss, logits and the gradient buffer (accumulated onto
  *      identical non-zero buffers), after a larger batch has filled the activations;
- *   3. decoding: GPU greedy and beam == CPU greedy and beam, stepwise == whole-prefix on the GPU.
+ *   3. decoding: GPU greedy and beam == CPU greedy and beam, stepwise == whole-prefix and
+ *      beam 1 == greedy on the GPU.
  *
  * Errors are norm-wise relative, at test_cuda_parity.c's tolerances: 1e-5 per layer and for
  * the loss and logits, 1e-4 for the gradient buffer (through the steps, rounding of cuBLAS and
  * OpenBLAS products compounds). Without a usable GPU the program exits 77 (CTest: skipped). */
 #include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,62 +24,10 @@
 #include "model/cuda/recurrent_cuda.h"
 #include "model/model.h"
 #include "model/recurrent_layers.h"
+#include "tests/gpu/cuda_fixtures.h"
 #include "tests/test.h"
 
 #define TOL 1e-5
-#define NAN_BYTE 0xff
-
-static uint64_t rng_state = 0x13198a2e03707344ULL;
-static double urand(void)
-{
-    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-static int irand(int n) { return (int)(urand() * n); }
-static float nrand(void)
-{
-    double u1 = urand() + 1e-12, u2 = urand();
-    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
-}
-static float *hrand(size_t n)
-{
-    float *x = malloc(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) x[i] = nrand();
-    return x;
-}
-static void *dev_up(const void *h, size_t bytes)
-{
-    void *d = NULL;
-    CUDA_CHECK(cudaMalloc(&d, bytes ? bytes : 4));
-    if (h && bytes) CUDA_CHECK(cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice));
-    return d;
-}
-static float *dup_f(const float *h, size_t n) { return dev_up(h, n * sizeof(float)); }
-static float *dev_nan(size_t n)
-{
-    float *d = dup_f(NULL, n);
-    CUDA_CHECK(cudaMemset(d, NAN_BYTE, n * sizeof(float)));
-    return d;
-}
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - (double)b[i];
-        num += d * d;
-        den += (double)b[i] * (double)b[i];
-    }
-    return den > 0.0 ? sqrt(num / den) : sqrt(num);
-}
-static void check_dev(const char *what, const float *d, const float *ref, size_t n, double tol)
-{
-    float *h = malloc(n * sizeof(float));
-    CUDA_CHECK(cudaMemcpy(h, d, n * sizeof(float), cudaMemcpyDeviceToHost));
-    double e = rel_err(h, ref, n);
-    CHECK_MSG(e <= tol, "%s: relative error %.3g > %.1g", what, e, tol);
-    printf("  %-52s rel err %.3g\n", what, e);
-    free(h);
-}
 
 /* ---- 1. the cells ---- */
 
@@ -89,7 +37,7 @@ static void test_gru_cell(int B, int H, int with_dy)
     int *len = malloc(sizeof(int) * B);
     for (int b = 0; b < B; b++) len[b] = b % 3 == 1 ? 1 : 3 + irand(4); /* every third stopped */
     const size_t g = (size_t)B * 3 * H, n = (size_t)B * H;
-    float *gx = hrand(g), *gh = hrand(g), *hp = hrand(n), *h = malloc(n * sizeof(float));
+    float *gx = randv(g, 1), *gh = randv(g, 1), *hp = randv(n, 1), *h = malloc(n * sizeof(float));
     int *d_len = dev_up(len, sizeof(int) * B);
     float *d_gates = dup_f(gx, g), *d_gh = dup_f(gh, g), *d_hp = dup_f(hp, n), *d_h = dev_nan(n);
     gru_cell_forward(h, gx, gh, hp, len, t, B, H); /* gx now holds the gates */
@@ -98,7 +46,7 @@ static void test_gru_cell(int B, int H, int with_dy)
     snprintf(what, sizeof what, "gru_cell_forward h (B%d H%d)", B, H);
     check_dev(what, d_h, h, n, TOL);
     check_dev("gru_cell_forward gates", d_gates, gx, g, TOL);
-    float *dy = with_dy ? hrand(n) : NULL, *carry = hrand(n);
+    float *dy = with_dy ? randv(n, 1) : NULL, *carry = randv(n, 1);
     float *dgx = malloc(g * sizeof(float)), *dgh = malloc(g * sizeof(float));
     float *d_dy = dy ? dup_f(dy, n) : NULL, *d_carry = dup_f(carry, n);
     float *d_dgx = dev_nan(g), *d_dgh = dev_nan(g);
@@ -124,7 +72,7 @@ static void test_lstm_cell(int B, int H, int with_dy)
     int *len = malloc(sizeof(int) * B);
     for (int b = 0; b < B; b++) len[b] = b % 3 == 1 ? 1 : 3 + irand(4);
     const size_t g = (size_t)B * 4 * H, n = (size_t)B * H;
-    float *a = hrand(g), *hp = hrand(n), *cp = hrand(n), *h = malloc(n * sizeof(float)),
+    float *a = randv(g, 1), *hp = randv(n, 1), *cp = randv(n, 1), *h = malloc(n * sizeof(float)),
           *c = malloc(n * sizeof(float));
     int *d_len = dev_up(len, sizeof(int) * B);
     float *d_gates = dup_f(a, g), *d_hp = dup_f(hp, n), *d_cp = dup_f(cp, n), *d_h = dev_nan(n),
@@ -136,7 +84,7 @@ static void test_lstm_cell(int B, int H, int with_dy)
     check_dev(what, d_h, h, n, TOL);
     check_dev("lstm_cell_forward c", d_c, c, n, TOL);
     check_dev("lstm_cell_forward gates", d_gates, a, g, TOL);
-    float *dy = with_dy ? hrand(n) : NULL, *dh = hrand(n), *dc = hrand(n);
+    float *dy = with_dy ? randv(n, 1) : NULL, *dh = randv(n, 1), *dc = randv(n, 1);
     float *da = malloc(g * sizeof(float));
     float *d_dy = dy ? dup_f(dy, n) : NULL, *d_dh = dup_f(dh, n), *d_dc = dup_f(dc, n);
     float *d_da = dev_nan(g);
@@ -154,54 +102,22 @@ static void test_lstm_cell(int B, int H, int with_dy)
 
 /* ---- 2. and 3. the whole model ---- */
 
-typedef struct {
-    int B, S, T;
-    int *src, *src_len, *tgt, *tgt_len;
-    model_batch b;
-} batch;
-
-static batch batch_make(int B, int S, int T, int vin, int vout)
-{
-    batch o = {B, S, T, malloc(sizeof(int) * B * S), malloc(sizeof(int) * B),
-               malloc(sizeof(int) * B * T), malloc(sizeof(int) * B), {0}};
-    for (int b = 0; b < B; b++) {
-        o.src_len[b] = b == 0 ? S : 2 + irand(S - 1);
-        o.tgt_len[b] = b == 1 ? T : 2 + irand(T - 1);
-        for (int s = 0; s < S; s++)
-            o.src[b * S + s] = s == 0 || s == o.src_len[b] - 1 ? TOK_EOS
-                               : s < o.src_len[b]             ? 2 + irand(vin - 2)
-                                                              : TOK_PAD;
-        for (int s = 0; s < T; s++)
-            o.tgt[b * T + s] = s == 0 || s == o.tgt_len[b] - 1 ? TOK_EOS
-                               : s < o.tgt_len[b]             ? 2 + irand(vout - 2)
-                                                              : TOK_PAD;
-    }
-    o.b = (model_batch){B, S, T, o.src, o.src_len, o.tgt, o.tgt_len};
-    return o;
-}
-
-static void batch_free(batch *o)
-{
-    free(o->src), free(o->src_len), free(o->tgt), free(o->tgt_len);
-}
-
 static void test_model(int arch, int layers, int hidden, int dim, int vocab)
 {
     const char *name = enum_name(&MODEL_ARCH_TABLE, arch);
     printf("%s, %d layers x %d hidden, embeddings %d, vocabulary %d\n", name, layers, hidden, dim,
            vocab);
-    model_config c = {.enc_layers = 1, .dec_layers = 1, .enc_dim = dim, .dec_dim = dim,
-                      .enc_heads = 1, .dec_heads = 1, .vocab_in = vocab, .vocab_out = vocab,
-                      .max_len = 40, .arch = arch, .rnn_layers = layers, .rnn_hidden = hidden};
+    model_config c = recurrent_config(arch, layers, hidden, dim, dim, vocab, vocab, 40);
     enum { MB = 12 };
     model *cpu = model_create(&c, BACKEND_CPU, MB), *gpu = model_create(&c, BACKEND_CUDA, MB);
     model_init_params(cpu, 5);
     model_init_params(gpu, 5);
-    batch big = batch_make(MB, 40, 30, vocab, vocab), small = batch_make(7, 23, 17, vocab, vocab);
+    owned_batch big = batch_make_random(MB, 40, 30, vocab, vocab),
+                small = batch_make_random(7, 23, 17, vocab, vocab);
     long nt;
     model_forward(gpu, &big.b, &nt); /* the activations hold a larger batch's values */
     const size_t np = model_num_params(cpu);
-    float *g0 = hrand(np), *gc = malloc(np * sizeof(float)), *gg = malloc(np * sizeof(float));
+    float *g0 = randv(np, 1), *gc = malloc(np * sizeof(float)), *gg = malloc(np * sizeof(float));
     model_copy_in(cpu, BUF_GRADS, g0);
     model_copy_in(gpu, BUF_GRADS, g0);
     long ntc, ntg;
@@ -225,28 +141,8 @@ static void test_model(int arch, int layers, int hidden, int dim, int vocab)
     CHECK_MSG(e <= 1e-4, "%s gradients: relative error %.3g", name, e);
     printf("  %-52s rel err %.3g\n", "gradient buffer", e);
     /* decoding, the same tokens on both */
-    enum { MAX_OUT = 12 };
-    int oc[MB * MAX_OUT], og[MB * MAX_OUT], op[MB * MAX_OUT], lc_[MB], lg_[MB], lp[MB];
-    model_greedy_decode(cpu, small.src, small.src_len, 7, 23, MAX_OUT, oc, lc_);
-    model_greedy_decode(gpu, small.src, small.src_len, 7, 23, MAX_OUT, og, lg_);
-    model_greedy_decode_nocache(gpu, small.src, small.src_len, 7, 23, MAX_OUT, op, lp);
-    int same = 1, same_prefix = 1;
-    for (int b = 0; b < 7; b++) {
-        same &= lc_[b] == lg_[b] && !memcmp(oc + b * MAX_OUT, og + b * MAX_OUT,
-                                              sizeof(int) * (size_t)lc_[b]);
-        same_prefix &= lp[b] == lg_[b] && !memcmp(op + b * MAX_OUT, og + b * MAX_OUT,
-                                                    sizeof(int) * (size_t)lg_[b]);
-    }
-    CHECK_MSG(same, "%s: GPU greedy decoding differs from the CPU's", name);
-    CHECK_MSG(same_prefix, "%s: GPU stepwise decoding differs from its whole-prefix oracle",
-              name);
-    model_beam_decode(cpu, small.src, small.src_len, 7, 23, 3, MAX_OUT, oc, lc_);
-    model_beam_decode(gpu, small.src, small.src_len, 7, 23, 3, MAX_OUT, og, lg_);
-    same = 1;
-    for (int b = 0; b < 7; b++)
-        same &= lc_[b] == lg_[b] && !memcmp(oc + b * MAX_OUT, og + b * MAX_OUT,
-                                              sizeof(int) * (size_t)lc_[b]);
-    CHECK_MSG(same, "%s: GPU beam search differs from the CPU's", name);
+    int greedy_len[7], beam_len[7];
+    compare_decoding(gpu, cpu, &small, 12, 3, name, greedy_len, beam_len);
     free(g0), free(gc), free(gg), free(lgc), free(lgg);
     batch_free(&big);
     batch_free(&small);
@@ -270,6 +166,7 @@ int main(int argc, char **argv)
                err != cudaSuccess ? cudaGetErrorString(err) : "no device");
         return 77;
     }
+    fixture_seed(0x13198a2e03707344ULL);
     model_set_cuda_precision(PRECISION_FP32);
     model_set_threads(2);
     printf("cells\n");
