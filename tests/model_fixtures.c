@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "encoding/encoding.h"
 #include "tests/test.h"
@@ -230,13 +232,54 @@ double loss_of(model *m, const model_batch *b)
     return model_forward(m, b, &nt);
 }
 
-gradient_errors check_model_gradient(model *m, const model_batch *b, float *p, const float *g,
-                                     const model_tensor *t, int nt, int coordinates,
-                                     const char *what)
+gradient_case gradient_case_make(const model_config *c)
 {
+    gradient_case gc = {.m = model_create(c, BACKEND_CPU, 4)};
+    model_init_params(gc.m, 7);
+    perturb_params(gc.m, 0.3f);
+    gc.np = model_num_params(gc.m);
+    gc.p = malloc(gc.np * sizeof(float));
+    gc.g = malloc(gc.np * sizeof(float));
+    model_copy_out(gc.m, BUF_PARAMS, gc.p);
+    gc.t = tensors_of(c, &gc.nt);
+    return gc;
+}
+
+void gradient_case_backward(gradient_case *gc)
+{
+    const model_config *c = model_get_config(gc->m);
+    const int src_len[3] = {7, 4, 3}, tgt_len[3] = {6, 3, 4};
+    model_copy_in(gc->m, BUF_PARAMS, gc->p);
+    gc->ob = batch_make(3, 7, 6, src_len, tgt_len, c->vocab_in, c->vocab_out);
+    model_zero_grad(gc->m);
+    long nt = 0;
+    double l0 = model_forward(gc->m, &gc->ob.b, &nt);
+    CHECK(nt == (6 - 1) + (3 - 1) + (4 - 1));
+    CHECK(isfinite(l0) && l0 > 0);
+    model_backward(gc->m, &gc->ob.b, 1.0f);
+    model_copy_out(gc->m, BUF_GRADS, gc->g);
+}
+
+void gradient_case_free(gradient_case *gc)
+{
+    free(gc->p);
+    free(gc->g);
+    free(gc->t);
+    batch_free(&gc->ob);
+    model_free(gc->m);
+}
+
+gradient_errors check_model_gradient(gradient_case *gc, int coordinates, const char *what)
+{
+    model *m = gc->m;
+    const model_batch *b = &gc->ob.b;
+    float *p = gc->p;
+    const float *g = gc->g;
+    const model_tensor *t = gc->t;
+    const int nt = gc->nt;
     const double eps = 1e-2;
     gradient_errors worst = {0, 0};
-    float *u = malloc(model_num_params(m) * sizeof(float));
+    float *u = malloc(gc->np * sizeof(float));
     for (int i = 0; i < nt; i++) {
         size_t n = tensor_size(&t[i]), off = t[i].offset;
         /* a random unit direction inside the tensor */
@@ -283,6 +326,29 @@ gradient_errors check_model_gradient(model *m, const model_batch *b, float *p, c
     model_copy_in(m, BUF_PARAMS, p);
     free(u);
     return worst;
+}
+
+int cuda_refused(const model_config *c, char *msg, size_t cap)
+{
+    int fds[2];
+    msg[0] = '\0';
+    if (pipe(fds)) return 0;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        model_create(c, BACKEND_CUDA, 1);
+        _exit(0); /* not reached when it refuses */
+    }
+    close(fds[1]);
+    ssize_t got, total = 0;
+    while ((got = read(fds[0], msg + total, cap - 1 - (size_t)total)) > 0) total += got;
+    msg[total] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) != 0;
 }
 
 /* ---- a copy task ---- */

@@ -83,17 +83,38 @@ void relu_away_from_kinks(float *p, const model_tensor *t, int nt);
 
 double loss_of(model *m, const model_batch *b); /* the summed loss of one forward */
 
+/* model_create(c, BACKEND_CUDA) in a child process: 1 when the child exited non-zero (refused),
+ * 0 when it did not or could not be started; what it wrote to stderr in msg (cap bytes). */
+int cuda_refused(const model_config *c, char *msg, size_t cap);
+
+/* The whole-model gradient tests' case: c's model (batches of up to 4) initialised with seed
+ * 7 and moved by perturb_params(0.3), its parameters p, gradient g and layout t (nt tensors),
+ * and a batch of 3 rows (sources of 7, 4, 3 tokens, targets of 6, 3, 4), made by
+ * gradient_case_backward after the test has placed p, so that a test's draws keep their order. */
+typedef struct {
+    model *m;
+    size_t np;
+    float *p, *g;
+    model_tensor *t;
+    int nt;
+    owned_batch ob;
+} gradient_case;
+
+gradient_case gradient_case_make(const model_config *c);
+/* Loads p into the model, makes the batch, and the gradient of the summed loss into g: 10
+ * counted tokens, a finite positive loss. */
+void gradient_case_backward(gradient_case *gc);
+void gradient_case_free(gradient_case *gc);
+
 typedef struct {
     double directional, coordinate; /* the worst relative errors */
 } gradient_errors;
 
-/* The gradient g of m's loss on b at the parameters p (m's own; p is loaded back into m on
- * return) against central differences (eps 1e-2), tensor by tensor (t, nt): along a random
- * unit direction inside the tensor, where the gradient must not be zero, then at `coordinates`
- * random single coordinates; each within 2e-2 relative. */
-gradient_errors check_model_gradient(model *m, const model_batch *b, float *p, const float *g,
-                                     const model_tensor *t, int nt, int coordinates,
-                                     const char *what);
+/* The gradient g against central differences (eps 1e-2) of the loss at p (loaded back into the
+ * model on return), tensor by tensor: along a random unit direction inside the tensor, where
+ * the gradient must not be zero, then at `coordinates` random single coordinates; each within
+ * 2e-2 relative. */
+gradient_errors check_model_gradient(gradient_case *gc, int coordinates, const char *what);
 
 /* ---- a copy task, to give the decoders an answer that depends on the source ---- */
 

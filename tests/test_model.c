@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "encoding/encoding.h"
 #include "model/model.h"
@@ -94,65 +92,46 @@ static void test_param_count(void)
 static void test_model_gradient(void)
 {
     model_config c = transformer_config(2, 2, 8, 12, 2, 3, 13, 10, 9);
-    model *m = model_create(&c, BACKEND_CPU, 4);
-    model_init_params(m, 7);
-    perturb_params(m, 0.3f);
-    const int src_len[3] = {7, 4, 3}, tgt_len[3] = {6, 3, 4};
-    owned_batch ob = batch_make(3, 7, 6, src_len, tgt_len, c.vocab_in, c.vocab_out);
-    const size_t np = model_num_params(m);
-    float *p = malloc(np * sizeof(float)), *g = malloc(np * sizeof(float));
-    model_copy_out(m, BUF_PARAMS, p);
-    int nt_;
-    model_tensor *t = tensors_of(&c, &nt_);
-    relu_away_from_kinks(p, t, nt_);
-    model_copy_in(m, BUF_PARAMS, p);
-    model_zero_grad(m);
-    long nt = 0;
-    double l0 = model_forward(m, &ob.b, &nt);
-    CHECK(nt == (6 - 1) + (3 - 1) + (4 - 1));
-    CHECK(isfinite(l0) && l0 > 0);
-    model_backward(m, &ob.b, 1.0f);
-    model_copy_out(m, BUF_GRADS, g);
-
+    gradient_case gc = gradient_case_make(&c);
+    relu_away_from_kinks(gc.p, gc.t, gc.nt);
+    gradient_case_backward(&gc);
     /* directional derivatives per tensor, and two single coordinates each */
-    gradient_errors worst = check_model_gradient(m, &ob.b, p, g, t, nt_, 2, "transformer");
+    gradient_errors worst = check_model_gradient(&gc, 2, "transformer");
     printf("  whole-model gradient: %d tensors, worst relative error %.2e (directional), "
            "%.2e (coordinates)\n",
-           nt_, worst.directional, worst.coordinate);
+           gc.nt, worst.directional, worst.coordinate);
     /* The padding token never appears at a counted source position: its input embedding row
      * gets exactly zero gradient. */
-    int i = find_tensor(t, nt_, "enc.tok_emb.weight");
+    const float *g = gc.g;
+    int i = find_tensor(gc.t, gc.nt, "enc.tok_emb.weight");
     int zero = 1;
-    for (int j = 0; j < c.enc_dim; j++) zero &= g[t[i].offset + TOK_PAD * c.enc_dim + j] == 0.0f;
+    for (int j = 0; j < c.enc_dim; j++)
+        zero &= g[gc.t[i].offset + TOK_PAD * c.enc_dim + j] == 0.0f;
     CHECK_MSG(zero, "the source padding embedding must get zero gradient");
     /* loss_scale multiplies the gradient */
-    float *u = malloc(np * sizeof(float));
-    model_zero_grad(m);
-    loss_of(m, &ob.b);
-    model_backward(m, &ob.b, 0.25f);
-    model_copy_out(m, BUF_GRADS, u);
+    float *u = malloc(gc.np * sizeof(float));
+    model_zero_grad(gc.m);
+    loss_of(gc.m, &gc.ob.b);
+    model_backward(gc.m, &gc.ob.b, 0.25f);
+    model_copy_out(gc.m, BUF_GRADS, u);
     double e2 = 0, r2 = 0;
-    for (size_t j = 0; j < np; j++) {
+    for (size_t j = 0; j < gc.np; j++) {
         e2 += pow(u[j] - 0.25 * g[j], 2);
         r2 += pow(0.25 * g[j], 2);
     }
     CHECK_MSG(sqrt(e2) <= 1e-5 * sqrt(r2), "loss_scale scales the gradient");
     /* gradients accumulate across backward calls */
-    loss_of(m, &ob.b);
-    model_backward(m, &ob.b, 0.75f);
-    model_copy_out(m, BUF_GRADS, u);
+    loss_of(gc.m, &gc.ob.b);
+    model_backward(gc.m, &gc.ob.b, 0.75f);
+    model_copy_out(gc.m, BUF_GRADS, u);
     e2 = r2 = 0;
-    for (size_t j = 0; j < np; j++) {
+    for (size_t j = 0; j < gc.np; j++) {
         e2 += pow(u[j] - g[j], 2);
         r2 += pow(g[j], 2);
     }
     CHECK_MSG(sqrt(e2) <= 1e-5 * sqrt(r2), "backward accumulates into the gradients");
     free(u);
-    free(t);
-    free(p);
-    free(g);
-    batch_free(&ob);
-    model_free(m);
+    gradient_case_free(&gc);
 }
 
 /* ---- masking ---- */
@@ -495,26 +474,9 @@ static void test_determinism(void)
 static void test_cuda_refusal(void)
 {
 #ifndef LAWT_MODEL_HAVE_CUDA
-    int fds[2];
-    if (pipe(fds)) return;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        model_config c = transformer_config(1, 1, 8, 8, 2, 2, 5, 5, 4);
-        model_create(&c, BACKEND_CUDA, 1);
-        _exit(0); /* not reached when it refuses */
-    }
-    close(fds[1]);
-    char msg[512] = "";
-    ssize_t got, total = 0;
-    while ((got = read(fds[0], msg + total, sizeof msg - 1 - (size_t)total)) > 0) total += got;
-    msg[total] = '\0';
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) != 0,
+    model_config c = transformer_config(1, 1, 8, 8, 2, 2, 5, 5, 4);
+    char msg[512];
+    CHECK_MSG(cuda_refused(&c, msg, sizeof msg),
               "model_create(BACKEND_CUDA) must exit non-zero when CUDA is not built");
     CHECK_MSG(strstr(msg, "CUDA") != NULL, "message: %s", msg);
 #endif

@@ -179,48 +179,34 @@ static void test_model_gradient(int arch, int reverse)
     const char *name = enum_name(&MODEL_ARCH_TABLE, arch);
     model_config c = recurrent_config(arch, 2, 6, 5, 4, 13, 10, 9);
     c.rnn_reverse_source = reverse;
-    model *m = model_create(&c, BACKEND_CPU, 4);
-    model_init_params(m, 7);
-    perturb_params(m, 0.3f);
-    const int src_len[3] = {7, 4, 3}, tgt_len[3] = {6, 3, 4};
-    owned_batch ob = batch_make(3, 7, 6, src_len, tgt_len, c.vocab_in, c.vocab_out);
-    const size_t np = model_num_params(m);
-    float *p = malloc(np * sizeof(float)), *g = malloc(np * sizeof(float));
-    model_copy_out(m, BUF_PARAMS, p);
-    int nt_;
-    model_tensor *t = tensors_of(&c, &nt_);
-    model_zero_grad(m);
-    long nt = 0;
-    double l0 = model_forward(m, &ob.b, &nt);
-    CHECK(nt == (6 - 1) + (3 - 1) + (4 - 1));
-    CHECK(isfinite(l0) && l0 > 0);
-    model_backward(m, &ob.b, 1.0f);
-    model_copy_out(m, BUF_GRADS, g);
-    gradient_errors worst = check_model_gradient(m, &ob.b, p, g, t, nt_, 2, name);
+    gradient_case gc = gradient_case_make(&c);
+    gradient_case_backward(&gc);
+    gradient_errors worst = check_model_gradient(&gc, 2, name);
     printf("  %s whole-model gradient: %d tensors, worst relative error %.2e (directional), "
-           "%.2e (coordinates)\n", name, nt_, worst.directional, worst.coordinate);
+           "%.2e (coordinates)\n", name, gc.nt, worst.directional, worst.coordinate);
     /* padding never steps the encoder: its embedding row gets exactly zero gradient */
-    int e = find_tensor(t, nt_, "enc.tok_emb.weight");
+    const float *g = gc.g;
+    int e = find_tensor(gc.t, gc.nt, "enc.tok_emb.weight");
     int zero = 1;
-    for (int j = 0; j < c.enc_dim; j++) zero &= g[t[e].offset + TOK_PAD * c.enc_dim + j] == 0.0f;
+    for (int j = 0; j < c.enc_dim; j++)
+        zero &= g[gc.t[e].offset + TOK_PAD * c.enc_dim + j] == 0.0f;
     CHECK_MSG(zero, "%s: the source padding embedding must get zero gradient", name);
     /* loss_scale scales, backward accumulates */
-    float *u = malloc(np * sizeof(float));
-    model_zero_grad(m);
-    loss_of(m, &ob.b);
-    model_backward(m, &ob.b, 0.25f);
-    loss_of(m, &ob.b);
-    model_backward(m, &ob.b, 0.75f);
-    model_copy_out(m, BUF_GRADS, u);
+    float *u = malloc(gc.np * sizeof(float));
+    model_zero_grad(gc.m);
+    loss_of(gc.m, &gc.ob.b);
+    model_backward(gc.m, &gc.ob.b, 0.25f);
+    loss_of(gc.m, &gc.ob.b);
+    model_backward(gc.m, &gc.ob.b, 0.75f);
+    model_copy_out(gc.m, BUF_GRADS, u);
     double e2 = 0, r2 = 0;
-    for (size_t j = 0; j < np; j++) {
+    for (size_t j = 0; j < gc.np; j++) {
         e2 += pow(u[j] - g[j], 2);
         r2 += pow(g[j], 2);
     }
     CHECK_MSG(sqrt(e2) <= 1e-5 * sqrt(r2), "%s: loss_scale and accumulation", name);
-    free(u), free(t), free(p), free(g);
-    batch_free(&ob);
-    model_free(m);
+    free(u);
+    gradient_case_free(&gc);
 }
 
 /* A source padded to more positions gives the same loss: padding leaves the state alone

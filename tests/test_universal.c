@@ -154,31 +154,13 @@ static void set_halting(float *p, const model_tensor *t, int nt, float prob)
 
 static double gradient_check(const model_config *c, float halt_prob, const char *what)
 {
-    model *m = model_create(c, BACKEND_CPU, 4);
-    model_init_params(m, 7);
-    perturb_params(m, 0.3f);
-    const size_t np = model_num_params(m);
-    float *p = malloc(np * sizeof(float)), *g = malloc(np * sizeof(float));
-    model_copy_out(m, BUF_PARAMS, p);
-    int nt_;
-    model_tensor *t = tensors_of(c, &nt_);
-    relu_away_from_kinks(p, t, nt_);
-    if (halt_prob > 0) set_halting(p, t, nt_, halt_prob);
-    model_copy_in(m, BUF_PARAMS, p);
-    const int src_len[3] = {7, 4, 3}, tgt_len[3] = {6, 3, 4};
-    owned_batch ob = batch_make(3, 7, 6, src_len, tgt_len, c->vocab_in, c->vocab_out);
-    model_zero_grad(m);
-    double l0 = loss_of(m, &ob.b);
-    CHECK(isfinite(l0) && l0 > 0);
-    model_backward(m, &ob.b, 1.0f);
-    model_copy_out(m, BUF_GRADS, g);
-    double worst = check_model_gradient(m, &ob.b, p, g, t, nt_, 0, what).directional;
-    printf("  gradient %-44s %2d tensors, worst relative error %.2e\n", what, nt_, worst);
-    free(t);
-    free(p);
-    free(g);
-    batch_free(&ob);
-    model_free(m);
+    gradient_case gc = gradient_case_make(c);
+    relu_away_from_kinks(gc.p, gc.t, gc.nt);
+    if (halt_prob > 0) set_halting(gc.p, gc.t, gc.nt, halt_prob);
+    gradient_case_backward(&gc);
+    double worst = check_model_gradient(&gc, 0, what).directional;
+    printf("  gradient %-44s %2d tensors, worst relative error %.2e\n", what, gc.nt, worst);
+    gradient_case_free(&gc);
     return worst;
 }
 

@@ -38,9 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <cuda_runtime_api.h>
 
@@ -841,6 +839,18 @@ static void test_model_shapes(void)
     model_shape_case("model 20x20 P1000 (1202 tokens)", &t20, 3, 2, 1202, 1202, NULL);
 }
 
+/* The same N(0, 0.3^2) parameters in both models, larger than the init's so that decoding does
+ * not stop at once; returns them (malloc'ed). */
+static float *random_params(model *cpu, model *gpu)
+{
+    size_t np = model_num_params(cpu);
+    float *p = malloc(np * sizeof(float));
+    for (size_t i = 0; i < np; i++) p[i] = 0.3f * nrand();
+    model_copy_in(cpu, BUF_PARAMS, p);
+    model_copy_in(gpu, BUF_PARAMS, p);
+    return p;
+}
+
 /* lengths with at least one row ended by EOS before max_out and not all rows alike */
 static int mixed_lengths(const int *len, int B, int max_out)
 {
@@ -855,12 +865,7 @@ static void test_decoding(void)
     model_config c = test_config();
     const int B = 8, S = 10, max_out = c.max_len;
     model *cpu = model_create(&c, BACKEND_CPU, B), *gpu = model_create(&c, BACKEND_CUDA, B);
-    /* larger weights than the init so that decoding does not stop at once */
-    size_t np = model_num_params(cpu);
-    float *p = malloc(np * sizeof(float));
-    for (size_t i = 0; i < np; i++) p[i] = 0.3f * nrand();
-    model_copy_in(cpu, BUF_PARAMS, p);
-    model_copy_in(gpu, BUF_PARAMS, p);
+    float *p = random_params(cpu, gpu);
     owned_batch ob = batch_make_random(B, S, 2, c.vocab_in, c.vocab_out);
     int lg[8], lb[8];
     compare_decoding(gpu, cpu, &ob, max_out, 4, "random weights", lg, lb);
@@ -944,26 +949,9 @@ static void test_training_curves(void)
 /* Without a GPU: model_create(BACKEND_CUDA) must die naming the cause. */
 static int refusal_ok(void)
 {
-    int fds[2];
-    if (pipe(fds)) return 0;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        model_config c = test_config();
-        model_create(&c, BACKEND_CUDA, 1);
-        _exit(0); /* not reached when it refuses */
-    }
-    close(fds[1]);
-    char msg[512] = "";
-    ssize_t got, total = 0;
-    while ((got = read(fds[0], msg + total, sizeof msg - 1 - (size_t)total)) > 0) total += got;
-    msg[total] = '\0';
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    int ok = WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
+    model_config c = test_config();
+    char msg[512];
+    int ok = cuda_refused(&c, msg, sizeof msg) &&
              strstr(msg, "no CUDA device: cudaGetDeviceCount: ") != NULL;
     printf("test_cuda_parity: model_create(BACKEND_CUDA) without a GPU %s: %s",
            ok ? "refuses" : "DOES NOT REFUSE CLEARLY", msg);
@@ -982,11 +970,7 @@ static void test_universal(void)
         model_shape_case(name, &c, 5, 4, 11, 9, NULL);
         const int B = 6, S = 10, max_out = c.max_len;
         model *cpu = model_create(&c, BACKEND_CPU, B), *gpu = model_create(&c, BACKEND_CUDA, B);
-        size_t np = model_num_params(cpu);
-        float *p = malloc(np * sizeof(float));
-        for (size_t i = 0; i < np; i++) p[i] = 0.3f * nrand();
-        model_copy_in(cpu, BUF_PARAMS, p);
-        model_copy_in(gpu, BUF_PARAMS, p);
+        float *p = random_params(cpu, gpu);
         owned_batch ob = batch_make_random(B, S, 2, c.vocab_in, c.vocab_out);
         int lg[6], lb[6];
         compare_decoding(gpu, cpu, &ob, max_out, 4, name, lg, lb);
