@@ -328,29 +328,6 @@ gradient_errors check_model_gradient(gradient_case *gc, int coordinates, const c
     return worst;
 }
 
-int cuda_refused(const model_config *c, char *msg, size_t cap)
-{
-    int fds[2];
-    msg[0] = '\0';
-    if (pipe(fds)) return 0;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        model_create(c, BACKEND_CUDA, 1);
-        _exit(0); /* not reached when it refuses */
-    }
-    close(fds[1]);
-    ssize_t got, total = 0;
-    while ((got = read(fds[0], msg + total, cap - 1 - (size_t)total)) > 0) total += got;
-    msg[total] = '\0';
-    close(fds[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) && WEXITSTATUS(status) != 0;
-}
-
 /* ---- a copy task ---- */
 
 double train_copy(model *m, const copy_task *task, int steps, double *first_loss)
@@ -481,4 +458,34 @@ void check_beam_not_worse(model *m, const owned_batch *ob, const int *out, const
     CHECK_MSG(better, "%s: beam %d found a worse answer than greedy", what, width);
     free(beam_out);
     free(beam_len);
+}
+
+/* ---- the CUDA backend where it cannot run ---- */
+
+int cuda_refused(const model_config *c, char *msg, size_t cap)
+{
+    int fds[2];
+    msg[0] = '\0';
+    if (pipe(fds)) return 0;
+    fflush(stdout); /* else the child's exit would print the parent's buffered lines again */
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return 0;
+    }
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        model_create(c, BACKEND_CUDA, 1);
+        _exit(0); /* not reached when it refuses */
+    }
+    close(fds[1]);
+    ssize_t got, total = 0;
+    while ((got = read(fds[0], msg + total, cap - 1 - (size_t)total)) > 0) total += got;
+    msg[total] = '\0';
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) != 0;
 }

@@ -2,8 +2,9 @@
  * parity tests in tests/gpu): the random numbers, batches that own their arrays, the model
  * configurations, finite-difference gradient checks, the copy task that gives decoders an
  * answer to find, and the checks that decoders agree. Checks count in the test program's tally
- * (tests/test.h). Every test seeds the generator itself, so that its draws, hence its numbers,
- * do not depend on what another test draws. */
+ * (tests/test.h). Each test program seeds the generator with its own seed (fixture_seed first
+ * thing in main), so that it draws what it drew when it had its own copy of the generator:
+ * its numbers stay comparable with earlier runs. */
 #ifndef LAWT_TESTS_MODEL_FIXTURES_H
 #define LAWT_TESTS_MODEL_FIXTURES_H
 
@@ -83,10 +84,6 @@ void relu_away_from_kinks(float *p, const model_tensor *t, int nt);
 
 double loss_of(model *m, const model_batch *b); /* the summed loss of one forward */
 
-/* model_create(c, BACKEND_CUDA) in a child process: 1 when the child exited non-zero (refused),
- * 0 when it did not or could not be started; what it wrote to stderr in msg (cap bytes). */
-int cuda_refused(const model_config *c, char *msg, size_t cap);
-
 /* The whole-model gradient tests' case: c's model (batches of up to 4) initialised with seed
  * 7 and moved by perturb_params(0.3), its parameters p, gradient g and layout t (nt tensors),
  * and a batch of 3 rows (sources of 7, 4, 3 tokens, targets of 6, 3, 4), made by
@@ -153,5 +150,11 @@ void check_greedy_is_argmax(model *m, const owned_batch *ob, const int *out, con
  * greedy's (out, len, rows of max_out). */
 void check_beam_not_worse(model *m, const owned_batch *ob, const int *out, const int *len,
                           int width, int max_out, const char *what);
+
+/* ---- the CUDA backend where it cannot run ---- */
+
+/* model_create(c, BACKEND_CUDA) in a child process: 1 when the child exited non-zero (refused),
+ * 0 when it did not or could not be started; what it wrote to stderr in msg (cap bytes). */
+int cuda_refused(const model_config *c, char *msg, size_t cap);
 
 #endif
