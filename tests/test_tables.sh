@@ -222,6 +222,14 @@ errors)
     expect 2 "a row twice" 'twice.ini:5: \[row r\] is defined twice \(line 4 first\)' "$table" twice.ini --runs x
     printf '[table]\ntitle = t\nconfig = x.ini\n[row r]\nmeasure = median\n[column c]\n' > measure.ini
     expect 2 "unknown measure" 'measure = median: not one of final, best, examples_to, epochs_to' "$table" measure.ini --runs x
+    printf '[table]\ntitle = t\nconfig = x.ini\n[run a]\n[row r]\nruns = a\n[column c]\n[column d]\n' > runs.ini
+    expect 2 "runs count" 'runs.ini: \[row r\]: runs has 1 names for 2 columns' "$table" runs.ini --runs x
+    printf '[table]\ntitle = t\nconfig = x.ini\n[run a]\n[row r]\nruns = a b\n[column c]\n[column d]\n' > runs2.ini
+    expect 2 "runs names no run" "runs names 'b', which is no \\[run ID\\] section" "$table" runs2.ini --runs x
+    printf '[table]\ntitle = t\nconfig = x.ini\n[run a]\n[row r]\nruns = a -\n[column c]\nset = data.dim=3\n[column d]\n' > runs3.ini
+    expect 2 "runs and run keys" '\[row r\] names its cells. runs \(runs = ...\), and \[column c\] gives run keys' "$table" runs3.ini --runs x
+    printf '[table]\ntitle = t\nconfig = x.ini\nood = laplace\n[row r]\n[column c]\ntest = data.eig_law=positive\n' > oodtest.ini
+    expect 2 "ood and test" 'cell \(r, c\): ood = laplace reads the run.s own evaluations; test lines' "$table" oodtest.ini --runs x
     expect 2 "a missing grid" 'nothere.ini: cannot open the grid file' "$table" nothere.ini --runs x
     expect 2 "no --runs" 'runs DIR is needed' "$table" "$src/jobs/tables/table13.ini"
     expect 2 "--only without --run" '--only and --launcher go with --run' "$table" "$src/jobs/tables/table13.ini" --runs x --only 0
