@@ -3,7 +3,7 @@
 #   smoke   the smoke variants of two paper grids end to end: Table 13 (three runs read at six
 #           tolerances) and Table 25 (retraining: runs that start from another run's best.h5),
 #           and a grid of evaluations on other data (tests/tables/ood_smoke.ini: one run, tested
-#           by lawt_dist --evaluate on two other laws). Before --run every cell says "not run";
+#           by lawt_dist --evaluate on two other laws, and read on a law of its own eval.ood). Before --run every cell says "not run";
 #           after it the table has the paper's layout (title, one header cell per column, one
 #           line per row, the published number beside each cell) and every measured number is
 #           the one in the run directory's metrics.jsonl. A second --run trains nothing; a run
@@ -52,6 +52,14 @@ expect() {
 metric() {
     grep '"type":"eval"' "$1" | tail -n 1 | grep -o "\"$2\":{[^}]*}" | head -n 1 |
         grep -o "\"$3\":[0-9.]*" | cut -d: -f2 | xargs printf '%.2f'
+}
+
+# The same for the out-of-distribution set $2 (eval.ood) of that record, key $3, tolerance $4;
+# nothing when the record has no such set.
+ood_metric() {
+    grep '"type":"eval"' "$1" | tail -n 1 | grep -o '"ood":{.*' |
+        grep -oE "\"$2\":\{[^{}]*(\{[^{}]*\}[^{}]*)*\}" | head -n 1 | grep -o "\"$3\":{[^}]*}" |
+        grep -o "\"$4\":[0-9.]*" | cut -d: -f2 | xargs -r printf '%.2f'
 }
 
 # The cells of the markdown table of file $1 whose first cell is $2 (a row label): one a line.
@@ -154,15 +162,32 @@ smoke)
     # ---- evaluations on other data ----
     grid=$src/tests/tables/ood_smoke.ini
     expect 0 "ood --run" 'Runs: 1 complete' "$table" "$grid" --runs ood --smoke --run
-    # As for Table 13: numbers that differ from test to test, in the evaluations' own files.
+    # The column of ood = laplace: the run's own evaluation of its eval.ood set laplace (listed
+    # after positive), in the last eval record of its metrics.jsonl.
+    want=$(ood_metric ood/wigner/metrics.jsonl laplace acc_l2 2)
+    [ -n "$want" ] || fail "ood: the run's last eval record has no eval.ood set laplace"
+    mapfile -t got < <(cells out.txt "Wigner")
+    [ "${got[3]}" = "$want (7)" ] || fail "ood laplace during training: '${got[3]}', expected '$want (7)'"
+    # As for Table 13: numbers that differ from test to test, in the evaluations' own files; the
+    # run's own record with eval.ood sets after its test set's numbers.
     x=1
     for dir in ood/wigner ood/wigner.test-laplace ood/wigner.test-positive; do
         x=$((x + 1))
-        echo "{\"type\":\"eval\",\"step\":4,\"examples\":16,\"acc\":{\"2\":1$x.5},\"acc_l2\":{\"2\":2$x.25},\"acc_linf\":{\"2\":3$x}}" >> "$dir/metrics.jsonl"
+        record="{\"type\":\"eval\",\"step\":4,\"examples\":16,\"acc\":{\"2\":1$x.5},\"acc_l2\":{\"2\":2$x.25},\"acc_linf\":{\"2\":3$x}"
+        [ "$dir" = ood/wigner ] && for law in "positive|4" "laplace|5"; do
+            IFS='|' read -r name y <<< "$law"
+            [ "$name" = positive ] && record+=',"ood":{' || record+=','
+            record+="\"$name\":{\"size\":8,\"acc\":{\"2\":${y}1.5},\"acc_l2\":{\"2\":${y}2.25},\"acc_linf\":{\"2\":${y}3},\"well_formed\":100,\"test_loss\":1.5}"
+        done
+        [ "$dir" = ood/wigner ] && record+='}'
+        echo "$record}" >> "$dir/metrics.jsonl"
     done
-    expect 0 "ood table" '\| Wigner \| 22.25 \(12\) \| 23.25 \| 24.25 \(3.5\) \|' "$table" "$grid" --runs ood --smoke
+    expect 0 "ood table" '\| Wigner \| 22.25 \(12\) \| 23.25 \| 24.25 \(3.5\) \| 52.25 \(7\) \|' "$table" "$grid" --runs ood --smoke
     cp out.txt ood.md
-    check_structure ood.md "OOD smoke: a model tested on two laws (smoke)" 3 "Wigner"
+    check_structure ood.md "OOD smoke: a model tested on two laws (smoke)" 4 "Wigner"
+    mapfile -t got < <(cells ood.md "Wigner")
+    want="$(ood_metric ood/wigner/metrics.jsonl laplace acc_l2 2)"
+    [ "${got[3]}" = "$want (7)" ] || fail "ood laplace during training: '${got[3]}', expected '$want (7)'"
     mapfile -t got < <(cells ood.md "Wigner")
     want="$(metric ood/wigner/metrics.jsonl acc_l2 2)"
     [ "${got[0]}" = "$want (12)" ] || fail "ood own: '${got[0]}', expected '$want (12)'"
