@@ -14,6 +14,10 @@
 #           runs that start from them not run, the others run, and the status is 1
 #   errors  bad grid files and command lines: exit 2 and a message naming the file, the line
 #           and the key
+#   smoke_all  every grid of jobs/tables/, its smoke variant end to end (--smoke --run): status
+#           0, every run complete, a measured number (or never) in every cell that has a run,
+#           the published number beside it; grids that share runs (their headers say so) share
+#           a --runs directory, and the later ones find those runs complete
 #   check   every grid of jobs/tables/ (and its smoke variant) passes lawt_table --check: each
 #           run's and each test's configuration is accepted by lawt_dist
 set -uo pipefail
@@ -264,6 +268,41 @@ errors)
     printf '[table]\ntitle = t\nconfig = %s/jobs/quickstart.ini\nset = model.dim=63\n[row r]\n[column c]\n' "$src" > bad.ini
     ASAN_OPTIONS=detect_leaks=0 expect 1 "--check names a bad configuration" 'BAD  run base' \
         "$table" bad.ini --check --dist "$dist"
+    ;;
+smoke_all)
+    for grid in "$src"/jobs/tables/*.ini; do
+        name=$(basename "$grid" .ini)
+        case $name in
+        table07 | table19) runs=large ;;
+        table11 | table27 | table28) runs=noise ;;
+        table15 | table16) runs=sizes_add ;;
+        *) runs=$name ;;
+        esac
+        [ -d "$runs" ] && shared=1 || shared=0
+        start=$SECONDS
+        "$table" "$grid" --runs "$runs" --smoke --run > "$name.md" 2>&1
+        status=$?
+        echo "$name: $((SECONDS - start)) s, runs in $runs" >> times.txt
+        [ "$status" = 0 ] || { fail "$name --smoke --run: exit status $status"; grep -E 'lawt_table:|lawt_dist:|error' "$name.md" | head -n 20 >&2; }
+        grep -Eq '^Runs: [0-9]+ complete, 0 training now, 0 stopped or failed, 0 not run\.$' "$name.md" ||
+            fail "$name: not every run complete: $(grep '^Runs:' "$name.md")"
+        [ "$shared" = 1 ] && ! grep -q "^# complete: $runs/" "$name.md" &&
+            fail "$name: read none of the runs that an earlier grid made in $runs"
+        # Each cell below the header: measured, then (published) when the paper has one; an
+        # empty measured part is a cell the grid omits.
+        numbers=0
+        while IFS= read -r cell; do
+            measured=$(sed -E 's/ ?\([^()]*\)$//' <<< "$cell")
+            if [[ "$measured" =~ ^([0-9]+\.[0-9]{2}|[0-9.e+-]+M?|never)$ ]]; then
+                numbers=$((numbers + 1))
+            elif [ -n "$measured" ]; then
+                fail "$name: a cell without a number: '$cell'"
+            fi
+        done < <(awk '/^\|---/ { rows = 1; next } rows && /^$/ { exit }
+                      rows { n = split($0, a, / \| /); sub(/ \|$/, "", a[n]); for (i = 2; i <= n; i++) print a[i] }' "$name.md")
+        [ "$numbers" -gt 0 ] || fail "$name: no measured number in the table"
+    done
+    cat times.txt
     ;;
 check)
     for grid in "$src"/jobs/tables/*.ini; do
