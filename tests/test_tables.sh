@@ -268,6 +268,11 @@ errors)
     printf '[table]\ntitle = t\nconfig = %s/jobs/quickstart.ini\nset = model.dim=63\n[row r]\n[column c]\n' "$src" > bad.ini
     ASAN_OPTIONS=detect_leaks=0 expect 1 "--check names a bad configuration" 'BAD  run base' \
         "$table" bad.ini --check --dist "$dist"
+    printf '[table]\ntitle = t\nconfig = %s/jobs/reference_eigenvalues_3x3.ini\nset = eval.ood=wigner@0.50, positive\nood = laplace\n[row r]\n[column c]\n[column d]\nood = wigner@0.5\n' "$src" > ood.ini
+    ASAN_OPTIONS=detect_leaks=0 expect 1 "--check: a cell reads an ood set its run does not evaluate" \
+        "BAD  cell \\(r, c\\): ood = laplace, and run base has eval.ood = 'wigner@0.50, positive'" "$table" ood.ini --check --dist "$dist"
+    grep -q 'BAD  cell (r, d)' out.txt && fail "--check: ood = wigner@0.5 is in eval.ood = wigner@0.50: $(grep 'BAD' out.txt)"
+    grep -q '^ok   run base$' out.txt || fail "--check of ood.ini: the run's configuration not checked: $(cat out.txt)"
     ;;
 smoke_all)
     for grid in "$src"/jobs/tables/*.ini; do

@@ -1201,11 +1201,88 @@ static int check_finish(check_job *j)
     return !ok;
 }
 
+/* The first value of key in [section] of an INI file (a job file, or a run's config.ini) into
+ * out, without an end-of-line comment; 0, or -1 when the file or the key is missing. */
+static int ini_value(const char *path, const char *section, const char *key, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[1024], head[64];
+    snprintf(head, sizeof head, "[%s]", section);
+    size_t n = strlen(key);
+    int in = 0, found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        char *comment = strstr(line, " ;");
+        if (comment) *comment = '\0';
+        char *s = trim(line), *eq = strchr(s, '=');
+        if (*s == '[') in = strcmp(s, head) == 0;
+        else if (in && eq && strncmp(s, key, n) == 0 && (s[n] == '=' || s[n] == ' ' || s[n] == '\t')) {
+            snprintf(out, cap, "%s", trim(eq + 1));
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* The eval.ood of run r as lawt_dist will read it: the last set line that gives it (the smoke
+ * lines last, with --smoke), else its job file's [eval] ood; "" when none. */
+static void run_ood(const plan *p, int r, char *out, size_t cap)
+{
+    const run_def *run = &p->runs[r];
+    out[0] = '\0';
+    ini_value(run->config, "eval", "ood", out, cap);
+    for (int i = 0; i <= run->nparts; i++) {
+        const section *s = i < run->nparts ? run->parts[i] : &p->g.table;
+        int k = i < run->nparts ? KEY_SET : KEY_SMOKE;
+        if (k == KEY_SMOKE && !p->smoke) break;
+        for (int l = 0; l < s->nlines[k]; l++) {
+            char line[VALUE_MAX];
+            snprintf(line, sizeof line, "%s", s->lines[k][l]);
+            char *eq = strchr(line, '=');
+            *eq = '\0';
+            if (strcmp(trim(line), "eval.ood") == 0) snprintf(out, cap, "%s", trim(eq + 1));
+        }
+    }
+}
+
+/* 1 when the eval.ood list names the set `name` as its records do (config.c: "laplace@1" is
+ * recorded as "laplace", "wigner@0.50" as "wigner@0.5"). */
+static int ood_listed(const char *list, const char *name)
+{
+    char buf[VALUE_MAX], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *law = trim(tok), recorded[VALUE_MAX + 32], *at = strchr(law, '@');
+        double scale = 1;
+        if (at) {
+            *at = '\0';
+            scale = strtod(at + 1, NULL);
+        }
+        if (scale != 1) snprintf(recorded, sizeof recorded, "%s@%g", law, scale);
+        else snprintf(recorded, sizeof recorded, "%s", law);
+        if (strcmp(recorded, name) == 0) return 1;
+    }
+    return 0;
+}
+
 /* lawt_dist --memory-plan on each run's configuration and each test's, CHECK_PARALLEL at a
- * time: the configuration is read and checked as a run would, nothing is built. */
+ * time: the configuration is read and checked as a run would, nothing is built. And each cell
+ * that reads an eval.ood set: its run evaluates that set. */
 static int check_grid(const plan *p)
 {
     int bad = 0, k = 0;
+    for (int i = 0; i < p->g.nrows; i++)
+        for (int j = 0; j < p->g.ncols; j++) {
+            const cell_def *cell = &p->cells[i][j];
+            if (cell->run < 0 || !cell->ood) continue;
+            char list[VALUE_MAX];
+            run_ood(p, cell->run, list, sizeof list);
+            if (ood_listed(list, cell->ood)) continue;
+            printf("BAD  cell (%s, %s): ood = %s, and run %s has eval.ood = '%s'\n", p->g.rows[i].id,
+                   p->g.cols[j].id, cell->ood, p->runs[cell->run].name, list);
+            bad = 1;
+        }
     check_job jobs[CHECK_PARALLEL];
     for (int r = 0; r < p->nruns; r++) {
         run_status fresh = {STATE_MISSING, -1, -1, 0};
@@ -1239,22 +1316,9 @@ static int check_grid(const plan *p)
 /* train.epoch_size from a run's config.ini ([train] epoch_size = N), or -1. */
 static double epoch_size_of(const char *dir)
 {
-    char path[PATH_MAX], line[512];
+    char path[PATH_MAX], value[64];
     join(path, sizeof path, dir, "config.ini");
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    int in_train = 0;
-    double size = -1;
-    while (fgets(line, sizeof line, f)) {
-        char *s = trim(line);
-        if (*s == '[') in_train = strcmp(s, "[train]") == 0;
-        else if (in_train && strncmp(s, "epoch_size", 10) == 0) {
-            char *eq = strchr(s, '=');
-            if (eq && size < 0) size = strtod(eq + 1, NULL); /* the first: later segments are comments */
-        }
-    }
-    fclose(f);
-    return size;
+    return ini_value(path, "train", "epoch_size", value, sizeof value) ? -1 : strtod(value, NULL);
 }
 
 /* The eval records of a history, the last of each step kept (a resume redoes the steps after
