@@ -3,7 +3,8 @@
 #   smoke   the smoke variants of two paper grids end to end: Table 13 (three runs read at six
 #           tolerances) and Table 25 (retraining: runs that start from another run's best.h5),
 #           and a grid of evaluations on other data (tests/tables/ood_smoke.ini: one run, tested
-#           by lawt_dist --evaluate on two other laws, and read on a law of its own eval.ood). Before --run every cell says "not run";
+#           by lawt_dist --evaluate on two other laws, and read on a law of its own eval.ood; a
+#           row that names its cells' runs). Before --run every cell says "not run";
 #           after it the table has the paper's layout (title, one header cell per column, one
 #           line per row, the published number beside each cell) and every measured number is
 #           the one in the run directory's metrics.jsonl. A second --run trains nothing; a run
@@ -165,7 +166,7 @@ smoke)
 
     # ---- evaluations on other data ----
     grid=$src/tests/tables/ood_smoke.ini
-    expect 0 "ood --run" 'Runs: 1 complete' "$table" "$grid" --runs ood --smoke --run
+    expect 0 "ood --run" 'Runs: 2 complete' "$table" "$grid" --runs ood --smoke --run
     # The column of ood = laplace: the run's own evaluation of its eval.ood set laplace (listed
     # after positive), in the last eval record of its metrics.jsonl.
     want=$(ood_metric ood/wigner/metrics.jsonl laplace acc_l2 2)
@@ -175,7 +176,7 @@ smoke)
     # As for Table 13: numbers that differ from test to test, in the evaluations' own files; the
     # run's own record with eval.ood sets after its test set's numbers.
     x=1
-    for dir in ood/wigner ood/wigner.test-laplace ood/wigner.test-positive; do
+    for dir in ood/wigner ood/wigner.test-laplace ood/wigner.test-positive ood/positive_run; do
         x=$((x + 1))
         record="{\"type\":\"eval\",\"step\":4,\"examples\":16,\"acc\":{\"2\":1$x.5},\"acc_l2\":{\"2\":2$x.25},\"acc_linf\":{\"2\":3$x}"
         [ "$dir" = ood/wigner ] && for law in "positive|4" "laplace|5"; do
@@ -189,6 +190,9 @@ smoke)
     expect 0 "ood table" '\| Wigner \| 22.25 \(12\) \| 23.25 \| 24.25 \(3.5\) \| 52.25 \(7\) \|' "$table" "$grid" --runs ood --smoke
     cp out.txt ood.md
     check_structure ood.md "OOD smoke: a model tested on two laws (smoke)" 4 "Wigner"
+    grep -q "eig_law = positive" ood/positive_run/config.ini || fail "ood: the named run positive_run is not its [run] section's"
+    grep -qF "| positive, named run | $(metric ood/positive_run/metrics.jsonl acc_l2 2) |  |  |  |" ood.md ||
+        fail "ood: the row of runs = positive_run - - - is not that run's number and three empty cells: $(grep 'named run' ood.md)"
     mapfile -t got < <(cells ood.md "Wigner")
     want="$(ood_metric ood/wigner/metrics.jsonl laplace acc_l2 2)"
     [ "${got[3]}" = "$want (7)" ] || fail "ood laplace during training: '${got[3]}', expected '$want (7)'"
