@@ -105,7 +105,29 @@ static int object_pairs(const char *line, const char *end, const char *key, run_
     return p < end ? pairs : -1;
 }
 
-int curves_parse(const char *jsonl, run_curves *c, char *err, size_t errcap)
+/* The object after "set": inside the line's "ood" object, as [*begin, *end) (braces
+ * included); 0, or -1 when the line has none. Set names are law names (eval.ood), which no
+ * key inside a set's object spells. */
+static int ood_object(const char *line, const char *end, const char *set, const char **obegin,
+                      const char **oend)
+{
+    const char *ood = value_of(line, end, "ood");
+    if (!ood || *ood != '{') return -1;
+    const char *p = value_of(ood, end, set);
+    if (!p || *p != '{') return -1;
+    int depth = 0;
+    for (const char *q = p; q < end; q++) {
+        if (*q == '{') depth++;
+        else if (*q == '}' && --depth == 0) {
+            *obegin = p;
+            *oend = q + 1;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int parse_history(const char *jsonl, const char *set, run_curves *c, char *err, size_t errcap)
 {
     memset(c, 0, sizeof *c);
     int cap_train = 0, cap_eval = 0, lineno = 0;
@@ -131,6 +153,12 @@ int curves_parse(const char *jsonl, run_curves *c, char *err, size_t errcap)
             number_of(line, end, "time", &pt->time);
             c->ntrain++;
         } else if (is_type(line, end, "eval")) {
+            /* The accuracies are the first of each name: the test set's, or set's. */
+            const char *acc_begin = line, *acc_end = end;
+            if (set && ood_object(line, end, set, &acc_begin, &acc_end)) {
+                line = *end ? end + 1 : end;
+                continue;
+            }
             if (c->neval == cap_eval) {
                 cap_eval = cap_eval ? 2 * cap_eval : 64;
                 curve_eval_point *grown = realloc(c->eval, (size_t)cap_eval * sizeof *grown);
@@ -145,11 +173,11 @@ int curves_parse(const char *jsonl, run_curves *c, char *err, size_t errcap)
                 curves_free(c);
                 return fail(err, errcap, "line %d: an eval record without step or examples", lineno);
             }
-            long_of(line, end, "size", &pt->size);
+            long_of(acc_begin, acc_end, "size", &pt->size);
             number_of(line, end, "time", &pt->time);
-            number_of(line, end, "well_formed", &pt->well_formed);
+            number_of(acc_begin, acc_end, "well_formed", &pt->well_formed);
             for (int n = 0; n < LAWT_NORM_COUNT; n++)
-                if (object_pairs(line, end, ACC_KEYS[n], c, pt, n) < 0) {
+                if (object_pairs(acc_begin, acc_end, ACC_KEYS[n], c, pt, n) < 0) {
                     curves_free(c);
                     return fail(err, errcap, "line %d: malformed \"%s\" object", lineno, ACC_KEYS[n]);
                 }
@@ -160,7 +188,17 @@ int curves_parse(const char *jsonl, run_curves *c, char *err, size_t errcap)
     return 0;
 }
 
-int curves_read_file(const char *path, run_curves *c, char *err, size_t errcap)
+int curves_parse(const char *jsonl, run_curves *c, char *err, size_t errcap)
+{
+    return parse_history(jsonl, NULL, c, err, errcap);
+}
+
+int curves_parse_ood(const char *jsonl, const char *set, run_curves *c, char *err, size_t errcap)
+{
+    return parse_history(jsonl, set, c, err, errcap);
+}
+
+static int read_history(const char *path, const char *set, run_curves *c, char *err, size_t errcap)
 {
     memset(c, 0, sizeof *c);
     FILE *f = fopen(path, "rb");
@@ -185,10 +223,20 @@ int curves_read_file(const char *path, run_curves *c, char *err, size_t errcap)
         return fail(err, errcap, "%s: read error", path);
     }
     char inner[512];
-    int rc = curves_parse(text, c, inner, sizeof inner);
+    int rc = parse_history(text, set, c, inner, sizeof inner);
     free(text);
     if (rc) return fail(err, errcap, "%s: %s", path, inner);
     return 0;
+}
+
+int curves_read_file(const char *path, run_curves *c, char *err, size_t errcap)
+{
+    return read_history(path, NULL, c, err, errcap);
+}
+
+int curves_read_file_ood(const char *path, const char *set, run_curves *c, char *err, size_t errcap)
+{
+    return read_history(path, set, c, err, errcap);
 }
 
 void curves_free(run_curves *c)

@@ -38,6 +38,12 @@ typedef struct {
 int curves_parse(const char *jsonl, run_curves *c, char *err, size_t errcap);
 /* Reads and parses a metrics.jsonl file (messages name the file). */
 int curves_read_file(const char *path, run_curves *c, char *err, size_t errcap);
+/* The same, with each eval record's accuracies, size and well_formed on the out-of-distribution
+ * set `set` (its "ood":{"SET":{...}} object, eval.ood; SET as the records spell it, e.g.
+ * "laplace" or "wigner@0.3") instead of the test set's; eval records without that set are
+ * left out. */
+int curves_parse_ood(const char *jsonl, const char *set, run_curves *c, char *err, size_t errcap);
+int curves_read_file_ood(const char *path, const char *set, run_curves *c, char *err, size_t errcap);
 void curves_free(run_curves *c);
 
 /* The paper's sample size (Tables 7, 16, 17, 19): the examples seen at the first evaluation,

@@ -14,3 +14,6 @@ lawt_tables_test(errors 300 "tools;tables")
 lawt_tables_test(faults 900 "tools;tables")
 # Every grid, full and smoke: about 900 lawt_dist starts (a second each on a busy machine).
 lawt_tables_test(check 3600 "tools;tables;slow")
+# Every grid's smoke variant end to end: about 300 runs and 120 evaluations of tiny models,
+# 660 s on 2 cores shared with two trainings.
+lawt_tables_test(smoke_all 3600 "tools;tables;slow")

@@ -3,7 +3,8 @@
 #   smoke   the smoke variants of two paper grids end to end: Table 13 (three runs read at six
 #           tolerances) and Table 25 (retraining: runs that start from another run's best.h5),
 #           and a grid of evaluations on other data (tests/tables/ood_smoke.ini: one run, tested
-#           by lawt_dist --evaluate on two other laws). Before --run every cell says "not run";
+#           by lawt_dist --evaluate on two other laws, and read on a law of its own eval.ood; a
+#           row that names its cells' runs). Before --run every cell says "not run";
 #           after it the table has the paper's layout (title, one header cell per column, one
 #           line per row, the published number beside each cell) and every measured number is
 #           the one in the run directory's metrics.jsonl. A second --run trains nothing; a run
@@ -14,6 +15,10 @@
 #           runs that start from them not run, the others run, and the status is 1
 #   errors  bad grid files and command lines: exit 2 and a message naming the file, the line
 #           and the key
+#   smoke_all  every grid of jobs/tables/, its smoke variant end to end (--smoke --run): status
+#           0, every run complete, a measured number (or never) in every cell that has a run,
+#           the published number beside it; grids that share runs (their headers say so) share
+#           a --runs directory, and the later ones find those runs complete
 #   check   every grid of jobs/tables/ (and its smoke variant) passes lawt_table --check: each
 #           run's and each test's configuration is accepted by lawt_dist
 set -uo pipefail
@@ -52,6 +57,14 @@ expect() {
 metric() {
     grep '"type":"eval"' "$1" | tail -n 1 | grep -o "\"$2\":{[^}]*}" | head -n 1 |
         grep -o "\"$3\":[0-9.]*" | cut -d: -f2 | xargs printf '%.2f'
+}
+
+# The same for the out-of-distribution set $2 (eval.ood) of that record, key $3, tolerance $4;
+# nothing when the record has no such set.
+ood_metric() {
+    grep '"type":"eval"' "$1" | tail -n 1 | grep -o '"ood":{.*' |
+        grep -oE "\"$2\":\{[^{}]*(\{[^{}]*\}[^{}]*)*\}" | head -n 1 | grep -o "\"$3\":{[^}]*}" |
+        grep -o "\"$4\":[0-9.]*" | cut -d: -f2 | xargs -r printf '%.2f'
 }
 
 # The cells of the markdown table of file $1 whose first cell is $2 (a row label): one a line.
@@ -153,16 +166,36 @@ smoke)
 
     # ---- evaluations on other data ----
     grid=$src/tests/tables/ood_smoke.ini
-    expect 0 "ood --run" 'Runs: 1 complete' "$table" "$grid" --runs ood --smoke --run
-    # As for Table 13: numbers that differ from test to test, in the evaluations' own files.
+    expect 0 "ood --run" 'Runs: 2 complete' "$table" "$grid" --runs ood --smoke --run
+    # The column of ood = laplace: the run's own evaluation of its eval.ood set laplace (listed
+    # after positive), in the last eval record of its metrics.jsonl.
+    want=$(ood_metric ood/wigner/metrics.jsonl laplace acc_l2 2)
+    [ -n "$want" ] || fail "ood: the run's last eval record has no eval.ood set laplace"
+    mapfile -t got < <(cells out.txt "Wigner")
+    [ "${got[3]}" = "$want (7)" ] || fail "ood laplace during training: '${got[3]}', expected '$want (7)'"
+    # As for Table 13: numbers that differ from test to test, in the evaluations' own files; the
+    # run's own record with eval.ood sets after its test set's numbers.
     x=1
-    for dir in ood/wigner ood/wigner.test-laplace ood/wigner.test-positive; do
+    for dir in ood/wigner ood/wigner.test-laplace ood/wigner.test-positive ood/positive_run; do
         x=$((x + 1))
-        echo "{\"type\":\"eval\",\"step\":4,\"examples\":16,\"acc\":{\"2\":1$x.5},\"acc_l2\":{\"2\":2$x.25},\"acc_linf\":{\"2\":3$x}}" >> "$dir/metrics.jsonl"
+        record="{\"type\":\"eval\",\"step\":4,\"examples\":16,\"acc\":{\"2\":1$x.5},\"acc_l2\":{\"2\":2$x.25},\"acc_linf\":{\"2\":3$x}"
+        [ "$dir" = ood/wigner ] && for law in "positive|4" "laplace|5"; do
+            IFS='|' read -r name y <<< "$law"
+            [ "$name" = positive ] && record+=',"ood":{' || record+=','
+            record+="\"$name\":{\"size\":8,\"acc\":{\"2\":${y}1.5},\"acc_l2\":{\"2\":${y}2.25},\"acc_linf\":{\"2\":${y}3},\"well_formed\":100,\"test_loss\":1.5}"
+        done
+        [ "$dir" = ood/wigner ] && record+='}'
+        echo "$record}" >> "$dir/metrics.jsonl"
     done
-    expect 0 "ood table" '\| Wigner \| 22.25 \(12\) \| 23.25 \| 24.25 \(3.5\) \|' "$table" "$grid" --runs ood --smoke
+    expect 0 "ood table" '\| Wigner \| 22.25 \(12\) \| 23.25 \| 24.25 \(3.5\) \| 52.25 \(7\) \|' "$table" "$grid" --runs ood --smoke
     cp out.txt ood.md
-    check_structure ood.md "OOD smoke: a model tested on two laws (smoke)" 3 "Wigner"
+    check_structure ood.md "OOD smoke: a model tested on two laws (smoke)" 4 "Wigner"
+    grep -q "eig_law = positive" ood/positive_run/config.ini || fail "ood: the named run positive_run is not its [run] section's"
+    grep -qF "| positive, named run | $(metric ood/positive_run/metrics.jsonl acc_l2 2) |  |  |  |" ood.md ||
+        fail "ood: the row of runs = positive_run - - - is not that run's number and three empty cells: $(grep 'named run' ood.md)"
+    mapfile -t got < <(cells ood.md "Wigner")
+    want="$(ood_metric ood/wigner/metrics.jsonl laplace acc_l2 2)"
+    [ "${got[3]}" = "$want (7)" ] || fail "ood laplace during training: '${got[3]}', expected '$want (7)'"
     mapfile -t got < <(cells ood.md "Wigner")
     want="$(metric ood/wigner/metrics.jsonl acc_l2 2)"
     [ "${got[0]}" = "$want (12)" ] || fail "ood own: '${got[0]}', expected '$want (12)'"
@@ -222,6 +255,14 @@ errors)
     expect 2 "a row twice" 'twice.ini:5: \[row r\] is defined twice \(line 4 first\)' "$table" twice.ini --runs x
     printf '[table]\ntitle = t\nconfig = x.ini\n[row r]\nmeasure = median\n[column c]\n' > measure.ini
     expect 2 "unknown measure" 'measure = median: not one of final, best, examples_to, epochs_to' "$table" measure.ini --runs x
+    printf '[table]\ntitle = t\nconfig = x.ini\n[run a]\n[row r]\nruns = a\n[column c]\n[column d]\n' > runs.ini
+    expect 2 "runs count" 'runs.ini: \[row r\]: runs has 1 names for 2 columns' "$table" runs.ini --runs x
+    printf '[table]\ntitle = t\nconfig = x.ini\n[run a]\n[row r]\nruns = a b\n[column c]\n[column d]\n' > runs2.ini
+    expect 2 "runs names no run" "runs names 'b', which is no \\[run ID\\] section" "$table" runs2.ini --runs x
+    printf '[table]\ntitle = t\nconfig = x.ini\n[run a]\n[row r]\nruns = a -\n[column c]\nset = data.dim=3\n[column d]\n' > runs3.ini
+    expect 2 "runs and run keys" '\[row r\] names its cells. runs \(runs = ...\), and \[column c\] gives run keys' "$table" runs3.ini --runs x
+    printf '[table]\ntitle = t\nconfig = x.ini\nood = laplace\n[row r]\n[column c]\ntest = data.eig_law=positive\n' > oodtest.ini
+    expect 2 "ood and test" 'cell \(r, c\): ood = laplace reads the run.s own evaluations; test lines' "$table" oodtest.ini --runs x
     expect 2 "a missing grid" 'nothere.ini: cannot open the grid file' "$table" nothere.ini --runs x
     expect 2 "no --runs" 'runs DIR is needed' "$table" "$src/jobs/tables/table13.ini"
     expect 2 "--only without --run" '--only and --launcher go with --run' "$table" "$src/jobs/tables/table13.ini" --runs x --only 0
@@ -231,6 +272,46 @@ errors)
     printf '[table]\ntitle = t\nconfig = %s/jobs/quickstart.ini\nset = model.dim=63\n[row r]\n[column c]\n' "$src" > bad.ini
     ASAN_OPTIONS=detect_leaks=0 expect 1 "--check names a bad configuration" 'BAD  run base' \
         "$table" bad.ini --check --dist "$dist"
+    printf '[table]\ntitle = t\nconfig = %s/jobs/reference_eigenvalues_3x3.ini\nset = eval.ood=wigner@0.50, positive\nood = laplace\n[row r]\n[column c]\n[column d]\nood = wigner@0.5\n' "$src" > ood.ini
+    ASAN_OPTIONS=detect_leaks=0 expect 1 "--check: a cell reads an ood set its run does not evaluate" \
+        "BAD  cell \\(r, c\\): ood = laplace, and run base has eval.ood = 'wigner@0.50, positive'" "$table" ood.ini --check --dist "$dist"
+    grep -q 'BAD  cell (r, d)' out.txt && fail "--check: ood = wigner@0.5 is in eval.ood = wigner@0.50: $(grep 'BAD' out.txt)"
+    grep -q '^ok   run base$' out.txt || fail "--check of ood.ini: the run's configuration not checked: $(cat out.txt)"
+    ;;
+smoke_all)
+    for grid in "$src"/jobs/tables/*.ini; do
+        name=$(basename "$grid" .ini)
+        case $name in
+        table07 | table19) runs=large ;;
+        table11 | table27 | table28) runs=noise ;;
+        table15 | table16) runs=sizes_add ;;
+        *) runs=$name ;;
+        esac
+        [ -d "$runs" ] && shared=1 || shared=0
+        start=$SECONDS
+        "$table" "$grid" --runs "$runs" --smoke --run > "$name.md" 2>&1
+        status=$?
+        echo "$name: $((SECONDS - start)) s, runs in $runs" >> times.txt
+        [ "$status" = 0 ] || { fail "$name --smoke --run: exit status $status"; grep -E 'lawt_table:|lawt_dist:|error' "$name.md" | head -n 20 >&2; }
+        grep -Eq '^Runs: [0-9]+ complete, 0 training now, 0 stopped or failed, 0 not run\.$' "$name.md" ||
+            fail "$name: not every run complete: $(grep '^Runs:' "$name.md")"
+        [ "$shared" = 1 ] && ! grep -q "^# complete: $runs/" "$name.md" &&
+            fail "$name: read none of the runs that an earlier grid made in $runs"
+        # Each cell below the header: measured, then (published) when the paper has one; an
+        # empty measured part is a cell the grid omits.
+        numbers=0
+        while IFS= read -r cell; do
+            measured=$(sed -E 's/ ?\([^()]*\)$//' <<< "$cell")
+            if [[ "$measured" =~ ^([0-9]+\.[0-9]{2}|[0-9.e+-]+M?|never)$ ]]; then
+                numbers=$((numbers + 1))
+            elif [ -n "$measured" ]; then
+                fail "$name: a cell without a number: '$cell'"
+            fi
+        done < <(awk '/^\|---/ { rows = 1; next } rows && /^$/ { exit }
+                      rows { n = split($0, a, / \| /); sub(/ \|$/, "", a[n]); for (i = 2; i <= n; i++) print a[i] }' "$name.md")
+        [ "$numbers" -gt 0 ] || fail "$name: no measured number in the table"
+    done
+    cat times.txt
     ;;
 check)
     for grid in "$src"/jobs/tables/*.ini; do

@@ -68,7 +68,8 @@ static const char USAGE[] =
     "                   time limit comes (sbatch it from this directory)\n"
     "  --check          runs lawt_dist --memory-plan on every run's and test's configuration,\n"
     "                   training nothing: a grid whose keys lawt_dist refuses fails here (the\n"
-    "                   grid planned for a GPU, --smoke for this machine's CPU)\n"
+    "                   grid planned for a GPU, --smoke for this machine's CPU), and so\n"
+    "                   does a cell whose ood set its run's eval.ood does not list\n"
     "  --dist PATH      the lawt_dist program (default: the build tree's or installed one\n"
     "                   beside lawt_table, else lawt_dist on PATH)\n"
     "\n"
@@ -96,6 +97,10 @@ enum { IN_TABLE = 1, IN_ROW = 2, IN_COLUMN = 4, IN_RUN = 8 };
     X(KEY_TEST, "test", IN_TABLE | IN_AXIS, 1,                                              \
       "KEY=VALUE: evaluate the run's best.h5 with this --set (lawt_dist --evaluate; "       \
       "repeatable); without test lines the cell reads the run's own evaluations")           \
+    X(KEY_OOD, "ood", IN_TABLE | IN_AXIS, 0,                                                \
+      "LAW: read the run's own evaluations of the out-of-distribution set LAW (eval.ood: the " \
+      "\"ood\" object of its eval records, LAW as they spell it, e.g. laplace or wigner@0.3) " \
+      "instead of its test set's; no test lines with it")                                   \
     X(KEY_MEASURE, "measure", IN_TABLE | IN_AXIS, 0,                                        \
       "final | best | examples_to | epochs_to (default final)")                              \
     X(KEY_NORM, "norm", IN_TABLE | IN_AXIS, 0, "L1 | L2 | Linf (default L1)")                \
@@ -111,6 +116,10 @@ enum { IN_TABLE = 1, IN_ROW = 2, IN_COLUMN = 4, IN_RUN = 8 };
       "columns) with the same run name share their runs, and must give the same keys")     \
     X(KEY_OMIT, "omit", IN_ROW, 0,                                                          \
       "column ids, blank-separated, whose cells in this row are empty: no run, no number")  \
+    X(KEY_RUNS, "runs", IN_ROW, 0,                                                          \
+      "the run of each cell of this row, one per column in order, blank-separated: [run ID] " \
+      "sections of this grid, - for an empty cell (a row whose cells are runs of different " \
+      "job files, as Table 7's are Table 19's); the row and its columns give no run keys")  \
     X(KEY_PUBLISHED, "published", IN_ROW, 0,                                                \
       "the paper's numbers, one per column in order, blank-separated; - where it has none")
 
@@ -174,6 +183,7 @@ typedef struct {
 /* A cell: which run, which evaluation (-1: the run's own), what to read. */
 typedef struct {
     int run, test;
+    const char *ood; /* the out-of-distribution set the run evaluated, or NULL: its test set */
     measure_kind measure;
     lawt_norm norm;
     double tolerance, reach;
@@ -282,6 +292,30 @@ static int parse_published(section *s, const char *value, const char *path, int 
         snprintf(s->published[s->npublished++], sizeof s->published[0], "%s", tok);
     }
     return 0;
+}
+
+/* The blank-separated words of a value: their count, and word j (from 0) into buf ("" past the
+ * last). */
+static int count_words(const char *list)
+{
+    int n = 0;
+    for (const char *s = list;; n++) {
+        s += strspn(s, " \t");
+        if (!*s) return n;
+        s += strcspn(s, " \t");
+    }
+}
+
+static const char *word_of(const char *list, int j, char *buf, size_t cap)
+{
+    const char *s = list + strspn(list, " \t");
+    for (int k = 0; k < j && *s; k++) {
+        s += strcspn(s, " \t");
+        s += strspn(s, " \t");
+    }
+    size_t n = strcspn(s, " \t");
+    snprintf(buf, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+    return buf;
 }
 
 static void free_section(section *s)
@@ -417,6 +451,12 @@ static int grid_read(grid *g, const char *path, char *err, size_t errcap)
         if (g->rows[i].npublished && g->rows[i].npublished != g->ncols)
             rc = fail(err, errcap, "%s: [row %s]: published has %d numbers for %d columns (- where "
                       "the paper has none)", path, g->rows[i].id, g->rows[i].npublished, g->ncols);
+    for (int i = 0; rc == 0 && i < g->nrows; i++) {
+        int n = count_words(g->rows[i].value[KEY_RUNS]);
+        if (g->rows[i].value[KEY_RUNS][0] && n != g->ncols)
+            rc = fail(err, errcap, "%s: [row %s]: runs has %d names for %d columns (- for an empty "
+                      "cell)", path, g->rows[i].id, n, g->ncols);
+    }
     if (rc) grid_free(g);
     return rc;
 }
@@ -569,8 +609,10 @@ static int plan_build(plan *p, char *err, size_t errcap)
             cell_def *c = &p->cells[i][j];
             const section *parts[3] = {&g->table};
             int nparts = 1;
-            char name[sizeof p->runs[0].name] = "";
-            if (omitted(g, row, j)) {
+            char name[sizeof p->runs[0].name] = "", listed[VALUE_MAX];
+            /* The run that the row's runs list names for this column, or "". */
+            word_of(row->value[KEY_RUNS], j, listed, sizeof listed);
+            if (omitted(g, row, j) || strcmp(listed, "-") == 0) {
                 c->run = c->test = -1;
                 continue;
             }
@@ -583,12 +625,24 @@ static int plan_build(plan *p, char *err, size_t errcap)
             }
             if (!name[0]) snprintf(name, sizeof name, "base");
             static const int CELL_KEYS[] = {KEY_CONFIG, KEY_INIT_FROM, KEY_MEASURE, KEY_NORM,
-                                            KEY_TOLERANCE, KEY_REACH, KEY_UNTIL};
+                                            KEY_TOLERANCE, KEY_REACH, KEY_UNTIL, KEY_OOD};
             for (size_t k = 0; k < sizeof CELL_KEYS / sizeof CELL_KEYS[0]; k++) {
                 const char *v;
                 if (cell_value(g, row, col, CELL_KEYS[k], &v, err, errcap)) return -1;
             }
-            if ((c->run = add_run(p, name, parts, nparts, err, errcap)) < 0) return -1;
+            if (listed[0]) {
+                if (gives_run(row) || gives_run(col))
+                    return fail(err, errcap, "%s: [row %s] names its cells' runs (runs = ...), and "
+                                "[%s %s] gives run keys (config, set, init_from) too", g->path,
+                                row->id, gives_run(row) ? "row" : "column",
+                                gives_run(row) ? row->id : col->id);
+                c->run = find_run(p, listed);
+                if (c->run < 0 || c->run >= g->naux)
+                    return fail(err, errcap, "%s: [row %s]: runs names '%s', which is no [run ID] "
+                                "section of this grid", g->path, row->id, listed);
+            } else if ((c->run = add_run(p, name, parts, nparts, err, errcap)) < 0) {
+                return -1;
+            }
 
             /* The evaluation on other data, when the table, row or column has test lines. */
             c->test = -1;
@@ -643,6 +697,12 @@ static int plan_build(plan *p, char *err, size_t errcap)
             if (v[0] && (parse_number(v, &c->until) || c->until <= 0))
                 return fail(err, errcap, "%s: cell (%s, %s): until = %s: expected a number of epochs "
                             "> 0", g->path, row->id, col->id, v);
+            cell_value(g, row, col, KEY_OOD, &v, err, errcap);
+            c->ood = v[0] ? v : NULL;
+            if (c->ood && c->test >= 0)
+                return fail(err, errcap, "%s: cell (%s, %s): ood = %s reads the run's own "
+                            "evaluations; test lines evaluate it on other data: one or the other",
+                            g->path, row->id, col->id, c->ood);
             if (c->test >= 0 && (c->measure == MEASURE_EXAMPLES_TO || c->measure == MEASURE_EPOCHS_TO))
                 return fail(err, errcap, "%s: cell (%s, %s): measure = %s reads a training history; "
                             "an evaluation on other data (test) has one record", g->path, row->id,
@@ -1142,11 +1202,88 @@ static int check_finish(check_job *j)
     return !ok;
 }
 
+/* The first value of key in [section] of an INI file (a job file, or a run's config.ini) into
+ * out, without an end-of-line comment; 0, or -1 when the file or the key is missing. */
+static int ini_value(const char *path, const char *section, const char *key, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[1024], head[64];
+    snprintf(head, sizeof head, "[%s]", section);
+    size_t n = strlen(key);
+    int in = 0, found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        char *comment = strstr(line, " ;");
+        if (comment) *comment = '\0';
+        char *s = trim(line), *eq = strchr(s, '=');
+        if (*s == '[') in = strcmp(s, head) == 0;
+        else if (in && eq && strncmp(s, key, n) == 0 && (s[n] == '=' || s[n] == ' ' || s[n] == '\t')) {
+            snprintf(out, cap, "%s", trim(eq + 1));
+            found = 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* The eval.ood of run r as lawt_dist will read it: the last set line that gives it (the smoke
+ * lines last, with --smoke), else its job file's [eval] ood; "" when none. */
+static void run_ood(const plan *p, int r, char *out, size_t cap)
+{
+    const run_def *run = &p->runs[r];
+    out[0] = '\0';
+    ini_value(run->config, "eval", "ood", out, cap);
+    for (int i = 0; i <= run->nparts; i++) {
+        const section *s = i < run->nparts ? run->parts[i] : &p->g.table;
+        int k = i < run->nparts ? KEY_SET : KEY_SMOKE;
+        if (k == KEY_SMOKE && !p->smoke) break;
+        for (int l = 0; l < s->nlines[k]; l++) {
+            char line[VALUE_MAX];
+            snprintf(line, sizeof line, "%s", s->lines[k][l]);
+            char *eq = strchr(line, '=');
+            *eq = '\0';
+            if (strcmp(trim(line), "eval.ood") == 0) snprintf(out, cap, "%s", trim(eq + 1));
+        }
+    }
+}
+
+/* 1 when the eval.ood list names the set `name` as its records do (config.c: "laplace@1" is
+ * recorded as "laplace", "wigner@0.50" as "wigner@0.5"). */
+static int ood_listed(const char *list, const char *name)
+{
+    char buf[VALUE_MAX], *save = NULL;
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *law = trim(tok), recorded[VALUE_MAX + 32], *at = strchr(law, '@');
+        double scale = 1;
+        if (at) {
+            *at = '\0';
+            scale = strtod(at + 1, NULL);
+        }
+        if (scale != 1) snprintf(recorded, sizeof recorded, "%s@%g", law, scale);
+        else snprintf(recorded, sizeof recorded, "%s", law);
+        if (strcmp(recorded, name) == 0) return 1;
+    }
+    return 0;
+}
+
 /* lawt_dist --memory-plan on each run's configuration and each test's, CHECK_PARALLEL at a
- * time: the configuration is read and checked as a run would, nothing is built. */
+ * time: the configuration is read and checked as a run would, nothing is built. And each cell
+ * that reads an eval.ood set: its run evaluates that set. */
 static int check_grid(const plan *p)
 {
     int bad = 0, k = 0;
+    for (int i = 0; i < p->g.nrows; i++)
+        for (int j = 0; j < p->g.ncols; j++) {
+            const cell_def *cell = &p->cells[i][j];
+            if (cell->run < 0 || !cell->ood) continue;
+            char list[VALUE_MAX];
+            run_ood(p, cell->run, list, sizeof list);
+            if (ood_listed(list, cell->ood)) continue;
+            printf("BAD  cell (%s, %s): ood = %s, and run %s has eval.ood = '%s'\n", p->g.rows[i].id,
+                   p->g.cols[j].id, cell->ood, p->runs[cell->run].name, list);
+            bad = 1;
+        }
     check_job jobs[CHECK_PARALLEL];
     for (int r = 0; r < p->nruns; r++) {
         run_status fresh = {STATE_MISSING, -1, -1, 0};
@@ -1180,22 +1317,9 @@ static int check_grid(const plan *p)
 /* train.epoch_size from a run's config.ini ([train] epoch_size = N), or -1. */
 static double epoch_size_of(const char *dir)
 {
-    char path[PATH_MAX], line[512];
+    char path[PATH_MAX], value[64];
     join(path, sizeof path, dir, "config.ini");
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    int in_train = 0;
-    double size = -1;
-    while (fgets(line, sizeof line, f)) {
-        char *s = trim(line);
-        if (*s == '[') in_train = strcmp(s, "[train]") == 0;
-        else if (in_train && strncmp(s, "epoch_size", 10) == 0) {
-            char *eq = strchr(s, '=');
-            if (eq && size < 0) size = strtod(eq + 1, NULL); /* the first: later segments are comments */
-        }
-    }
-    fclose(f);
-    return size;
+    return ini_value(path, "train", "epoch_size", value, sizeof value) ? -1 : strtod(value, NULL);
 }
 
 /* The eval records of a history, the last of each step kept (a resume redoes the steps after
@@ -1242,7 +1366,9 @@ static void measure_cell(const plan *p, const cell_def *cell, char *out, size_t 
     join(path, sizeof path, where, "metrics.jsonl");
     run_curves c;
     char err[512];
-    if (curves_read_file(path, &c, err, sizeof err)) {
+    int bad = cell->ood ? curves_read_file_ood(path, cell->ood, &c, err, sizeof err)
+                        : curves_read_file(path, &c, err, sizeof err);
+    if (bad) {
         snprintf(out, cap, "%s", from_test ? "not evaluated" : "unreadable metrics");
         return;
     }
@@ -1268,7 +1394,10 @@ static void measure_cell(const plan *p, const cell_def *cell, char *out, size_t 
     if (cell->until > 0 && epoch <= 0) {
         snprintf(out, cap, "no epoch_size in config.ini");
     } else if (n == 0) {
-        snprintf(out, cap, "%s", progress[0] ? progress : from_test ? "not evaluated" : "no evaluation");
+        if (progress[0]) snprintf(out, cap, "%s", progress);
+        else if (from_test) snprintf(out, cap, "not evaluated");
+        else if (cell->ood) snprintf(out, cap, "no evaluation of ood %s", cell->ood);
+        else snprintf(out, cap, "no evaluation");
     } else if (t < 0) {
         snprintf(out, cap, "no %g%% tolerance", cell->tolerance);
     } else if (cell->measure == MEASURE_FINAL || cell->measure == MEASURE_BEST) {
@@ -1364,9 +1493,11 @@ static void print_format_help(void)
            "others start from). IDs name the run directories. A cell (row x column) trains the\n"
            "run made of the table's, the row's and the column's keys (config, set, init_from),\n"
            "named by the ids of the row and column that give such keys (\"base\" when neither\n"
-           "does): cells that name the same run share it. With test lines, the cell evaluates\n"
-           "that run's best.h5 on other data (lawt_dist --evaluate best.h5 --set ...). Single\n"
-           "keys (measure, norm, tolerance, reach, config) come from the column, else the row,\n"
+           "does): cells that name the same run share it; a row with a runs list names each\n"
+           "cell's run instead. With test lines, the cell evaluates that run's best.h5 on other\n"
+           "data (lawt_dist --evaluate best.h5 --set ...); with ood, it reads the run's own\n"
+           "evaluations of an out-of-distribution set (eval.ood). Single keys (measure, norm,\n"
+           "tolerance, reach, ood, config) come from the column, else the row,\n"
            "else the table; a row and a column that both give one is an error. ';' or '#'\n"
            "starts a comment line, ' ;' a comment at the end of a line.\n\nkeys:\n");
     for (int k = 0; k < KEY_COUNT; k++) {
