@@ -9,7 +9,7 @@
 #       they need only glibc, libstdc++/libgcc_s and CUDA's libcudart/libcublas/libcublasLt;
 #       no path of this machine (LAWT_RELOCATABLE)
 #   run.sh (tests/gpu/kit_run.sh)   every GPU check in one command, logs under $OUT
-#   jobs/*.ini, tests/test_trainer.sh, bench/pytorch_reference.py (from ../shared/bench beside
+#   jobs/*.ini, tests/test_trainer.sh and the tests/lib.sh it sources, bench/pytorch_reference.py (from ../shared/bench beside
 #       the checkout, or $LAWT_PYTORCH_REFERENCE; without it the benchmark runs lawt alone),
 #       KIT.txt (commit, build machine, checksums)
 #
@@ -73,7 +73,7 @@ for b in "$stage"/bin/*; do
     [ -z "$extra" ] || die "$(basename "$b") needs libraries the GPU machine lacks: $extra"
 done
 cp "$root"/jobs/*.ini "$stage/jobs/"
-cp "$root/tests/test_trainer.sh" "$stage/tests/"
+cp "$root/tests/test_trainer.sh" "$root/tests/lib.sh" "$stage/tests/"
 cp "$root/tests/gpu/kit_run.sh" "$stage/run.sh"
 # ../shared beside the checkout; from a git worktree, beside the main checkout.
 ref=${LAWT_PYTORCH_REFERENCE:-$root/../shared/bench/pytorch_reference.py}

@@ -21,18 +21,13 @@
 #   lock        a second lawt_dist on a run directory in use: status 73 naming host and PID;
 #               a new run in a directory with checkpoints: refused (2)
 set -uo pipefail
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 mode=$1 dist=$2 src=$3 work=$4
 shift 4
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work" || exit 1
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-failures=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 
 # expect_status "what" STATUS REGEX LOG: the recorded status ($rc) and a line of LOG.
 expect_status() {

@@ -5,15 +5,11 @@
 # inversion.ini --dry-run" finds the installed job, splits its batch_per_rank = 64 over the
 # ranks and prints the memory plan.
 set -uo pipefail
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 build=$1 work=$2
 shift 2
 rm -rf "$work"
 mkdir -p "$work/elsewhere"
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 prefix=$work/prefix
 cmake --install "$build" --prefix "$prefix" > "$work/install.log" 2>&1 ||
     { fail "cmake --install"; cat "$work/install.log" >&2; }

@@ -22,33 +22,14 @@
 #   check   every grid of jobs/tables/ (and its smoke variant) passes lawt_table --check: each
 #           run's and each test's configuration is accepted by lawt_dist
 set -uo pipefail
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 mode=$1 build=$2 src=$3 work=$4
 table=$build/tools/lawt_table dist=$build/trainer/lawt_dist
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work" || exit 1
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 # lawt_dist starts MPI, whose allocations LeakSanitizer reports as leaks (see comm.cmake).
 export ASAN_OPTIONS=detect_leaks=0
-
-# expect STATUS "what" REGEX CMD...: CMD exits with STATUS and its output matches REGEX.
-expect() {
-    local status=$1 what=$2 regex=$3
-    shift 3
-    "$@" > out.txt 2>&1
-    local got=$?
-    if [ "$got" != "$status" ]; then
-        fail "$what: exit status $got, expected $status"
-        cat out.txt >&2
-    elif ! grep -Eq -- "$regex" out.txt; then
-        fail "$what: output does not match '$regex':"
-        cat out.txt >&2
-    fi
-}
 
 # The accuracy of the last eval record of metrics file $1 in key $2 (acc, acc_l2, acc_linf) at
 # tolerance $3, as lawt_table prints it (%.2f).

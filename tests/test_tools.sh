@@ -23,6 +23,7 @@
 #   solve CKPT   lawt_solve with a trained quick-start model (CKPT) returns the transpose of a
 #                user's 3x3 matrix, greedy and beam
 set -uo pipefail
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 mode=$1 build=$2 src=$3 work=$4
 shift 4
 dist=$build/trainer/lawt_dist inspect=$build/tools/lawt_inspect plot=$build/tools/lawt_plot
@@ -30,27 +31,6 @@ solve=$build/tools/lawt_solve
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work" || exit 1
-failures=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-# expect STATUS "what" REGEX CMD...: CMD exits with STATUS and its output matches REGEX.
-expect() {
-    local status=$1 what=$2 regex=$3
-    shift 3
-    "$@" > out.txt 2>&1
-    local got=$?
-    if [ "$got" != "$status" ]; then
-        fail "$what: exit status $got, expected $status"
-        cat out.txt >&2
-    elif ! grep -Eq -- "$regex" out.txt; then
-        fail "$what: output does not match '$regex':"
-        cat out.txt >&2
-    fi
-}
 
 # A quick-start run of $2 steps of 8 examples into directory $1 (more lawt_dist arguments
 # after): seconds, under the sanitizers too.

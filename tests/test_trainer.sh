@@ -31,17 +31,12 @@
 #   backends A B  checkpoints cross devices: 10 steps on run.device A resumed for 10 on B give
 #                 the losses of 20 straight steps on A (bit for bit when A = B, else to 1e-3)
 set -uo pipefail
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
 mode=$1 dist=$2 src=$3 work=$4
 shift 4
 rm -rf "$work"
 mkdir -p "$work"
 cd "$work" || exit 1
-failures=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 
 # expect_error "what" REGEX ARGS...: lawt_dist ARGS exits non-zero, stderr matches REGEX.
 expect_error() {
