@@ -54,7 +54,13 @@ lawt_trainer_test(learns_add learn test_add_3x3.ini 5 95)
 # The fastest run of the CPU-scale reproduction (issue 16, results/cpu-scale.md: 99.90% exact on
 # one thread), rectangular 3x4 transposition, here on two threads.
 lawt_trainer_test(learns_transpose_rect learn cpu/transpose.ini 5 99 --set train.threads=2)
-set_tests_properties(trainer_learns_transpose trainer_learns_add trainer_learns_transpose_rect PROPERTIES
+# Appendix E's other architectures (issue 17): a universal transformer whose encoder is one
+# layer looped 4 times, copy-gated, learns 3x3 transposition; a GRU encoder-decoder learns 1x2
+# transposition (the job files say what was measured).
+lawt_trainer_test(learns_universal learn test_universal_transpose_3x3.ini 5 95)
+lawt_trainer_test(learns_gru learn test_gru_transpose_1x2.ini 5 90)
+set_tests_properties(trainer_learns_transpose trainer_learns_add trainer_learns_transpose_rect
+                     trainer_learns_universal trainer_learns_gru PROPERTIES
                      LABELS "trainer;slow" TIMEOUT 1500 PROCESSORS 2)
 # Learning per example as fast as the paper's code (issue 18): two seeds of 400,000 examples
 # side by side, about 13 minutes on 2 cores.
