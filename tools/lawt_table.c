@@ -32,7 +32,7 @@
 
 #define MAX_ROWS 64
 #define MAX_COLS 32
-#define MAX_AUX 16           /* [run ID] sections */
+#define MAX_AUX 32           /* [run ID] sections: Table 22 has 24 */
 #define MAX_RUNS (MAX_ROWS * MAX_COLS + MAX_AUX)
 #define MAX_SETS 32          /* set / test / smoke lines of one section */
 #define VALUE_MAX 200        /* lawt_dist's own line limit is 198 characters */
