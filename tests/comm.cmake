@@ -57,8 +57,12 @@ lawt_comm_fail_test(mpierror nonzero
                     "^lawt: rank [01] .*: .*comm\\.c:[0-9]+: MPI_Bcast.* failed: MPI_ERR_ROOT")
 # The script sends SIGUSR1 to the launcher once rank 0 prints "ready"; all ranks agree on the
 # stop at the same step, rank 0 "checkpoints" for 1 s while the others wait, status 75.
-lawt_comm_fail_test(stop 75 "^rank 0: stop signal 10 \\(here: 1\\) agreed at step [0-9]+$"
-                    "^rank 1: stop signal 10 \\(here: 1\\) agreed at step [0-9]+$"
+# mpiexec forwards the signal to the ranks one after the other: a rank may agree to stop
+# before its own copy arrives (then it reports none); at least one rank saw it, and
+# test_comm_fail.sh checks that every rank agreed at the same step.
+lawt_comm_fail_test(stop 75 "^rank [01]: stop signal 10 \\(here: 1\\) agreed at step [0-9]+$"
+                    "^rank 0: stop signal (10 \\(here: 1\\)|0 \\(here: 0\\)) agreed at step [0-9]+$"
+                    "^rank 1: stop signal (10 \\(here: 1\\)|0 \\(here: 0\\)) agreed at step [0-9]+$"
                     "^rank 0: checkpoint done$")
 
 # Slurm for real: a private slurmctld/slurmd/munged (root) runs jobs/slurm/train_cpu.sbatch on

@@ -4,7 +4,8 @@
 # MAX-SECONDS with exit status STATUS ("nonzero" or a number) and that its output matches
 # every REGEX (grep -E, one line each; "!REGEX": no line matches). For MODE "stop" it sends SIGUSR1 to the launcher once
 # rank 0 has printed "ready" (a Slurm time limit or preemption notice, forwarded by the batch
-# script), and MAX-SECONDS counts from the signal.
+# script), MAX-SECONDS counts from the signal, and every "agreed at step N" line must name one
+# step.
 set -u
 mode=$1 status=$2 max=$3
 shift 3
@@ -54,5 +55,9 @@ for re in "${regexes[@]}"; do
         grep -Eq -- "$re" "$out"; check $? "no output line matches: $re"
     fi
 done
+if [ "$mode" = stop ]; then
+    steps=$(grep -oE 'agreed at step [0-9]+$' "$out" | sort -u | wc -l)
+    [ "$steps" = 1 ]; check $? "the ranks agreed at $steps different steps, expected one"
+fi
 echo "test_comm_fail[$mode]: $passed passed, $failed failed"
 [ "$failed" = 0 ]
